@@ -1,0 +1,1 @@
+"""Echo Hub: a real-time chat-and-feed server."""
