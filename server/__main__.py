@@ -1,0 +1,212 @@
+"""The `echohub` command: `serve` and `invite` (argparse), on uvloop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from server.engine import EmbeddedEngine, EngineError, running_engine_url
+from server.settings import Settings, SettingsError, settings_from_env
+
+log = logging.getLogger("echohub")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="echohub", description="Echo Hub server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to listen on (HOST; default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (PORT; default 8080)")
+    serve.add_argument("--data-dir", help="data directory (ECHOHUB_DATA_DIR; default ./var)")
+    serve.add_argument("--redis-url", help="external engine (REDIS_URL); default: embedded")
+    serve.add_argument("--workers", type=int, help="processes on one port (ECHOHUB_WORKERS)")
+    invite = sub.add_parser("invite", help="print an invite link")
+    invite.add_argument("--admin", action="store_true", help="the invite makes an admin")
+    invite.add_argument("--uses", type=int, default=1, help="how many sign-ups it allows")
+    invite.add_argument("--data-dir", help="data directory of the embedded engine")
+    invite.add_argument("--redis-url", help="external engine (REDIS_URL)")
+    invite.add_argument("--base-url", help="where the link points (default http://HOST:PORT)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return settings_from_env(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        data_dir=args.data_dir,
+        redis_url=args.redis_url,
+        workers=getattr(args, "workers", None),
+        public_url=getattr(args, "base_url", None),
+    )
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover
+        return asyncio.new_event_loop()
+
+
+async def _admin_link_if_empty(settings: Settings, url: str) -> str | None:
+    from server import store
+    from server.services.accounts import AccountService
+    from server.services.common import system_clock
+    from server.store.accounts import AccountStore
+
+    client = store.connect(url)
+    try:
+        service = AccountService(
+            AccountStore(client), system_clock,
+            password_cost=settings.password_cost, session_ttl=settings.session_ttl,
+        )  # fmt: skip
+        return await service.admin_invite_if_empty(settings.base_url)
+    finally:
+        await client.aclose()
+
+
+def _run_worker(settings: Settings, url: str, sock: socket.socket | None) -> None:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    app = create_app(settings, url)
+    print(f"Echo Hub listening on {settings.base_url} (pid {os.getpid()})", flush=True)
+    web.run_app(
+        app,
+        host=None if sock else settings.host,
+        port=None if sock else settings.port,
+        sock=sock,
+        reuse_port=settings.workers > 1 or None,
+        print=None,
+        loop=loop,
+        shutdown_timeout=5.0,
+        handle_signals=True,
+    )
+
+
+def _worker_main(settings: Settings, url: str) -> None:
+    _die_with_parent()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _run_worker(settings, url, None)
+
+
+def serve(settings: Settings) -> int:
+    engine: EmbeddedEngine | None = None
+    url = settings.redis_url
+    if url is None:
+        engine = EmbeddedEngine(Path(settings.data_dir))
+        url = engine.start()
+        log.info("embedded engine on %s", url)
+    try:
+        link = asyncio.run(_admin_link_if_empty(settings, url))
+        if link:
+            print("No accounts yet. Sign up the first admin with this one-time link:", flush=True)
+            print(link, flush=True)
+        if settings.workers == 1:
+            _run_worker(settings, url, None)
+            return 0
+        return _serve_workers(settings, url)
+    finally:
+        if engine is not None:
+            engine.stop()
+
+
+def _serve_workers(settings: Settings, url: str) -> int:
+    ctx = multiprocessing.get_context("spawn")
+    workers = [
+        ctx.Process(target=_worker_main, args=(settings, url), name=f"echohub-worker-{i}")
+        for i in range(settings.workers)
+    ]
+    for proc in workers:
+        proc.start()
+    stopping = False
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in workers:
+            if proc.is_alive() and proc.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for proc in workers:
+        while proc.is_alive():
+            proc.join(0.5)
+            if not stopping and any(not p.is_alive() for p in workers):
+                log.error("a worker exited; stopping the others")
+                stop(signal.SIGTERM, None)
+    return 0
+
+
+def invite(args: argparse.Namespace, settings: Settings) -> int:
+    from server import store
+    from server.services.accounts import AccountService
+    from server.services.common import system_clock
+    from server.store.accounts import AccountStore
+
+    engine: EmbeddedEngine | None = None
+    url = settings.redis_url or running_engine_url(Path(settings.data_dir))
+    if url is None:
+        engine = EmbeddedEngine(Path(settings.data_dir))
+        url = engine.start()
+
+    async def make() -> dict[str, Any]:
+        client = store.connect(url)
+        try:
+            service = AccountService(
+                AccountStore(client), system_clock,
+                password_cost=settings.password_cost, session_ttl=settings.session_ttl,
+            )  # fmt: skip
+            return await service.create_invite(
+                None, args.uses, 14, settings.base_url, admin=args.admin
+            )
+        finally:
+            await client.aclose()
+
+    try:
+        created = asyncio.run(make())
+    finally:
+        if engine is not None:
+            engine.stop()
+    print(created["url"])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            return serve(settings)
+        return invite(args, settings)
+    except (EngineError, SettingsError) as exc:
+        print(f"echohub: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

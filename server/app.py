@@ -1,0 +1,113 @@
+"""create_app: the one place the application is wired (state, routes, lifecycle)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from server import store
+from server.bus import RedisBus
+from server.handlers import accounts as account_handlers
+from server.handlers import ops
+from server.handlers.common import (
+    MAX_BODY,
+    TOKEN_KEY,
+    USER_KEY,
+    Handler,
+    error_middleware,
+    token_of,
+)
+from server.handlers.ws import SOCKETS, close_all_sockets, websocket
+from server.hub import Hub
+from server.services.accounts import AccountService
+from server.services.common import Clock, system_clock
+from server.services.container import SERVICES, Services
+from server.services.topics import TopicResolver, resolve_me, resolve_mod, resolve_public
+from server.settings import Settings
+from server.store.accounts import AccountStore
+from server.store.ratelimit import RateLimitStore
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Attach the signed-in member, if any; handlers that need one call current_user."""
+    if request.path.startswith("/api/") and request.path not in ("/api/signup", "/api/login"):
+        token = token_of(request)
+        if token:
+            user = await request.app[SERVICES].accounts.authenticate(token)
+            if user is not None:
+                request[USER_KEY] = user
+                request[TOKEN_KEY] = token
+    return await handler(request)
+
+
+def create_app(
+    settings: Settings, redis_url: str, *, clock: Clock = system_clock
+) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=settings.max_body_size,
+    )
+    app[MAX_BODY] = settings.max_body_size
+    app[SOCKETS] = set()
+    registry = CollectorRegistry(auto_describe=True)
+    app[ops.REGISTRY] = registry
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        client = store.connect(redis_url)
+        bus = RedisBus(redis_url, client, history_size=settings.history_size)
+        hub = Hub(bus, send_queue_limit=settings.send_queue_limit)
+        bus.sink = hub
+        accounts = AccountService(
+            AccountStore(client), clock,
+            password_cost=settings.password_cost, session_ttl=settings.session_ttl,
+        )  # fmt: skip
+        svc = Services(settings, client, bus, hub, clock, accounts, RateLimitStore(client))
+        bus.on_control = svc.on_control
+        topics = TopicResolver()
+        topics.register("me", resolve_me)
+        topics.register("public", resolve_public)
+        topics.register("mod", resolve_mod)
+        svc.extra["topics"] = topics
+        from server import features
+
+        features.wire(svc)
+        app[SERVICES] = svc
+        registry.register(ops.HubCollector(svc))
+        await bus.start()
+        yield
+        await bus.stop()
+        await client.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(close_all_sockets)
+
+    app.router.add_routes(ops.routes)
+    app.router.add_routes(account_handlers.routes)
+    from server import features
+
+    features.add_routes(app)
+    app.router.add_get("/ws", websocket)
+    web_dir = Path(settings.web_dir) if settings.web_dir else WEB_DIR
+    if web_dir.is_dir():
+        index = web_dir / "index.html"
+
+        async def page(request: web.Request) -> web.StreamResponse:
+            if not index.exists():
+                raise web.HTTPNotFound()
+            return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+        app.router.add_get("/", page)
+        app.router.add_get("/join/{code}", page)
+        for sub in ("js", "css", "img"):
+            if (web_dir / sub).is_dir():
+                app.router.add_static(f"/{sub}", web_dir / sub)
+    return app

@@ -1,0 +1,363 @@
+"""The bus: Redis pub/sub for live events, Redis streams for per-topic history.
+
+Contract (what the hub and the services rely on):
+- `publish(entries)` publishes one event to one or more topics in ONE engine call: a Lua
+  script assigns the event a cursor `seq` (the engine clock in microseconds, forced
+  monotonic), appends it to each topic's history stream and PUBLISHes it once per topic.
+  Cursor order is therefore publish order, across all topics.
+- One pub/sub connection per process (`subscribe`/`unsubscribe` by topic). Every batch of
+  messages read from it in one socket read is dispatched to the sink and then flushed
+  once: that is where write coalescing starts.
+- `history(topics, after, upto)` returns the events with after < seq <= upto, in order,
+  and whether the history still reached back to `after`.
+- When the engine goes away the bus reconnects by itself, re-subscribes, and replays
+  from the history what was published while it was gone, so no subscriber sees a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+import hiredis
+import orjson
+import redis.asyncio as redis
+
+from server.hub import Audience, Event
+
+log = logging.getLogger(__name__)
+
+PREFIX = "eh:"
+SEQ_KEY = PREFIX + "seq"
+CONTROL_CHANNEL = PREFIX + "ctl"
+
+
+def channel_key(topic: str) -> str:
+    return PREFIX + "ch:" + topic
+
+
+def stream_key(topic: str) -> str:
+    return PREFIX + "hist:" + topic
+
+
+_PUBLISH = """
+local t = redis.call('TIME')
+local seq = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+if seq <= last then seq = last + 1 end
+local s = string.format('%d', seq)
+redis.call('SET', KEYS[1], s)
+local id = s .. '-0'
+for i = 2, #KEYS do
+  local body = ARGV[i * 2 - 1]
+  redis.call('XADD', KEYS[i], 'MAXLEN', ARGV[1], id, 'e', body)
+  redis.call('PUBLISH', ARGV[i * 2 - 2], s .. ' ' .. body)
+end
+return s
+"""
+
+
+def encode_body(type_: str, data: Any, audience: Audience | None) -> bytes:
+    body: dict[str, Any] = {"t": type_, "d": data}
+    if audience is not None:
+        body["o"] = sorted(audience.only) if audience.only is not None else None
+        body["x"] = sorted(audience.exclude)
+    return orjson.dumps(body)
+
+
+def decode_body(seq: int, body: bytes | str) -> Event:
+    obj = orjson.loads(body)
+    audience = None
+    if "x" in obj:
+        only = obj.get("o")
+        audience = Audience(frozenset(only) if only is not None else None, frozenset(obj["x"]))
+    return Event(seq, obj["t"], obj["d"], audience)
+
+
+class Sink(Protocol):
+    def dispatch(self, channel: str, event: Event) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class _PubSubProtocol(asyncio.Protocol):
+    def __init__(self, bus: RedisBus) -> None:
+        self.bus = bus
+        self.reader = hiredis.Reader()
+        self.transport: asyncio.Transport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        bus = self.bus
+        got = False
+        while True:
+            reply = self.reader.gets()
+            if reply is False:
+                break
+            got = True
+            bus._on_reply(reply)
+        if got:
+            bus._end_of_batch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def send(self, *args: str | bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            raw = arg.encode() if isinstance(arg, str) else arg
+            parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+        self.transport.write(b"".join(parts))
+
+
+class RedisBus:
+    """The Redis implementation of the bus. `start()` once, `stop()` at shutdown."""
+
+    def __init__(self, url: str, client: redis.Redis, *, history_size: int = 1000) -> None:
+        self.url = url
+        self.client = client
+        self.history_size = history_size
+        self.sink: Sink | None = None
+        self.on_control: Callable[[dict[str, Any]], None] | None = None
+        self.reconnects = 0
+        self.connected = False
+        self._script = client.register_script(_PUBLISH)
+        self._topics: set[str] = set()
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+        self._proto: _PubSubProtocol | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._watermark = 0
+        # While catching up after a reconnect, live messages wait here.
+        self._held: list[tuple[str, Event]] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._runner = asyncio.create_task(self._run())
+        # Wait for the first connection, but never fail startup because of the engine.
+        for _ in range(100):
+            if self.connected:
+                break
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._proto is not None and self._proto.transport is not None:
+            self._proto.transport.close()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        for waiters in self._waiting.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(ConnectionError("bus stopped"))
+                    fut.exception()
+
+    async def _open(self) -> _PubSubProtocol:
+        loop = asyncio.get_running_loop()
+        parsed = urlparse(self.url)
+        if parsed.scheme == "unix":
+            _, proto = await loop.create_unix_connection(
+                lambda: _PubSubProtocol(self), unquote(parsed.path)
+            )
+        else:
+            ctx = ssl.create_default_context() if parsed.scheme == "rediss" else None
+            _, proto = await loop.create_connection(
+                lambda: _PubSubProtocol(self),
+                parsed.hostname or "127.0.0.1",
+                parsed.port or 6379,
+                ssl=ctx,
+            )
+        if parsed.password:
+            user = unquote(parsed.username) if parsed.username else "default"
+            proto.send("AUTH", user, unquote(parsed.password))
+        return proto
+
+    async def _run(self) -> None:
+        delay = 0.05
+        first = True
+        while not self._stopping:
+            try:
+                mark = await self.head()
+                if first:
+                    self._watermark = mark
+                proto = await asyncio.wait_for(self._open(), 2.0)
+            except (TimeoutError, OSError, redis.RedisError) as exc:
+                log.warning("bus: engine unreachable (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            self._proto = proto
+            reconnect = not first
+            if reconnect:
+                self._held = []
+            proto.send("SUBSCRIBE", CONTROL_CHANNEL, *[channel_key(t) for t in self._topics])
+            self.connected = True
+            delay = 0.05
+            if reconnect:
+                self.reconnects += 1
+                try:
+                    await self._catch_up()
+                except (OSError, redis.RedisError) as exc:
+                    log.warning("bus: catch-up failed: %s", exc)
+                    proto.transport.close()  # type: ignore[union-attr]
+            first = False
+            await proto.closed
+            self.connected = False
+            self._proto = None
+            if not self._stopping:
+                log.warning("bus: lost the engine connection; reconnecting")
+
+    async def _catch_up(self) -> None:
+        """Dispatch what was published while disconnected, then release held events."""
+        topics = list(self._topics)
+        after = self._watermark
+        events: list[tuple[str, Event]] = []
+        if topics:
+            head = await self.head()
+            async with self.client.pipeline(transaction=False) as pipe:
+                for topic in topics:
+                    pipe.xrange(stream_key(topic), f"({after}-0", f"{head}-0")
+                results = await pipe.execute()
+            for topic, entries in zip(topics, results, strict=True):
+                for entry_id, fields in entries:
+                    seq = int(entry_id.split("-", 1)[0])
+                    events.append((topic, decode_body(seq, fields["e"])))
+        held, self._held = self._held or [], None
+        events.sort(key=lambda item: item[1].seq)
+        seen = {(t, e.seq) for t, e in events}
+        events.extend(item for item in held if (item[0], item[1].seq) not in seen)
+        for topic, event in events:
+            self._deliver(topic, event)
+        self._end_of_batch()
+
+    # --- replies from the pub/sub connection -------------------------------------------
+
+    def _on_reply(self, reply: Any) -> None:
+        if not isinstance(reply, list) or len(reply) < 3:
+            if isinstance(reply, hiredis.ReplyError):
+                log.warning("bus: engine replied %s", reply)
+            return
+        kind = reply[0]
+        if kind == b"message":
+            channel = reply[1]
+            payload: bytes = reply[2]
+            if channel == CONTROL_CHANNEL.encode():
+                if self.on_control is not None:
+                    with contextlib.suppress(Exception):
+                        self.on_control(orjson.loads(payload))
+                return
+            seq_raw, _, body = payload.partition(b" ")
+            try:
+                event = decode_body(int(seq_raw), body)
+            except Exception:
+                log.warning("bus: undecodable message on %r", channel)
+                return
+            topic = channel.decode()[len(PREFIX) + 3 :]
+            if self._held is not None:
+                self._held.append((topic, event))
+            else:
+                self._deliver(topic, event)
+        elif kind == b"subscribe":
+            topic = reply[1].decode()[len(PREFIX) + 3 :]
+            for fut in self._waiting.pop(topic, ()):
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _deliver(self, topic: str, event: Event) -> None:
+        if event.seq > self._watermark:
+            self._watermark = event.seq
+        if self.sink is not None:
+            self.sink.dispatch(topic, event)
+
+    def _end_of_batch(self) -> None:
+        if self.sink is not None:
+            self.sink.flush()
+
+    # --- the interface -----------------------------------------------------------------
+
+    async def subscribe(self, topics: Sequence[str]) -> None:
+        """Subscribe and wait for the engine's confirmation (the subscription is live)."""
+        loop = asyncio.get_running_loop()
+        waits = []
+        for topic in topics:
+            self._topics.add(topic)
+            fut = loop.create_future()
+            self._waiting.setdefault(topic, []).append(fut)
+            waits.append(fut)
+        proto = self._proto
+        if proto is None or not self.connected:
+            for topic, fut in zip(topics, waits, strict=True):
+                self._topics.discard(topic)
+                self._waiting.get(topic, []).remove(fut)
+            raise ConnectionError("the engine is unavailable")
+        proto.send("SUBSCRIBE", *[channel_key(t) for t in topics])
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), 5.0)
+        except BaseException:
+            for topic in topics:
+                self._topics.discard(topic)
+            raise
+
+    def unsubscribe(self, topics: Sequence[str]) -> None:
+        for topic in topics:
+            self._topics.discard(topic)
+        if self._proto is not None and topics:
+            self._proto.send("UNSUBSCRIBE", *[channel_key(t) for t in topics])
+
+    async def publish(self, entries: Sequence[tuple[str, bytes]]) -> int:
+        """Publish one event: `entries` is (topic, encoded body) per topic. Returns seq."""
+        keys = [SEQ_KEY, *[stream_key(t) for t, _ in entries]]
+        args: list[Any] = [self.history_size]
+        for topic, body in entries:
+            args.append(channel_key(topic))
+            args.append(body)
+        seq = await self._script(keys=keys, args=args)
+        return int(seq)
+
+    async def publish_control(self, message: dict[str, Any]) -> None:
+        await self.client.publish(CONTROL_CHANNEL, orjson.dumps(message))
+
+    async def head(self) -> int:
+        raw = await self.client.get(SEQ_KEY)
+        return int(raw) if raw else 0
+
+    async def history(
+        self, topics: Sequence[str], after: int, upto: int
+    ) -> tuple[list[Event], bool]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for topic in topics:
+                pipe.xinfo_stream(stream_key(topic))
+                pipe.xrange(stream_key(topic), f"({after}-0", f"{upto}-0")
+            results = await pipe.execute(raise_on_error=False)
+        recovered = True
+        events: list[Event] = []
+        for i in range(len(topics)):
+            info, entries = results[2 * i], results[2 * i + 1]
+            if isinstance(entries, Exception):
+                raise entries
+            if isinstance(info, dict):
+                deleted = str(info.get("max-deleted-entry-id") or "0-0")
+                if int(deleted.split("-", 1)[0]) > after:
+                    recovered = False
+            elif not (isinstance(info, redis.ResponseError) and "no such key" in str(info)):
+                if isinstance(info, Exception):
+                    raise info
+            for entry_id, fields in entries:
+                events.append(decode_body(int(entry_id.split("-", 1)[0]), fields["e"]))
+        events.sort(key=lambda e: e.seq)
+        return events, recovered

@@ -1,0 +1,1 @@
+"""Thin aiohttp handlers: parse the request, call a service, shape the answer."""

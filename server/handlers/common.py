@@ -1,0 +1,110 @@
+"""What every handler shares: JSON in and out, the error shape, the signed-in member."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from server.domain.errors import DomainError, EngineUnavailable, RateLimited, Unauthenticated
+from server.services.common import User
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "echohub_session"
+USER_KEY = web.RequestKey("user", User)
+TOKEN_KEY = web.RequestKey("token", str)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(data: Any, status: int = 200, **kwargs: Any) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", **kwargs
+    )
+
+
+def error_response(err: DomainError) -> web.Response:
+    headers = {}
+    if isinstance(err, RateLimited):
+        headers["Retry-After"] = str(max(1, int(err.retry_after + 0.999)))
+    return json_response({"error": err.to_dict()}, status=err.status, headers=headers)
+
+
+def plain_error(status: int, code: str, message: str) -> web.Response:
+    return json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large"}  # fmt: skip
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place a refusal becomes the spec's error shape over HTTP."""
+    try:
+        return await handler(request)
+    except DomainError as err:
+        return error_response(err)
+    except (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError) as exc:
+        log.warning("engine unavailable: %s", exc)
+        return error_response(EngineUnavailable())
+    except web.HTTPRequestEntityTooLarge:
+        return plain_error(413, "payload_too_large", "request body is larger than 64 KiB")
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/api"):
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return plain_error(exc.status, code, exc.reason)
+
+
+async def read_json(request: web.Request) -> Any:
+    limit = request.app[MAX_BODY]
+    if request.content_length is not None and request.content_length > limit:
+        raise DomainError_413()
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise DomainError_413()
+    if not raw.strip():
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise DomainError("invalid_json", "request body is not valid JSON") from None
+
+
+def DomainError_413() -> DomainError:
+    from server.domain.errors import PayloadTooLarge
+
+    return PayloadTooLarge("payload_too_large", "request body is larger than 64 KiB")
+
+
+MAX_BODY = web.AppKey("max_body", int)
+
+
+def token_of(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def current_user(request: web.Request) -> User:
+    user = request.get(USER_KEY)
+    if user is None:
+        raise Unauthenticated("unauthenticated", "sign in first")
+    return user
+
+
+def query_limit(request: web.Request, default: int = 25, maximum: int = 100) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise DomainError("invalid_limit", f"limit must be 1..{maximum}", field="limit")
+    return int(raw)

@@ -1,0 +1,88 @@
+"""Operations: liveness, readiness (engine reachable), Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from server.handlers.common import json_response, plain_error
+from server.services.container import SERVICES, Services
+
+routes = web.RouteTableDef()
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    try:
+        await svc.client.ping()
+    except Exception:
+        return plain_error(503, "engine_unavailable", "the storage engine is unreachable")
+    return json_response({"status": "ready", "bus": svc.bus.connected})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+class HubCollector(Collector):
+    """Reads the hub's plain counters at scrape time: nothing is paid per delivery."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    def collect(self) -> Iterator[Metric]:
+        hub, bus = self.svc.hub, self.svc.bus
+        stats = hub.stats
+        yield GaugeMetricFamily("echohub_connections", "Open websocket connections",
+                                value=hub.connection_count)  # fmt: skip
+        yield GaugeMetricFamily("echohub_subscriptions", "Topic subscriptions on this process",
+                                value=hub.subscription_count)  # fmt: skip
+        yield GaugeMetricFamily("echohub_bus_channels", "Bus channels this process listens to",
+                                value=len(hub.channels))  # fmt: skip
+        yield GaugeMetricFamily("echohub_bus_connected", "1 when the bus listener is connected",
+                                value=1 if bus.connected else 0)  # fmt: skip
+        yield CounterMetricFamily("echohub_connections_opened", "Websockets accepted",
+                                  value=stats.connections_total)  # fmt: skip
+        yield CounterMetricFamily("echohub_events_in", "Events received from the bus",
+                                  value=stats.events_in)  # fmt: skip
+        yield CounterMetricFamily("echohub_frames_out", "Frames written to sockets",
+                                  value=stats.frames_out)  # fmt: skip
+        yield CounterMetricFamily("echohub_bytes_out", "Bytes written to sockets",
+                                  value=stats.bytes_out)  # fmt: skip
+        yield CounterMetricFamily("echohub_socket_writes", "Coalesced transport writes",
+                                  value=stats.writes)  # fmt: skip
+        yield CounterMetricFamily("echohub_slow_consumer_closes", "Sockets closed with 4008",
+                                  value=stats.slow_closes)  # fmt: skip
+        yield CounterMetricFamily("echohub_bus_reconnects", "Bus reconnections",
+                                  value=bus.reconnects)  # fmt: skip
+        buckets = []
+        running = 0
+        for bound, count in zip(stats.latency_buckets, stats.latency_counts, strict=False):
+            running += count
+            buckets.append((repr(bound), running))
+        running += stats.latency_counts[-1]
+        buckets.append(("+Inf", running))
+        yield HistogramMetricFamily(
+            "echohub_fanout_latency_seconds",
+            "From publish (engine clock) to dispatch on this process",
+            buckets=buckets,
+            sum_value=stats.latency_sum,
+        )

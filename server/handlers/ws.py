@@ -1,0 +1,210 @@
+"""The websocket endpoint (SPEC section 6): upgrade checks, then a loop of requests.
+
+The one place a refusal becomes an `error` frame. Every frame to the client goes through
+the hub, so acks, errors and events reach it in the order they were produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from server.domain.errors import DomainError, RateLimited
+from server.handlers.common import plain_error, token_of
+from server.hub import Connection
+from server.protocol import (
+    SUBPROTOCOLS,
+    CloseCode,
+    ProtocolError,
+    Request,
+    codec_for,
+    error_message,
+    read_request,
+)
+from server.services.container import SERVICES, Services
+from server.settings import RateLimit
+from server.store.accounts import session_key_of
+
+log = logging.getLogger(__name__)
+
+MALFORMED_LIMIT = 10
+MALFORMED_WINDOW = 10.0
+SOCKETS = web.AppKey("sockets", set)  # type: ignore[type-arg]
+
+
+def origin_allowed(request: web.Request, origin: str, allowed: tuple[str, ...]) -> bool:
+    origin = origin.rstrip("/").lower()
+    if allowed:
+        return origin in {a.lower() for a in allowed}
+    return origin == f"{request.scheme}://{request.host}".lower()
+
+
+class _Bucket:
+    """A local token bucket: socket messages are limited per connection."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.rate = limit.per_second
+        self.burst = float(limit.burst)
+        self.tokens = self.burst
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    svc: Services = request.app[SERVICES]
+    origin = request.headers.get("Origin")
+    if origin is not None and not origin_allowed(request, origin, svc.settings.allowed_origins):
+        return plain_error(403, "forbidden_origin", "this origin may not open a socket")
+    token = token_of(request)
+    user = await svc.accounts.authenticate(token)
+    if user is None or token is None:
+        return plain_error(401, "unauthenticated", "sign in first")
+
+    ws = web.WebSocketResponse(
+        protocols=SUBPROTOCOLS,
+        heartbeat=svc.settings.heartbeat,
+        max_msg_size=svc.settings.max_frame_size,
+        compress=False,
+    )
+    await ws.prepare(request)
+    transport = request.transport
+    assert transport is not None
+    loop = asyncio.get_running_loop()
+    sockets: set[web.WebSocketResponse] = request.app[SOCKETS]
+    sockets.add(ws)
+
+    def closer(code: int, reason: str) -> None:
+        if ws.closed:
+            return
+        task = loop.create_task(ws.close(code=code, message=reason.encode()))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        # A reader that never answers the close frame is cut off.
+        loop.call_later(5.0, transport.abort)
+
+    tasks: set[asyncio.Task[Any]] = set()
+    codec = codec_for(ws.ws_protocol)
+    conn = svc.hub.connect(user.id, session_key_of(token), codec, transport, closer)
+    session = _Session(svc, conn, user)
+    try:
+        async for msg in ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await session.handle(msg.data)
+                if conn.closed:
+                    break
+            elif msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        svc.hub.disconnect(conn)
+        sockets.discard(ws)
+    return ws
+
+
+class _Session:
+    """One socket's request loop state: malformed-frame window and rate bucket."""
+
+    def __init__(self, svc: Services, conn: Connection, user: Any) -> None:
+        self.svc = svc
+        self.conn = conn
+        self.user = user
+        self.malformed: deque[float] = deque()
+        limit = svc.settings.rate_limits.get("socket")
+        self.bucket = _Bucket(limit) if limit else None
+        self.limited_in_a_row = 0
+
+    def reply_error(self, request_id: Any, code: str, message: str, **extra: Any) -> None:
+        self.svc.hub.send(self.conn, error_message(request_id, code, message, **extra))
+
+    async def handle(self, data: bytes | str) -> None:
+        hub = self.svc.hub
+        try:
+            request = read_request(self.conn.codec, data)
+        except ProtocolError as err:
+            self.reply_error(err.request_id, err.code, err.message)
+            now = time.monotonic()
+            self.malformed.append(now)
+            while self.malformed and self.malformed[0] < now - MALFORMED_WINDOW:
+                self.malformed.popleft()
+            if len(self.malformed) > MALFORMED_LIMIT:
+                hub.close(self.conn, CloseCode.PROTOCOL_ABUSE, "too many malformed frames")
+            return
+        if self.bucket is not None:
+            wait = self.bucket.take()
+            if wait > 0:
+                self.limited_in_a_row += 1
+                # Warn first; close only a client that keeps going far past the limit.
+                if self.limited_in_a_row > 3 * self.bucket.burst:
+                    hub.close(self.conn, CloseCode.RATE_LIMITED, "rate limited")
+                    return
+                retry = max(1, int(wait + 0.999))
+                self.reply_error(request.id, "rate_limited", "too many messages", retry_after=retry)
+                return
+            self.limited_in_a_row = 0
+        try:
+            await self.dispatch(request)
+        except DomainError as err:
+            extra = {}
+            if isinstance(err, RateLimited):
+                extra["retry_after"] = max(1, int(err.retry_after + 0.999))
+            if err.field is not None:
+                extra["field"] = err.field
+            self.reply_error(request.id, err.code, err.message, **extra)
+        except (TimeoutError, RedisConnectionError, RedisTimeoutError, ConnectionError):
+            self.reply_error(request.id, "engine_unavailable", "the storage engine is unavailable")
+
+    async def dispatch(self, request: Request) -> None:
+        svc, conn = self.svc, self.conn
+        if request.op == "ping":
+            svc.hub.send(conn, {"op": "pong", "id": request.id})
+        elif request.op == "sub":
+            assert request.topic is not None
+            resolver = svc.extra["topics"]
+            channels, flt = await resolver.resolve(self.user, request.topic, request.filter)
+            await svc.hub.subscribe(
+                conn, request.topic, channels, request_id=request.id, since=request.since, flt=flt
+            )
+        elif request.op == "unsub":
+            assert request.topic is not None
+            svc.hub.unsubscribe(conn, request.topic)
+            svc.hub.send(conn, {"op": "ack", "id": request.id, "topic": request.topic})
+        elif request.op == "post":
+            poster = svc.extra.get("post_op")
+            if poster is None:
+                raise DomainError("unsupported", "posting is not available")
+            post = await poster(self.user, request.body)
+            svc.hub.send(conn, {"op": "ack", "id": request.id, "post": post})
+
+
+async def close_all_sockets(app: web.Application) -> None:
+    """On shutdown: 1001 to everyone, so clients move to another process and resume."""
+    svc = app[SERVICES]
+    svc.hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
+    sockets = list(app[SOCKETS])
+    if sockets:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *(ws.close(code=CloseCode.GOING_AWAY, message=b"server shutting down")
+                      for ws in sockets),
+                    return_exceptions=True,
+                ),
+                3.0,
+            )  # fmt: skip

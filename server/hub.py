@@ -1,0 +1,464 @@
+"""The hub: local connections, topic subscriptions, encode-once fan-out, backpressure.
+
+It moves bytes and knows nothing of posts, users or visibility. A connection is a
+principal (an opaque id), a codec and a transport. A subscription is a client-visible
+topic name fed by one or more bus channels; the hub subscribes the bus to a channel on
+its first local subscriber and unsubscribes after the last.
+
+Fan-out: an event from the bus is encoded once per (client topic, codec) and the same
+frame bytes are appended to every recipient's pending list. Every connection with
+pending frames is flushed in one `transport.write` per flush (coalescing), and a flush
+runs once per batch the bus read, not once per event. A connection whose unsent bytes
+exceed the cap is closed with 4008; nobody waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from server.protocol import CloseCode, Codec, encode_frame, event_message, ws_frame
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who may receive an event: `only` these principals (None: anyone), minus `exclude`."""
+
+    only: frozenset[str] | None = None
+    exclude: frozenset[str] = frozenset()
+
+    def admits(self, principal: str) -> bool:
+        if self.only is not None and principal not in self.only:
+            return False
+        return principal not in self.exclude
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One published event. `seq` is the engine-assigned cursor, monotonic across topics."""
+
+    seq: int
+    type: str
+    data: Any
+    audience: Audience | None = None
+
+
+class EventBus(Protocol):
+    """What the hub needs of the bus (see server.bus for the contract)."""
+
+    async def subscribe(self, channels: Sequence[str]) -> None: ...
+
+    def unsubscribe(self, channels: Sequence[str]) -> None: ...
+
+    async def head(self) -> int: ...
+
+    async def history(
+        self, channels: Sequence[str], after: int, upto: int
+    ) -> tuple[list[Event], bool]: ...
+
+
+class Transport(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def is_closing(self) -> bool: ...
+
+
+EventFilter = Callable[[Event], bool]
+Closer = Callable[[int, str], None]
+
+_ids = itertools.count(1)
+
+
+class Connection:
+    __slots__ = ("closed", "closer", "codec", "dirty", "id", "pending", "principal",
+                 "session", "subs", "transport")  # fmt: skip
+
+    def __init__(
+        self, principal: str, session: str, codec: Codec, transport: Transport, closer: Closer
+    ) -> None:
+        self.id = next(_ids)
+        self.principal = principal
+        self.session = session
+        self.codec = codec
+        self.transport = transport
+        self.closer = closer
+        self.pending: list[bytes] = []
+        self.dirty = False
+        self.closed = False
+        self.subs: dict[str, Subscription] = {}
+
+
+class Subscription:
+    __slots__ = ("buffer", "channels", "conn", "filter", "last_seq", "topic")
+
+    def __init__(
+        self, conn: Connection, topic: str, channels: tuple[str, ...], flt: EventFilter | None
+    ) -> None:
+        self.conn = conn
+        self.topic = topic
+        self.channels = channels
+        self.filter = flt
+        # While the subscription replays history, live events wait here.
+        self.buffer: list[Event] | None = []
+        self.last_seq = 0
+
+
+@dataclass
+class HubStats:
+    events_in: int = 0
+    frames_out: int = 0
+    bytes_out: int = 0
+    writes: int = 0
+    slow_closes: int = 0
+    connections_total: int = 0
+    # Publish-to-write latency (engine clock at publish to local clock at dispatch).
+    latency_buckets: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                          0.5, 1.0, 2.5, 5.0)  # fmt: skip
+    latency_counts: list[int] = field(default_factory=lambda: [0] * 13)
+    latency_sum: float = 0.0
+
+
+class Hub:
+    def __init__(self, bus: EventBus, *, send_queue_limit: int = 4 * 1024 * 1024) -> None:
+        self.bus = bus
+        self.send_queue_limit = send_queue_limit
+        self.stats = HubStats()
+        self._channels: dict[str, dict[Subscription, None]] = {}
+        self._channel_ready: dict[str, asyncio.Future[None]] = {}
+        self._by_principal: dict[str, set[Connection]] = {}
+        self._connections: set[Connection] = set()
+        self._dirty: list[Connection] = []
+        self._flush_scheduled = False
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    # --- connections -------------------------------------------------------------------
+
+    def connect(
+        self, principal: str, session: str, codec: Codec, transport: Transport, closer: Closer
+    ) -> Connection:
+        conn = Connection(principal, session, codec, transport, closer)
+        self._connections.add(conn)
+        self._by_principal.setdefault(principal, set()).add(conn)
+        self.stats.connections_total += 1
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        """Forget a connection and all its subscriptions; idempotent."""
+        conn.closed = True
+        conn.pending.clear()
+        for sub in list(conn.subs.values()):
+            self._remove(sub)
+        conn.subs.clear()
+        self._connections.discard(conn)
+        peers = self._by_principal.get(conn.principal)
+        if peers is not None:
+            peers.discard(conn)
+            if not peers:
+                del self._by_principal[conn.principal]
+
+    def close(self, conn: Connection, code: int, reason: str = "") -> None:
+        if conn.closed:
+            return
+        self.disconnect(conn)
+        conn.closer(code, reason)
+
+    def close_principal(self, principal: str, code: int, reason: str = "") -> int:
+        conns = list(self._by_principal.get(principal, ()))
+        for conn in conns:
+            self.close(conn, code, reason)
+        return len(conns)
+
+    def close_session(self, session: str, code: int, reason: str = "") -> int:
+        conns = [c for c in self._connections if c.session == session]
+        for conn in conns:
+            self.close(conn, code, reason)
+        return len(conns)
+
+    def close_all(self, code: int, reason: str = "") -> None:
+        for conn in list(self._connections):
+            self.close(conn, code, reason)
+
+    def connections_of(self, principal: str) -> frozenset[Connection]:
+        return frozenset(self._by_principal.get(principal, ()))
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    @property
+    def subscription_count(self) -> int:
+        return sum(len(c.subs) for c in self._connections)
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self._channels)
+
+    # --- sending -----------------------------------------------------------------------
+
+    def send(self, conn: Connection, message: dict[str, Any]) -> None:
+        """Queue a control message (ack, error, pong) in order with the events."""
+        if not conn.closed:
+            self._enqueue(conn, encode_frame(conn.codec, message))
+
+    def send_frame(self, conn: Connection, frame: bytes) -> None:
+        if not conn.closed:
+            self._enqueue(conn, frame)
+
+    def _enqueue(self, conn: Connection, frame: bytes) -> None:
+        conn.pending.append(frame)
+        if not conn.dirty:
+            conn.dirty = True
+            self._dirty.append(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write everything pending, one write per connection."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        limit = self.send_queue_limit
+        stats = self.stats
+        for conn in dirty:
+            conn.dirty = False
+            pending = conn.pending
+            if conn.closed or not pending:
+                pending.clear()
+                continue
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            stats.frames_out += len(pending)
+            pending.clear()
+            transport = conn.transport
+            if transport.is_closing():
+                continue
+            if transport.get_write_buffer_size() + len(data) > limit:
+                stats.slow_closes += 1
+                self.close(conn, CloseCode.TOO_SLOW, "too slow")
+                continue
+            transport.write(data)
+            stats.bytes_out += len(data)
+            stats.writes += 1
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        conn: Connection,
+        topic: str,
+        channels: Sequence[str],
+        *,
+        request_id: Any = None,
+        since: int | None = None,
+        flt: EventFilter | None = None,
+    ) -> None:
+        """Subscribe `conn` to `topic`, fed by bus `channels`; ack, replay, then go live.
+
+        The ack is queued only once every channel is subscribed on the bus, so every
+        event published after it reaches the connection. With `since`, the events of
+        the channels strictly after `since` are replayed in order before live ones,
+        without duplicates; the ack says `recovered: false` when history no longer
+        reaches back (or the cursor is from the future) and then starts at the head.
+        """
+        if topic in conn.subs:
+            self._remove(conn.subs.pop(topic))
+        sub = Subscription(conn, topic, tuple(dict.fromkeys(channels)), flt)
+        conn.subs[topic] = sub
+        try:
+            await self._attach(sub)
+            head = await self.bus.head()
+            replay: list[Event] = []
+            recovered: bool | None = None
+            if since is not None:
+                if since > head:
+                    recovered = False
+                else:
+                    replay, recovered = await self.bus.history(sub.channels, since, head)
+        except BaseException:
+            if conn.subs.get(topic) is sub:
+                del conn.subs[topic]
+            self._remove(sub)
+            raise
+        if conn.closed or conn.subs.get(topic) is not sub:
+            self._remove(sub)
+            return
+        cursor = since if (since is not None and recovered) else head
+        ack: dict[str, Any] = {"op": "ack", "id": request_id, "topic": topic,
+                               "cursor": str(cursor)}  # fmt: skip
+        if since is not None:
+            ack["recovered"] = recovered
+        self.send(conn, ack)
+        last = cursor
+        principal = conn.principal
+        codec = conn.codec
+        for event in replay if recovered else ():
+            if event.seq > last and self._admits(sub, principal, event):
+                self._enqueue(conn, encode_frame(codec, event_message(
+                    topic, event.seq, event.type, event.data)))  # fmt: skip
+                last = event.seq
+        buffered, sub.buffer = sub.buffer or [], None
+        last = max(last, head)
+        for event in buffered:
+            if event.seq > last and self._admits(sub, principal, event):
+                self._enqueue(conn, encode_frame(codec, event_message(
+                    topic, event.seq, event.type, event.data)))  # fmt: skip
+                last = event.seq
+        sub.last_seq = last
+
+    def unsubscribe(self, conn: Connection, topic: str) -> bool:
+        sub = conn.subs.pop(topic, None)
+        if sub is None:
+            return False
+        self._remove(sub)
+        return True
+
+    async def add_channels(self, conn: Connection, topic: str, channels: Sequence[str]) -> None:
+        """Widen a live subscription (e.g. `home` after a follow); no replay for them."""
+        sub = conn.subs.get(topic)
+        if sub is None:
+            return
+        new = tuple(c for c in channels if c not in sub.channels)
+        if not new:
+            return
+        sub.channels = sub.channels + new
+        try:
+            await self._attach(sub, new)
+        except BaseException:
+            self._detach(sub, new)
+            sub.channels = tuple(c for c in sub.channels if c not in new)
+            raise
+
+    def remove_channels(self, conn: Connection, topic: str, channels: Sequence[str]) -> None:
+        sub = conn.subs.get(topic)
+        if sub is None:
+            return
+        gone = tuple(c for c in channels if c in sub.channels)
+        sub.channels = tuple(c for c in sub.channels if c not in gone)
+        self._detach(sub, gone)
+
+    async def _attach(self, sub: Subscription, channels: Sequence[str] | None = None) -> None:
+        waits = []
+        for channel in sub.channels if channels is None else channels:
+            subs = self._channels.get(channel)
+            if subs is None:
+                subs = self._channels[channel] = {}
+                ready = asyncio.get_running_loop().create_future()
+                self._channel_ready[channel] = ready
+                task = asyncio.ensure_future(self._subscribe_bus(channel, ready))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            subs[sub] = None
+            waits.append(self._channel_ready[channel])
+        for ready in waits:
+            await asyncio.shield(ready)
+
+    async def _subscribe_bus(self, channel: str, ready: asyncio.Future[None]) -> None:
+        try:
+            await self.bus.subscribe([channel])
+        except Exception as exc:
+            # Nobody may stay on a channel the bus never confirmed.
+            if self._channel_ready.get(channel) is ready:
+                del self._channel_ready[channel]
+                for sub in self._channels.pop(channel, {}):
+                    sub.channels = tuple(c for c in sub.channels if c != channel)
+            if not ready.done():
+                ready.set_exception(exc)
+                ready.exception()  # mark retrieved: waiters re-raise it themselves
+        else:
+            if not ready.done():
+                ready.set_result(None)
+
+    def _remove(self, sub: Subscription) -> None:
+        self._detach(sub, sub.channels)
+
+    def _detach(self, sub: Subscription, channels: Sequence[str]) -> None:
+        emptied = []
+        for channel in channels:
+            subs = self._channels.get(channel)
+            if subs is None:
+                continue
+            subs.pop(sub, None)
+            if not subs:
+                del self._channels[channel]
+                ready = self._channel_ready.pop(channel, None)
+                if ready is not None and ready.done() and ready.exception() is None:
+                    emptied.append(channel)
+                elif ready is not None and not ready.done():
+                    # Still subscribing: unsubscribe once that completes.
+                    ready.add_done_callback(
+                        lambda f, c=channel: (
+                            None
+                            if c in self._channels or f.exception()
+                            else self.bus.unsubscribe([c])
+                        )
+                    )
+        if emptied:
+            with contextlib.suppress(Exception):
+                self.bus.unsubscribe(emptied)
+
+    @staticmethod
+    def _admits(sub: Subscription, principal: str, event: Event) -> bool:
+        audience = event.audience
+        if audience is not None and not audience.admits(principal):
+            return False
+        return sub.filter is None or sub.filter(event)
+
+    # --- fan-out -----------------------------------------------------------------------
+
+    def dispatch(self, channel: str, event: Event) -> None:
+        """Deliver one bus event to the local subscribers of `channel` (no write yet)."""
+        subs = self._channels.get(channel)
+        stats = self.stats
+        stats.events_in += 1
+        self._observe_latency(event.seq)
+        if not subs:
+            return
+        seq = event.seq
+        audience = event.audience
+        frames: dict[tuple[str, Codec], bytes] = {}
+        dirty = self._dirty
+        for sub in subs:
+            if sub.buffer is not None:
+                sub.buffer.append(event)
+                continue
+            if seq <= sub.last_seq:
+                continue
+            conn = sub.conn
+            if audience is not None and not audience.admits(conn.principal):
+                continue
+            if sub.filter is not None and not sub.filter(event):
+                continue
+            sub.last_seq = seq
+            key = (sub.topic, conn.codec)
+            frame = frames.get(key)
+            if frame is None:
+                codec = conn.codec
+                frame = frames[key] = ws_frame(
+                    codec.encode(event_message(sub.topic, seq, event.type, event.data)),
+                    codec.binary,
+                )
+            conn.pending.append(frame)
+            if not conn.dirty:
+                conn.dirty = True
+                dirty.append(conn)
+        if dirty and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def _observe_latency(self, seq: int) -> None:
+        # seq is the engine's clock in microseconds at publish time.
+        latency = max(0.0, time.time() - seq / 1_000_000)
+        stats = self.stats
+        stats.latency_sum += latency
+        buckets = stats.latency_buckets
+        for i, bound in enumerate(buckets):
+            if latency <= bound:
+                stats.latency_counts[i] += 1
+                return
+        stats.latency_counts[len(buckets)] += 1

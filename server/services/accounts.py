@@ -1,0 +1,131 @@
+"""Accounts: invites, sign-up, sessions, roles."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from server.domain import accounts as rules
+from server.domain.errors import Conflict, DomainError, Forbidden, NotFound, Unauthenticated
+from server.services.common import Clock, User, iso, new_id, new_secret
+from server.store.accounts import AccountStore
+
+# Verifying against this keeps a login for an unknown handle as slow as a real one.
+_DUMMY_HASH = rules.hash_password("not a real password", cost=2**10)
+
+
+class AccountService:
+    def __init__(
+        self, store: AccountStore, clock: Clock, *, password_cost: int, session_ttl: int
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.password_cost = password_cost
+        self.session_ttl = session_ttl
+
+    async def create_invite(
+        self, by: User | None, uses: object, days: object, base_url: str, *, admin: bool = False
+    ) -> dict[str, Any]:
+        count, lifetime = rules.validate_invite_request(uses, days)
+        code = new_secret()
+        now = self.clock()
+        expires_at = now + lifetime * 86400
+        await self.store.create_invite(
+            code, count, expires_at, by.id if by else "", admin=admin, now=now
+        )
+        return {"code": code, "url": f"{base_url}/join/{code}", "uses_left": count,
+                "expires_at": iso(expires_at)}  # fmt: skip
+
+    async def admin_invite_if_empty(self, base_url: str) -> str | None:
+        """The one-time admin link printed on a start with no accounts."""
+        if await self.store.count_users() > 0:
+            return None
+        invite = await self.create_invite(None, 1, 14, base_url, admin=True)
+        return str(invite["url"])
+
+    async def signup(self, body: object) -> tuple[User, str]:
+        data = rules.require_object(body)
+        invite = data.get("invite")
+        if not isinstance(invite, str) or not invite or len(invite) > 200:
+            raise DomainError("invalid_invite", "an invite code is required", field="invite")
+        handle = rules.normalize_handle(data.get("handle"))
+        password = rules.validate_password(data.get("password"))
+        display_name = rules.validate_display_name(data.get("display_name"), handle)
+        now = self.clock()
+        today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+        birthdate = rules.validate_birthdate(data.get("birthdate"), today)
+        # Refuse a bad invite before spending the hashing time on it.
+        record = await self.store.get_invite(invite)
+        if record is None:
+            raise DomainError("invite_invalid", "this invite code is not valid", field="invite")
+        rules.check_invite_usable(int(record["uses_left"]), float(record["expires_at"]), now)
+        pw = await asyncio.to_thread(rules.hash_password, password, cost=self.password_cost)
+        user = {"id": new_id(), "handle": handle, "display_name": display_name, "pw": pw,
+                "birthdate": birthdate.isoformat(), "created_at": iso(now)}  # fmt: skip
+        outcome = await self.store.signup(invite, user, now)
+        if outcome == "handle_taken":
+            raise Conflict("handle_taken", f"the handle {handle!r} is taken", field="handle")
+        if outcome == "invite_invalid":
+            raise DomainError("invite_invalid", "this invite code is not valid", field="invite")
+        if outcome == "invite_used_up":
+            raise DomainError("invite_used_up", "this invite has been used up", field="invite")
+        if outcome == "invite_expired":
+            raise DomainError("invite_expired", "this invite has expired", field="invite")
+        created = await self.store.user(user["id"])
+        assert created is not None
+        return User.from_record(created), await self._new_session(user["id"])
+
+    async def login(self, body: object) -> tuple[User, str]:
+        data = rules.require_object(body)
+        raw_handle, password = data.get("handle"), data.get("password")
+        if not isinstance(raw_handle, str) or not isinstance(password, str):
+            raise DomainError("invalid_credentials", "handle and password are required")
+        record = None
+        if 3 <= len(raw_handle) <= 20 and raw_handle.isascii():
+            record = await self.store.user_by_handle(raw_handle.lower())
+        stored = record["pw"] if record else _DUMMY_HASH
+        ok = await asyncio.to_thread(rules.verify_password, password[:1024], stored)
+        if record is None or not ok:
+            raise Unauthenticated("invalid_credentials", "wrong handle or password")
+        user = User.from_record(record)
+        if user.suspended:
+            raise Forbidden("suspended", "this account is suspended")
+        return user, await self._new_session(user.id)
+
+    async def _new_session(self, user_id: str) -> str:
+        token = new_secret() + new_secret()
+        await self.store.create_session(token, user_id, self.session_ttl)
+        return token
+
+    async def authenticate(self, token: str | None) -> User | None:
+        if not token or len(token) > 200:
+            return None
+        uid = await self.store.session_user(token)
+        if uid is None:
+            return None
+        record = await self.store.user(uid)
+        if record is None:
+            return None
+        user = User.from_record(record)
+        return None if user.suspended else user
+
+    async def logout(self, token: str, user: User) -> None:
+        await self.store.end_session(token, user.id)
+
+    async def user_by_handle(self, handle: str) -> User:
+        key = handle.lower() if isinstance(handle, str) else ""
+        record = await self.store.user_by_handle(key) if 3 <= len(key) <= 20 else None
+        if record is None:
+            raise NotFound("user_not_found", f"no member with the handle {handle!r}")
+        return User.from_record(record)
+
+    async def set_role(self, admin: User, handle: str, body: object) -> User:
+        if admin.role != "admin":
+            raise Forbidden("forbidden", "only admins may change roles")
+        role = rules.validate_role_change(rules.require_object(body).get("role"))
+        target = await self.user_by_handle(handle)
+        if target.role == "admin":
+            raise Forbidden("forbidden", "the admin role is changed only with the CLI")
+        await self.store.set_fields(target.id, role=role)
+        return await self.user_by_handle(handle)

@@ -1,0 +1,54 @@
+"""Which bus channels feed a client topic, and whether a member may subscribe to it.
+
+Client topics (SPEC section 6) map to bus channels:
+  me              -> me:{user id}
+  public          -> public
+  user:{handle}   -> user:{user id}
+  home            -> user:{own id} + user:{id} of every followed, unmuted member
+  mod             -> mod (moderators only)
+Feature services register further resolvers (community:, event:) by prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.domain.errors import DomainError, Forbidden
+from server.hub import EventFilter
+from server.services.common import User
+
+Resolution = tuple[list[str], EventFilter | None]
+Resolver = Callable[[User, str, dict[str, Any] | None], Awaitable[Resolution]]
+
+
+class TopicResolver:
+    def __init__(self) -> None:
+        self._exact: dict[str, Resolver] = {}
+        self._prefixed: dict[str, Resolver] = {}
+
+    def register(self, name: str, resolver: Resolver, *, prefix: bool = False) -> None:
+        (self._prefixed if prefix else self._exact)[name] = resolver
+
+    async def resolve(self, user: User, topic: str, flt: dict[str, Any] | None) -> Resolution:
+        """Channels for `topic`, or DomainError: `forbidden`, `unknown_topic`, not found."""
+        if topic in self._exact:
+            return await self._exact[topic](user, topic, flt)
+        name, sep, rest = topic.partition(":")
+        if sep and rest and name in self._prefixed:
+            return await self._prefixed[name](user, rest, flt)
+        raise DomainError("unknown_topic", f"there is no topic {topic[:60]!r}", field="topic")
+
+
+async def resolve_me(user: User, _topic: str, _flt: dict[str, Any] | None) -> Resolution:
+    return [f"me:{user.id}"], None
+
+
+async def resolve_public(user: User, _topic: str, _flt: dict[str, Any] | None) -> Resolution:
+    return ["public"], None
+
+
+async def resolve_mod(user: User, _topic: str, flt: dict[str, Any] | None) -> Resolution:
+    if not user.is_moderator:
+        raise Forbidden("forbidden", "the mod topic is for moderators")
+    return ["mod"], None

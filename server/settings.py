@@ -1,0 +1,144 @@
+"""Settings: one frozen value built from flags and the environment, nothing global."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: `count` tokens per `seconds`, holding at most `burst`."""
+
+    count: int
+    seconds: float
+    burst: int
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.seconds
+
+
+DEFAULT_RATE_LIMITS: Mapping[str, RateLimit] = {
+    "posts": RateLimit(10, 60, 5),
+    "invites": RateLimit(10, 3600, 5),
+    "reports": RateLimit(20, 3600, 10),
+    "socket": RateLimit(20, 1, 40),
+}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def parse_rate_limits(raw: str | None) -> dict[str, RateLimit]:
+    """`off` disables every limit; `posts=10/60:5,socket=20/1:40` overrides named ones."""
+    if raw is None or raw.strip() == "":
+        return dict(DEFAULT_RATE_LIMITS)
+    if raw.strip().lower() in ("off", "0", "false", "none"):
+        return {}
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            name, spec = part.split("=", 1)
+            rate, _, burst = spec.partition(":")
+            count, seconds = rate.split("/", 1)
+            limit = RateLimit(int(count), float(seconds), int(burst) if burst else int(count))
+        except ValueError as exc:
+            raise SettingsError(
+                f"ECHOHUB_RATE_LIMITS: cannot read {part!r}; expected name=count/seconds:burst"
+            ) from exc
+        name = name.strip()
+        if name not in DEFAULT_RATE_LIMITS:
+            known = ", ".join(DEFAULT_RATE_LIMITS)
+            raise SettingsError(f"ECHOHUB_RATE_LIMITS: unknown limit {name!r} (known: {known})")
+        if limit.count <= 0 or limit.seconds <= 0 or limit.burst <= 0:
+            raise SettingsError(f"ECHOHUB_RATE_LIMITS: {part!r} must be positive")
+        limits[name] = limit
+    return limits
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "./var"
+    redis_url: str | None = None
+    workers: int = 1
+    allowed_origins: tuple[str, ...] = ()
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    # Events kept per topic for resume with `since`.
+    history_size: int = 1000
+    # scrypt work factor; tests and load tests may lower it, never below 2**10.
+    password_cost: int = 2**14
+    heartbeat: float = 20.0
+    # Bytes that may wait for one socket before it is closed as too slow (4008).
+    send_queue_limit: int = 4 * 1024 * 1024
+    max_frame_size: int = 16 * 1024
+    max_body_size: int = 64 * 1024
+    session_ttl: int = 30 * 24 * 3600
+    # Where links printed or returned point (invite URLs); None: derived from host/port.
+    public_url: str | None = None
+    web_dir: str | None = None
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, not {raw!r}") from exc
+
+
+def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from the environment; explicit (non-None) overrides win (CLI flags)."""
+    env = os.environ if env is None else env
+    origins = tuple(
+        o.strip().rstrip("/")
+        for o in env.get("ECHOHUB_ALLOWED_ORIGINS", "").split(",")
+        if o.strip()
+    )
+    values: dict[str, Any] = {
+        "host": env.get("HOST") or "127.0.0.1",
+        "port": _int(env, "PORT", 8080),
+        "data_dir": env.get("ECHOHUB_DATA_DIR") or "./var",
+        "redis_url": env.get("REDIS_URL") or None,
+        "workers": _int(env, "ECHOHUB_WORKERS", 1),
+        "allowed_origins": origins,
+        "rate_limits": parse_rate_limits(env.get("ECHOHUB_RATE_LIMITS")),
+        "history_size": _int(env, "ECHOHUB_HISTORY_SIZE", 1000),
+        "password_cost": _int(env, "ECHOHUB_PASSWORD_COST", 2**14),
+        "public_url": env.get("ECHOHUB_PUBLIC_URL") or None,
+    }
+    if env.get("ECHOHUB_HEARTBEAT"):
+        values["heartbeat"] = float(env["ECHOHUB_HEARTBEAT"])
+    if env.get("ECHOHUB_SEND_QUEUE_LIMIT"):
+        values["send_queue_limit"] = _int(env, "ECHOHUB_SEND_QUEUE_LIMIT", 4 * 1024 * 1024)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**values)
+    if not 0 <= settings.port <= 65535:
+        raise SettingsError(f"port must be 0..65535, not {settings.port}")
+    if settings.workers < 1:
+        raise SettingsError("workers must be at least 1")
+    if settings.password_cost < 2**10 or settings.password_cost & (settings.password_cost - 1):
+        raise SettingsError("ECHOHUB_PASSWORD_COST must be a power of two >= 1024")
+    if settings.history_size < 10:
+        raise SettingsError("ECHOHUB_HISTORY_SIZE must be at least 10")
+    return settings
