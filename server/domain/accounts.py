@@ -16,8 +16,7 @@ import re
 import secrets
 import unicodedata
 
-import regex
-
+from server.domain.echo import clean_text
 from server.domain.errors import DomainError
 
 __all__ = [
@@ -58,10 +57,6 @@ _MAX_INVITE_DAYS = 365
 
 _HANDLE = re.compile(r"[A-Za-z0-9_]{3,20}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_GRAPHEME = regex.compile(r"\X")
-# C0/C1 controls (line breaks among them), line/paragraph separators, lone
-# surrogates, and bidi embeddings/overrides/isolates (which can spoof a name).
-_FORBIDDEN = regex.compile(r"[\p{Cc}\p{Cs}\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 # scrypt parameters accepted from a stored hash; anything outside is "malformed",
 # so a corrupted or hostile record cannot make verification allocate gigabytes.
@@ -117,29 +112,18 @@ def validate_password(raw: object) -> str:
 def validate_display_name(raw: object, default: str) -> str:
     """None means `default`; else NFC, stripped, 1 to 50 characters (grapheme clusters).
 
-    Control characters, line breaks and bidi overrides are refused.
+    Line breaks, control characters and bidi overrides are refused (the character
+    policy of `server.domain.echo`).
     """
     if raw is None:
         return default
-    if not isinstance(raw, str):
-        raise DomainError(
-            "invalid_display_name", "display name must be a string", field="display_name"
-        )
-    name = unicodedata.normalize("NFC", raw).strip()
-    if _FORBIDDEN.search(name):
-        raise DomainError(
-            "invalid_display_name",
-            "display name must be one line without control characters",
-            field="display_name",
-        )
-    length = len(_GRAPHEME.findall(name))
-    if not 1 <= length <= MAX_DISPLAY_NAME:
-        raise DomainError(
-            "invalid_display_name",
-            f"display name must be 1 to {MAX_DISPLAY_NAME} characters",
-            field="display_name",
-        )
-    return name
+    return clean_text(
+        raw,
+        field="display_name",
+        code="invalid_display_name",
+        label="display name",
+        max_graphemes=MAX_DISPLAY_NAME,
+    )
 
 
 def _adult_on(birth: datetime.date, years: int) -> datetime.date:
