@@ -1,0 +1,1 @@
+"""Echo Hub's load tester (``echohub-loadtest``): lean websocket clients, scenarios, reports."""
