@@ -55,7 +55,13 @@ redis.call('SET', KEYS[1], s)
 local id = s .. '-0'
 for i = 2, #KEYS do
   local body = ARGV[i * 2 - 1]
-  redis.call('XADD', KEYS[i], 'MAXLEN', ARGV[1], id, 'e', body)
+  redis.call('XADD', KEYS[i], id, 'e', body)
+  -- Trim by XDEL, not MAXLEN: only XDEL records max-deleted-entry-id, which is how a
+  -- resume learns that history no longer reaches back to its cursor.
+  if redis.call('XLEN', KEYS[i]) > tonumber(ARGV[1]) then
+    local oldest = redis.call('XRANGE', KEYS[i], '-', '+', 'COUNT', 1)
+    redis.call('XDEL', KEYS[i], oldest[1][1])
+  end
   redis.call('PUBLISH', ARGV[i * 2 - 2], s .. ' ' .. body)
 end
 return s

@@ -166,6 +166,13 @@ class Hub:
     def close(self, conn: Connection, code: int, reason: str = "") -> None:
         if conn.closed:
             return
+        # What was queued before the close still goes out, ahead of the close frame;
+        # a too-slow reader forfeits it.
+        if conn.pending and code != CloseCode.TOO_SLOW and not conn.transport.is_closing():
+            data = b"".join(conn.pending)
+            conn.transport.write(data)
+            self.stats.frames_out += len(conn.pending)
+            self.stats.bytes_out += len(data)
         self.disconnect(conn)
         conn.closer(code, reason)
 

@@ -54,7 +54,7 @@ class Codec:
 def _msgpack_decode(data: bytes | str) -> Any:
     if isinstance(data, str):
         raise ValueError("msgpack frames must be binary")
-    return msgpack.unpackb(data, raw=False, strict_map_key=True, max_buffer_size=1 << 20)
+    return msgpack.unpackb(data, raw=False, strict_map_key=True)
 
 
 def _json_decode(data: bytes | str) -> Any:

@@ -83,6 +83,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         heartbeat=svc.settings.heartbeat,
         max_msg_size=svc.settings.max_frame_size,
         compress=False,
+        timeout=2.0,  # how long a close waits for the peer's close frame
     )
     await ws.prepare(request)
     transport = request.transport
@@ -98,7 +99,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         # A reader that never answers the close frame is cut off.
-        loop.call_later(5.0, transport.abort)
+        loop.call_later(3.0, transport.abort)
 
     tasks: set[asyncio.Task[Any]] = set()
     codec = codec_for(ws.ws_protocol)
@@ -115,6 +116,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     finally:
         svc.hub.disconnect(conn)
         sockets.discard(ws)
+        if tasks:
+            # Let a close the hub asked for finish with its own code.
+            await asyncio.gather(*tasks, return_exceptions=True)
     return ws
 
 

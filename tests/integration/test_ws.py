@@ -1,0 +1,264 @@
+"""The websocket protocol on a real socket: upgrade checks, ops, errors, limits, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import aiohttp
+import msgpack
+import pytest
+
+from server.bus import RedisBus, encode_body
+from server.services.container import SERVICES
+from tests.support import receive_until, signup
+
+
+async def publish(rdb: Any, engine_url: str, channel: str, data: Any, n: int = 1) -> list[int]:
+    bus = RedisBus(engine_url, rdb)
+    return [await bus.publish([(channel, encode_body("test", data, None))]) for _ in range(n)]
+
+
+async def test_upgrade_needs_a_session(app_client: Any, rdb: Any) -> None:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await app_client.ws_connect("/ws")
+    assert info.value.status == 401
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await app_client.ws_connect("/ws", headers={"Authorization": "Bearer nope"})
+    assert info.value.status == 401
+
+
+async def test_cross_site_origin_is_refused(app_client: Any, rdb: Any) -> None:
+    member = await signup(app_client, rdb, "aki")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await app_client.ws_connect(
+            "/ws", headers={**member.auth, "Origin": "https://evil.example"}
+        )
+    assert info.value.status == 403
+    own = f"http://{app_client.host}:{app_client.port}"
+    ws = await app_client.ws_connect("/ws", headers={**member.auth, "Origin": own})
+    await ws.send_json({"op": "ping", "id": 1})
+    assert await ws.receive_json() == {"op": "pong", "id": 1}
+    await ws.close()
+
+
+async def test_cookie_authenticates_the_upgrade(app_client: Any, rdb: Any) -> None:
+    await signup(app_client, rdb, "cookie_user")  # sets the cookie in the client's jar
+    ws = await app_client.ws_connect("/ws")
+    await ws.send_json({"op": "ping", "id": "a"})
+    assert await ws.receive_json() == {"op": "pong", "id": "a"}
+    await ws.close()
+
+
+@pytest.mark.parametrize("proto", ["echohub.v1.json", "echohub.v1.msgpack"])
+async def test_both_codecs(app_client: Any, rdb: Any, engine_url: str, proto: str) -> None:
+    member = await signup(app_client, rdb, "codec")
+    ws = await app_client.ws_connect("/ws", headers=member.auth, protocols=[proto])
+    assert ws.protocol == proto
+    binary = proto.endswith("msgpack")
+
+    async def send(obj: dict[str, Any]) -> None:
+        if binary:
+            await ws.send_bytes(msgpack.packb(obj))
+        else:
+            await ws.send_json(obj)
+
+    await send({"op": "sub", "id": 1, "topic": "me"})
+    frames = await receive_until(ws, lambda f: f["op"] == "ack")
+    ack = frames[-1]
+    assert ack["topic"] == "me" and ack["id"] == 1 and "recovered" not in ack
+    seqs = await publish(rdb, engine_url, f"me:{member.user['id']}", {"hello": "世界"})
+    frames = await receive_until(ws, lambda f: f["op"] == "event")
+    event = frames[-1]
+    assert event == {"op": "event", "topic": "me", "cursor": str(seqs[0]), "type": "test",
+                     "data": {"hello": "世界"}}  # fmt: skip
+    msg = await ws.receive(timeout=0.2) if False else None
+    assert msg is None
+    await ws.close()
+
+
+async def test_malformed_frames_get_errors_and_socket_stays(app_client: Any, rdb: Any) -> None:
+    member = await signup(app_client, rdb, "bad_frames")
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    cases = [
+        ("{oops", "bad_frame", None),
+        ('{"op":"jump","id":2}', "unknown_op", 2),
+        ('{"op":"sub","id":3,"topic":42}', "bad_topic", 3),
+        ('{"op":"sub","id":4,"topic":"home","since":"x"}', "bad_cursor", 4),
+        ('{"op":"sub","id":5,"topic":"no_such_topic"}', "unknown_topic", 5),
+        ('{"op":"sub","id":6,"topic":"mod"}', "forbidden", 6),
+    ]
+    for raw, code, request_id in cases:
+        await ws.send_str(raw)
+        reply = await ws.receive_json(timeout=5)
+        assert reply["op"] == "error" and reply["code"] == code, reply
+        assert reply["id"] == request_id
+        assert reply["message"]
+    await ws.send_bytes(b"\xc1\xc1")  # binary on a JSON socket is read as msgpack: invalid
+    assert (await ws.receive_json(timeout=5))["code"] == "bad_frame"
+    await ws.send_json({"op": "ping", "id": 7})
+    assert await ws.receive_json(timeout=5) == {"op": "pong", "id": 7}
+    await ws.close()
+
+
+async def test_too_many_malformed_frames_close_4400(app_client: Any, rdb: Any) -> None:
+    member = await signup(app_client, rdb, "abuser")
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    for _ in range(11):
+        await ws.send_str("garbage")
+    codes = []
+    async with asyncio.timeout(5):
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                codes.append(msg.json()["code"])
+    assert codes.count("bad_frame") >= 10
+    assert ws.close_code == 4400
+
+
+async def test_oversize_frame_closes_1009(app_client: Any, rdb: Any) -> None:
+    member = await signup(app_client, rdb, "big_frame")
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    await ws.send_str('{"op":"ping","id":1,"pad":"' + "x" * 17000 + '"}')
+    msg = await ws.receive(timeout=5)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert ws.close_code == 1009
+
+
+async def test_sub_with_since_replays_in_order_then_live(
+    app_client: Any, rdb: Any, engine_url: str
+) -> None:
+    member = await signup(app_client, rdb, "resumer")
+    channel = f"me:{member.user['id']}"
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    await ws.send_json({"op": "sub", "id": 1, "topic": "me"})
+    start = int((await receive_until(ws, lambda f: f["op"] == "ack"))[-1]["cursor"])
+    first = await publish(rdb, engine_url, channel, {"n": 0})
+    await receive_until(ws, lambda f: f["op"] == "event")
+    await ws.close()
+    missed = await publish(rdb, engine_url, channel, {"n": 1}, n=5)
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    await ws.send_json({"op": "sub", "id": 2, "topic": "me", "since": str(first[0])})
+    frames = await receive_until(ws, lambda f: f.get("cursor") == str(missed[-1]))
+    assert frames[0] == {"op": "ack", "id": 2, "topic": "me", "cursor": str(first[0]),
+                         "recovered": True}  # fmt: skip
+    assert [int(f["cursor"]) for f in frames[1:]] == missed
+    live = await publish(rdb, engine_url, channel, {"n": 2})
+    frame = (await receive_until(ws, lambda f: f["op"] == "event"))[-1]
+    assert int(frame["cursor"]) == live[0]
+    assert start < first[0]
+    await ws.close()
+
+
+async def test_since_too_old_is_not_recovered(app_client: Any, rdb: Any, engine_url: str) -> None:
+    member = await signup(app_client, rdb, "too_old")
+    channel = f"me:{member.user['id']}"
+    # History is capped per topic; once trimmed past a cursor the gap cannot be filled.
+    bus = RedisBus(engine_url, rdb, history_size=10)
+    seqs = [await bus.publish([(channel, encode_body("test", {"n": i}, None))]) for i in range(12)]
+    assert await rdb.xlen(f"eh:hist:{channel}") == 10
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    await ws.send_json({"op": "sub", "id": 1, "topic": "me", "since": str(seqs[0])})
+    ack = (await receive_until(ws, lambda f: f["op"] == "ack"))[-1]
+    assert ack["recovered"] is False
+    assert int(ack["cursor"]) >= seqs[-1]
+    # A cursor from the future cannot be vouched for either.
+    await ws.send_json({"op": "sub", "id": 2, "topic": "public", "since": str(seqs[-1] * 10)})
+    ack = (await receive_until(ws, lambda f: f["op"] == "ack"))[-1]
+    assert ack["recovered"] is False
+    await ws.close()
+
+
+async def test_unsub_stops_delivery(app_client: Any, rdb: Any, engine_url: str) -> None:
+    member = await signup(app_client, rdb, "unsub")
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    await ws.send_json({"op": "sub", "id": 1, "topic": "public"})
+    await receive_until(ws, lambda f: f["op"] == "ack")
+    await ws.send_json({"op": "unsub", "id": 2, "topic": "public"})
+    assert await ws.receive_json(timeout=5) == {"op": "ack", "id": 2, "topic": "public"}
+    await publish(rdb, engine_url, "public", {"n": 1})
+    await ws.send_json({"op": "ping", "id": 3})
+    # The pong is the next frame: the event after the unsub never came.
+    assert await ws.receive_json(timeout=5) == {"op": "pong", "id": 3}
+    await ws.close()
+
+
+async def test_slow_reader_closed_4008_fast_reader_unaffected(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
+) -> None:
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(settings.with_(send_queue_limit=256 * 1024),
+                                             engine_url))  # fmt: skip
+    slow_member = await signup(client, rdb, "slowpoke")
+    fast_member = await signup(client, rdb, "speedy")
+    fast = await client.ws_connect("/ws", headers=fast_member.auth)
+    await fast.send_json({"op": "sub", "id": 1, "topic": "public"})
+    await receive_until(fast, lambda f: f["op"] == "ack")
+
+    # The slow reader: a raw socket with a tiny receive buffer that never reads.
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect((client.host, client.port))
+    raw.setblocking(False)
+    loop = asyncio.get_running_loop()
+    request = (
+        f"GET /ws HTTP/1.1\r\nHost: {client.host}:{client.port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {slow_member.token}\r\n\r\n"
+    ).encode()
+    await loop.sock_sendall(raw, request)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(raw, 1)
+    assert b" 101 " in head
+    sub = b'{"op":"sub","id":1,"topic":"public"}'
+    mask = b"\x00\x00\x00\x00"
+    await loop.sock_sendall(raw, bytes((0x81, 0x80 | len(sub))) + mask + sub)
+
+    big = {"pad": "x" * 3000}
+    bus = RedisBus(engine_url, rdb)
+    hub = client.server.app[SERVICES].hub
+    published = received = 0
+
+    async def drain_fast(timeout: float) -> None:
+        nonlocal received
+        while True:
+            try:
+                msg = await fast.receive(timeout=timeout)
+            except TimeoutError:
+                return
+            assert msg.type == aiohttp.WSMsgType.TEXT
+            received += msg.json()["op"] == "event"
+            if received == published:
+                return
+
+    while hub.stats.slow_closes == 0:
+        assert published < 5000, "the slow reader was never closed"
+        for _ in range(50):
+            await bus.publish([("public", encode_body("test", big, None))])
+            published += 1
+        await drain_fast(0.01)
+    # Everything published reached the fast reader, in order, while the slow one was cut.
+    await drain_fast(5)
+    assert received == published
+    raw.close()
+    await fast.close()
+
+
+async def test_shutdown_closes_with_1001(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
+) -> None:
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(settings, engine_url))
+    member = await signup(client, rdb, "leaver")
+    ws = await client.ws_connect("/ws", headers=member.auth)
+    await ws.send_json({"op": "ping", "id": 1})
+    await ws.receive_json(timeout=5)
+    closing = asyncio.create_task(client.server.close())
+    msg = await ws.receive(timeout=10)
+    assert msg.type == aiohttp.WSMsgType.CLOSE
+    assert msg.data == 1001
+    await ws.close()
+    await closing

@@ -1,0 +1,165 @@
+"""Test helpers that talk to real servers: accounts through invites, server processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from server.services.accounts import AccountService
+from server.services.common import system_clock
+from server.store.accounts import AccountStore
+
+PASSWORD = "correct horse battery"
+
+
+async def make_invite(rdb: aioredis.Redis, *, uses: int = 100, admin: bool = False) -> str:
+    """What `echohub invite` does: an invite straight in the engine."""
+    service = AccountService(AccountStore(rdb), system_clock, password_cost=1024, session_ttl=3600)
+    invite = await service.create_invite(None, uses, 1, "http://x", admin=admin)
+    return str(invite["code"])
+
+
+@dataclass
+class Member:
+    handle: str
+    token: str
+    user: dict[str, Any]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def signup(
+    http: Any, rdb: aioredis.Redis, handle: str, *, admin: bool = False, invite: str | None = None
+) -> Member:
+    """Sign up through the HTTP API; `http` is an aiohttp test client or a Server."""
+    code = invite or await make_invite(rdb, uses=1, admin=admin)
+    body = {"invite": code, "handle": handle, "password": PASSWORD,
+            "display_name": handle.title(), "birthdate": "1990-05-01"}  # fmt: skip
+    resp = await http.post("/api/signup", json=body)
+    assert resp.status == 201, await resp.text()
+    data = await resp.json()
+    return Member(handle, data["token"], data["user"])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A real `python -m server serve` process on loopback."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    session: aiohttp.ClientSession | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self.session is None or self.session.closed:
+            self.session = aiohttp.ClientSession(self.base)
+        return self.session
+
+    async def post(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self._session().post(path, **kw)
+
+    async def get(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self._session().get(path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self._session().delete(path, **kw)
+
+    async def put(self, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        return await self._session().put(path, **kw)
+
+    async def ws(self, member: Member, **kw: Any) -> aiohttp.ClientWebSocketResponse:
+        return await self._session().ws_connect("/ws", headers=member.auth, **kw)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+def start_server(
+    *args: str, env: dict[str, str] | None = None, port: int | None = None, timeout: float = 20
+) -> Server:
+    port = port or free_port()
+    full_env = {**os.environ, "ECHOHUB_RATE_LIMITS": "off", "ECHOHUB_PASSWORD_COST": "1024",
+                "PYTHONUNBUFFERED": "1", **(env or {})}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port),
+         *args],
+        env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    server = Server(port, proc)
+    wait_ready(server, timeout)
+    return server
+
+
+def wait_ready(server: Server, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            out = server.proc.stdout.read().decode(errors="replace") if server.proc.stdout else ""
+            raise RuntimeError(f"server exited with {server.proc.returncode}: {out}")
+        with contextlib.suppress(OSError):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=0.2) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                if b"200" in sock.recv(64):
+                    return
+        time.sleep(0.05)
+    server.proc.kill()
+    raise RuntimeError("server did not become ready")
+
+
+def stop_server(server: Server, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+    if server.proc.poll() is None:
+        server.proc.send_signal(sig)
+        try:
+            server.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+    if server.proc.stdout is not None:
+        server.log.append(server.proc.stdout.read().decode(errors="replace"))
+        server.proc.stdout.close()
+    return server.proc.returncode
+
+
+async def receive_until(
+    ws: aiohttp.ClientWebSocketResponse, predicate: Any, timeout: float = 5.0
+) -> list[dict[str, Any]]:
+    """Collect frames until one satisfies `predicate`; that one is last in the list."""
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            msg = await ws.receive()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                frame = msg.json()
+            elif msg.type == aiohttp.WSMsgType.BINARY:
+                import msgpack
+
+                frame = msgpack.unpackb(msg.data)
+            else:
+                raise AssertionError(f"socket ended: {msg.type} {msg.data} {msg.extra}")
+            seen.append(frame)
+            if predicate(frame):
+                return seen
