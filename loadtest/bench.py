@@ -1,0 +1,221 @@
+"""``echohub-loadtest bench``: Echo Hub and the python-socketio peer, side by side.
+
+Both servers run on this machine in one invocation, each pinned to the same core when
+there are two or more (the load generator gets the others), each measured with the
+same workloads and the same accounting. Writes ``bench.md`` (the comparison table),
+``bench.html`` (with charts) and ``bench.json`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from loadtest import report
+from loadtest.local import local_server
+from loadtest.runner import Progress, RunConfig, run
+
+
+def add_bench_parser(sub: Any) -> None:
+    p = sub.add_parser("bench", help="Echo Hub vs python-socketio, one run, markdown + HTML")
+    p.add_argument("--out", default="reports/bench", help="output directory")
+    p.add_argument("--targets", default="echohub,socketio")
+    p.add_argument(
+        "--scenarios",
+        default="fanout-cpu,fanout-max,connect,resume",
+        help="fanout-cpu (1,000 x 50/s), fanout-max, connect, resume",
+    )
+    p.add_argument("--subscribers", type=int, default=1000)
+    p.add_argument("--duration", type=float, default=15.0)
+    p.add_argument("--max-rate", type=float, default=300.0, help="posts/s of fanout-max")
+    p.add_argument("--connect-clients", type=int, default=10_000)
+    p.add_argument("--sources", type=int, default=4)
+    p.add_argument("--procs", type=int, default=0)
+    p.add_argument("--codec", choices=("json", "msgpack"), default="json")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _pinning() -> tuple[set[int] | None, list[int] | None]:
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return None, None
+    if len(cores) < 2:
+        return None, None
+    return {cores[0]}, cores[1:]
+
+
+def workloads(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    q = args.quick
+    subs = 20 if q else args.subscribers
+    dur = 2.0 if q else args.duration
+    all_ = {
+        "fanout-cpu": {"scenario": "fanout", "clients": subs, "rate": 50.0, "duration": dur},
+        "fanout-max": {
+            "scenario": "fanout",
+            "clients": subs,
+            "rate": 100.0 if q else args.max_rate,
+            "duration": dur,
+        },
+        "connect": {
+            "scenario": "connect",
+            "clients": 50 if q else args.connect_clients,
+            "hold": 1.5 if q else 4.0,
+            "sources": args.sources,
+        },
+        "resume": {
+            "scenario": "resume",
+            "clients": 10 if q else 200,
+            "rate": 20.0,
+            "duration": 3.0 if q else 10.0,
+            "downtime": 0.5,
+        },
+    }
+    wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    return [(name, all_[name]) for name in wanted if name in all_]
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = Progress(quiet=args.quiet)
+    server_cpus, client_cpus = _pinning()
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    for target in targets:
+        progress.log(f"== {target}: starting the server")
+        with local_server(target, cpus=server_cpus, workdir=None) as srv:
+            accounts_file = out / f".accounts-{target}.json"
+            if accounts_file.exists():
+                accounts_file.unlink()  # a fresh server: old tokens mean nothing
+            for name, w in workloads(args):
+                cfg = RunConfig(
+                    target=target,
+                    url=srv.url,
+                    server_pid=srv.pid,
+                    invite=srv.invite,
+                    data_dir=str(srv.data_dir) if srv.data_dir else None,
+                    accounts_file=str(accounts_file) if target == "echohub" else None,
+                    procs=args.procs,
+                    codec=args.codec,
+                    client_cpus=client_cpus,
+                    label=f"{target} {name}",
+                    drain=10.0,
+                    **w,
+                )
+                progress.log(f"== {target} {name}")
+                try:
+                    results[(target, name)] = run(cfg, progress)
+                except Exception as exc:  # one failed workload must not lose the others
+                    progress.log(f"!! {target} {name} failed: {exc}")
+                    results[(target, name)] = {
+                        "scenario": w["scenario"],
+                        "target": target,
+                        "label": f"{target} {name}",
+                        "errors": {type(exc).__name__: 1},
+                        "notes": [str(exc)],
+                    }
+                time.sleep(1.0)
+            if accounts_file.exists():
+                accounts_file.unlink()
+    md = comparison_markdown(results, targets, args)
+    (out / "bench.md").write_text(md + "\n", encoding="utf-8")
+    ordered = list(results.values())
+    report.write_json(ordered, out / "bench.json")
+    report.write_html(
+        [r for r in ordered if r.get("scenario") == "fanout"] or ordered,
+        out / "bench.html",
+        title="Echo Hub vs python-socketio",
+        comparison_md=md,
+    )
+    extra = "\n\n".join(report.render_table(r) for r in ordered)
+    (out / "bench-tables.txt").write_text(extra + "\n", encoding="utf-8")
+    print(md)
+    print(f"\nwrote {out / 'bench.md'}, {out / 'bench.html'}, {out / 'bench.json'}")
+    return 0
+
+
+def _v(r: dict[str, Any] | None, *path: str) -> Any:
+    cur: Any = r
+    for k in path:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(k)
+    return cur
+
+
+def comparison_markdown(
+    results: dict[tuple[str, str], dict[str, Any]], targets: list[str], args: argparse.Namespace
+) -> str:
+    fu = report.fmt_us
+    fc = report.fmt_count
+
+    def row(label: str, name: str, fn: Any) -> list[str] | None:
+        cells = [fn(results.get((t, name))) for t in targets]
+        if all(c in (None, "-") for c in cells):
+            return None
+        return [label, *[c if c is not None else "-" for c in cells]]
+
+    def cpu_us(r: dict[str, Any] | None) -> str:
+        v = _v(r, "server", "cpu_us_per_delivery")
+        k = _v(r, "server", "cpu_us_per_delivery_incl_engine")
+        if v is None:
+            return "-"
+        return f"{v:.2f} µs" + (f" ({k:.2f} with engine)" if k is not None else "")
+
+    def sat(r: dict[str, Any] | None) -> str:
+        cpus = _v(r, "client_cpu") or []
+        if not cpus:
+            return "-"
+        return "yes" if any(c.get("saturated") for c in cpus) else "no"
+
+    rows: list[list[str] | None] = []
+    for name, title in (("fanout-cpu", "fan-out, 50 posts/s"), ("fanout-max", "fan-out, max")):
+        if not any((t, name) in results for t in targets):
+            continue
+        r0 = next((results[(t, name)] for t in targets if (t, name) in results), {})
+        p = r0.get("params", {})
+        head = f"{title} ({fc(p.get('clients'))} subs × {p.get('rate', 0):g}/s)"
+        rows += [
+            row(f"{head}: delivered/s", name, lambda r: fc(_v(r, "throughput", "delivered_per_s"))),
+            row(f"{head}: p50 / p99 / max", name, lambda r: " / ".join(
+                fu(_v(r, "latency_us", k)) for k in ("p50", "p99", "max")
+            ) if _v(r, "latency_us", "count") else "-"),
+            row(f"{head}: lost / duplicated", name, lambda r: f"{fc(_v(r, 'delivery', 'lost'))} / "
+                f"{fc(_v(r, 'delivery', 'duplicated'))}"),
+            row(f"{head}: server CPU per delivery", name, cpu_us),
+            row(f"{head}: load generator saturated", name, sat),
+        ]  # fmt: skip
+    if any((t, "connect") in results for t in targets):
+        rows += [
+            row("connect storm: connected / attempted", "connect", lambda r: (
+                f"{fc(_v(r, 'connect', 'connected'))} / {fc(_v(r, 'connect', 'attempted'))}")),
+            row("connect storm: connections/s", "connect",
+                lambda r: fc(_v(r, "connect", "per_s"))),
+            row("connect storm: connect p99", "connect",
+                lambda r: fu(_v(r, "connect", "latency_us", "p99"))),
+            row("idle server RSS per socket", "connect", lambda r: (
+                f"{v:.1f} KB" if (v := _v(r, "server", "rss_per_socket_kb")) is not None else "-")),
+        ]  # fmt: skip
+    if any((t, "resume") in results for t in targets):
+        rows += [
+            row("resume: gaps / duplicates", "resume", lambda r: (
+                f"{fc(_v(r, 'resume', 'gaps'))} / {fc(_v(r, 'resume', 'duplicates'))}")),
+            row("resume: reconnects (recovered)", "resume", lambda r: (
+                f"{fc(_v(r, 'resume', 'reconnects'))} "
+                f"({fc(_v(r, 'resume', 'recovered_true'))} recovered)")),
+        ]  # fmt: skip
+    table = report.markdown_table(["metric", *targets], [r for r in rows if r])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    notes = [
+        "",
+        f"One machine, {cores} cores; each server pinned to one core, the load generator "
+        "on the others; every delivery counted by (poster, seq).",
+        "The socketio peer only broadcasts (no store, no validation); Echo Hub also stores "
+        "each post and keeps history for resume.",
+    ]
+    return table + "\n" + "\n".join(notes)

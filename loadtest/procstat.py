@@ -1,0 +1,94 @@
+"""Reading another process's CPU time and memory from /proc (Linux), for server costs.
+
+CPU per delivered event = (utime+stime after - before) / deliveries, with the server's
+pid (``/proc/<pid>/stat``); memory per socket from ``VmRSS`` in ``/proc/<pid>/status``.
+Children (an embedded engine) are found through ``/proc/<pid>/task/*/children``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` in seconds, or ``None`` if it is gone/unreadable."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces; fields after its ")" are safe
+    fields = raw[raw.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / _TICKS
+
+
+def rss_kb(pid: int) -> int | None:
+    """Resident set size (``VmRSS``) of ``pid`` in KiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid``."""
+    out: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            out.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    todo = children(pid)
+    while todo and len(out) < 1000:
+        child = todo.pop()
+        out.append(child)
+        todo.extend(children(child))
+    return out
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcSnapshot:
+    """CPU seconds of a process and of its descendants at one moment."""
+
+    pid: int
+    cpu_s: float
+    children_cpu_s: dict[int, float]
+    rss_kb: int | None
+
+    @classmethod
+    def take(cls, pid: int) -> ProcSnapshot | None:
+        cpu = cpu_seconds(pid)
+        if cpu is None:
+            return None
+        kids = {c: v for c in descendants(pid) if (v := cpu_seconds(c)) is not None}
+        return cls(pid, cpu, kids, rss_kb(pid))
+
+
+def cpu_delta(before: ProcSnapshot, after: ProcSnapshot) -> tuple[float, float]:
+    """``(process_cpu_s, descendants_cpu_s)`` spent between two snapshots."""
+    own = after.cpu_s - before.cpu_s
+    kids = sum(v - before.children_cpu_s.get(c, 0.0) for c, v in after.children_cpu_s.items())
+    return own, kids
