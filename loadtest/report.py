@@ -106,13 +106,12 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         extra = result.get(key)
         if isinstance(extra, dict):
             for k, v in extra.items():
-                if isinstance(v, int | float | str):
-                    rows.append(
-                        (
-                            f"{label} {k.replace('_', ' ')}",
-                            fmt_count(v) if not isinstance(v, str) else v,
-                        )
-                    )
+                name = k.removesuffix("_us").removeprefix(f"{key}_").replace("_", " ")
+                if isinstance(v, str):
+                    rows.append((f"{label}: {name}", v))
+                elif isinstance(v, int | float):
+                    text = fmt_us(v) if k.endswith("_us") else fmt_count(v)
+                    rows.append((f"{label}: {name}", text))
     server = result.get("server") or {}
     if server.get("cpu_s") is not None:
         rows.append(

@@ -429,6 +429,10 @@ def run(cfg: RunConfig, progress: Progress | None = None) -> dict[str, Any]:
         progress.done()
         result["connect"] = merge_connect(ready, connect_wall)
         if cfg.scenario == "connect":
+            result["client_cpu"] = [
+                cpu_row(i, CpuSample(r["cpu_s"], r["wall_s"])) for i, r in sorted(ready.items())
+            ]
+        if cfg.scenario == "connect":
             run_connect_hold(cfg, orch, result, server_rss0, progress)
         else:
             run_measured(cfg, orch, result, progress)
@@ -436,6 +440,18 @@ def run(cfg: RunConfig, progress: Progress | None = None) -> dict[str, Any]:
         progress.done()
         orch.finish()
     return result
+
+
+def cpu_row(proc: int, sample: CpuSample, peak: float | None = None) -> dict[str, Any]:
+    peak = sample.utilisation if peak is None else peak
+    return {
+        "proc": proc,
+        "cpu_s": round(sample.cpu_s, 3),
+        "wall_s": round(sample.wall_s, 3),
+        "utilisation": round(sample.utilisation, 3),
+        "peak_utilisation": round(peak, 3),
+        "saturated": saturated(sample) or peak >= 0.95,
+    }
 
 
 def merge_connect(ready: dict[int, Any], wall: float) -> dict[str, Any]:
@@ -528,16 +544,7 @@ def run_measured(
         sample = CpuSample(r["cpu_s"], r["wall_s"])
         per_tick = [cpus[i] for k, cpus in orch.cpu_by_tick.items() if len(cpus) > i]
         peak = max(per_tick, default=sample.utilisation)
-        client_cpu.append(
-            {
-                "proc": i,
-                "cpu_s": round(sample.cpu_s, 3),
-                "wall_s": round(sample.wall_s, 3),
-                "utilisation": round(sample.utilisation, 3),
-                "peak_utilisation": round(peak, 3),
-                "saturated": saturated(sample) or peak >= 0.95,
-            }
-        )
+        client_cpu.append(cpu_row(i, sample, peak))
         if r["foreign"]:
             errors["foreign_marker_events"] += r["foreign"]
     for iv in orch.intervals.values():

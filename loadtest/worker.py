@@ -224,6 +224,7 @@ class Worker:
                 await asyncio.sleep(p.tick)
                 self.send("connecting", p.index, connected, failed)
 
+        cpu0, wall0 = time.process_time(), time.monotonic()
         reporter = asyncio.create_task(report())
         try:
             await asyncio.gather(*(one(i, s) for i, s in enumerate(self.subs)))
@@ -242,6 +243,8 @@ class Worker:
             "last_ns": last_ns,
             "hist": self.connect_hist.encode(),
             "posters": len(self.posters),
+            "cpu_s": time.process_time() - cpu0,
+            "wall_s": time.monotonic() - wall0,
         }
 
     # --- the measured phase -----------------------------------------------------------
