@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 from server.engine import EmbeddedEngine, EngineError, running_engine_url
+from server.runner import run_worker, worker_main
 from server.settings import Settings, SettingsError, settings_from_env
 
 log = logging.getLogger("echohub")
@@ -50,20 +49,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-
-        return uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover
-        return asyncio.new_event_loop()
-
-
 async def _admin_link_if_empty(settings: Settings, url: str) -> str | None:
     from server import store
     from server.services.accounts import AccountService
@@ -81,34 +66,6 @@ async def _admin_link_if_empty(settings: Settings, url: str) -> str | None:
         await client.aclose()
 
 
-def _run_worker(settings: Settings, url: str, sock: socket.socket | None) -> None:
-    from aiohttp import web
-
-    from server.app import create_app
-
-    loop = _new_loop()
-    asyncio.set_event_loop(loop)
-    app = create_app(settings, url)
-    print(f"Echo Hub listening on {settings.base_url} (pid {os.getpid()})", flush=True)
-    web.run_app(
-        app,
-        host=None if sock else settings.host,
-        port=None if sock else settings.port,
-        sock=sock,
-        reuse_port=settings.workers > 1 or None,
-        print=None,
-        loop=loop,
-        shutdown_timeout=5.0,
-        handle_signals=True,
-    )
-
-
-def _worker_main(settings: Settings, url: str) -> None:
-    _die_with_parent()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    _run_worker(settings, url, None)
-
-
 def serve(settings: Settings) -> int:
     engine: EmbeddedEngine | None = None
     url = settings.redis_url
@@ -122,7 +79,7 @@ def serve(settings: Settings) -> int:
             print("No accounts yet. Sign up the first admin with this one-time link:", flush=True)
             print(link, flush=True)
         if settings.workers == 1:
-            _run_worker(settings, url, None)
+            run_worker(settings, url, None)
             return 0
         return _serve_workers(settings, url)
     finally:
@@ -133,7 +90,7 @@ def serve(settings: Settings) -> int:
 def _serve_workers(settings: Settings, url: str) -> int:
     ctx = multiprocessing.get_context("spawn")
     workers = [
-        ctx.Process(target=_worker_main, args=(settings, url), name=f"echohub-worker-{i}")
+        ctx.Process(target=worker_main, args=(settings, url), name=f"echohub-worker-{i}")
         for i in range(settings.workers)
     ]
     for proc in workers:
@@ -150,13 +107,15 @@ def _serve_workers(settings: Settings, url: str) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    failed = False
     for proc in workers:
         while proc.is_alive():
             proc.join(0.5)
             if not stopping and any(not p.is_alive() for p in workers):
                 log.error("a worker exited; stopping the others")
+                failed = True
                 stop(signal.SIGTERM, None)
-    return 0
+    return 1 if failed else 0
 
 
 def invite(args: argparse.Namespace, settings: Settings) -> int:

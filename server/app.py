@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -87,6 +88,10 @@ def create_app(
         await bus.stop()
         await client.aclose()
 
+    async def worker_header(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Echohub-Worker"] = str(os.getpid())
+
+    app.on_response_prepare.append(worker_header)
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_all_sockets)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ class Services:
     ratelimits: RateLimitStore
     # Filled by the feature modules as they are wired (topics, echoes, graph, ...).
     extra: dict[str, Any] = field(default_factory=dict)
+    _tasks: set[asyncio.Future[None]] = field(default_factory=set)
 
     def base_url(self, request: web.Request) -> str:
         if self.settings.public_url:
@@ -56,11 +58,27 @@ class Services:
         await self.bus.publish_control({"close_user": user_id, "code": code})
 
     def on_control(self, message: dict[str, Any]) -> None:
+        if "home" in message:
+            self._rebind_home(str(message["home"]), message.get("add", []),
+                              message.get("remove", []))  # fmt: skip
+            return
         code = int(message.get("code", CloseCode.SESSION_ENDED))
         if "close_user" in message:
             self.hub.close_principal(str(message["close_user"]), code, "account closed")
         elif "close_session" in message:
             self.hub.close_session(str(message["close_session"]), code, "session ended")
+
+    def _rebind_home(self, user_id: str, add: list[str], remove: list[str]) -> None:
+        """Widen or narrow the live `home` subscriptions of a member on this process."""
+        for conn in self.hub.connections_of(user_id):
+            if "home" not in conn.subs:
+                continue
+            if remove:
+                self.hub.remove_channels(conn, "home", remove)
+            if add:
+                task = asyncio.ensure_future(self.hub.add_channels(conn, "home", add))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
 
 SERVICES = web.AppKey("services", Services)

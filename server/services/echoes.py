@@ -1,0 +1,308 @@
+"""Echo posts: create, delete, read, like, and the feeds.
+
+A post is published once, on the topics that show it — `user:{author}` (which also feeds
+every follower's `home`), `public` for public posts outside closed communities,
+`community:{id}`, and `mod` — with the audience rules (friends only, blocks, mutes)
+carried in the event so each process filters its local subscribers without asking the
+engine anything.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+import orjson
+
+from server.domain.echo import validate_echo_text, validate_visibility
+from server.domain.effects import segments_to_wire
+from server.domain.errors import DomainError, Forbidden, NotFound
+from server.domain.visibility import CommunityAccess, can_see_post, shows_in_feed
+from server.hub import Audience
+from server.services.accounts import AccountService
+from server.services.common import Clock, User, iso, new_id
+from server.services.graph import GraphService, user_channel
+from server.services.publish import Publisher, Target
+from server.store.echoes import EchoStore, id_ms
+from server.store.graph import Circle
+
+POST_ID = re.compile(r"[0-9a-f]{20}")
+PAGE = 25
+FRIENDS_LATEST = 5
+DISCOVER_WINDOW_MS = 24 * 3600 * 1000
+
+
+class CommunityGate(Protocol):
+    """What posting needs to know of communities (provided by the communities feature)."""
+
+    async def access(self, user_id: str, community_id: str) -> CommunityAccess: ...
+
+    async def readers(self, community_id: str) -> frozenset[str] | None: ...
+
+    async def owner(self, community_id: str) -> str: ...
+
+
+def check_post_id(raw: object, field: str = "id") -> str:
+    if not isinstance(raw, str) or not POST_ID.fullmatch(raw):
+        raise NotFound("echo_not_found", "no such echo", field=field)
+    return raw
+
+
+def check_cursor(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not POST_ID.fullmatch(raw):
+        raise DomainError("invalid_cursor", "the cursor is not one this server gave", "before")
+    return raw
+
+
+class EchoService:
+    def __init__(
+        self, accounts: AccountService, graph: GraphService, store: EchoStore,
+        publisher: Publisher, clock: Clock,
+    ) -> None:  # fmt: skip
+        self.accounts = accounts
+        self.graph = graph
+        self.store = store
+        self.publisher = publisher
+        self.clock = clock
+        self.communities: CommunityGate | None = None
+
+    # --- shape -------------------------------------------------------------------------
+
+    @staticmethod
+    def wire(rec: dict[str, str]) -> dict[str, Any]:
+        return {
+            "id": rec["id"],
+            "author": {"handle": rec["author_handle"], "display_name": rec["author_name"]},
+            "text": rec["text"],
+            "segments": orjson.loads(rec["segments"]),
+            "visibility": rec["visibility"],
+            "community": rec.get("community") or None,
+            "reply_to": rec.get("reply_to") or None,
+            "created_at": rec["created_at"],
+        }
+
+    async def _for_viewer(self, viewer: User, recs: list[dict[str, str]]) -> list[dict[str, Any]]:
+        state = await self.store.like_state([r["id"] for r in recs], viewer.id)
+        out = []
+        for rec in recs:
+            post = self.wire(rec)
+            liked, count = state.get(rec["id"], (False, 0))
+            post["liked"] = liked
+            if rec["author"] == viewer.id:
+                post["like_count"] = count  # likes are private to the author
+            out.append(post)
+        return out
+
+    # --- visibility --------------------------------------------------------------------
+
+    async def _community_access(self, viewer: str, community: str) -> CommunityAccess | None:
+        if not community:
+            return None
+        if self.communities is None:
+            return CommunityAccess("approval", False)
+        try:
+            return await self.communities.access(viewer, community)
+        except NotFound:
+            return CommunityAccess("approval", False)
+
+    async def _visible(
+        self, viewer: User, recs: list[dict[str, str]], circle: Circle, *, feed: bool
+    ) -> list[dict[str, str]]:
+        rule = shows_in_feed if feed else can_see_post
+        out = []
+        for rec in recs:
+            access = await self._community_access(viewer.id, rec.get("community", ""))
+            if rule(viewer.id, rec["author"], rec["visibility"], circle.relation_to(rec["author"]),
+                    access):  # fmt: skip
+                out.append(rec)
+        return out
+
+    async def visible_post(
+        self, viewer: User, post_id: object, field: str = "id"
+    ) -> dict[str, str]:
+        """The post record if it exists and the viewer may see it; else 404 (never 403:
+        a hidden post's existence is not revealed)."""
+        rec = await self.store.get(check_post_id(post_id, field))
+        if rec is None:
+            raise NotFound("echo_not_found", "no such echo", field=field)
+        circle = await self.graph.circle(viewer.id)
+        if not await self._visible(viewer, [rec], circle, feed=False):
+            raise NotFound("echo_not_found", "no such echo", field=field)
+        return rec
+
+    # --- write -------------------------------------------------------------------------
+
+    async def create(self, author: User, body: object, limit: Any = None) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise DomainError("invalid_body", "request body must be a JSON object")
+        echo = validate_echo_text(body.get("text"))
+        visibility = validate_visibility(body.get("visibility"))
+        community = body.get("community")
+        if community is not None:
+            if not isinstance(community, str) or not community or len(community) > 64:
+                raise DomainError("invalid_community", "community must be an id", "community")
+            if self.communities is None:
+                raise NotFound("community_not_found", "no such community", field="community")
+            access = await self.communities.access(author.id, community)
+            if not access.is_member:
+                raise Forbidden("not_a_member", "only members post in a community", "community")
+        reply_to = body.get("reply_to")
+        if reply_to is not None:
+            reply_to = (await self.visible_post(author, reply_to, "reply_to"))["id"]
+        if limit is not None:
+            await limit("posts", author.id)
+        now = self.clock()
+        rec = {
+            "id": new_id(), "author": author.id, "author_handle": author.handle,
+            "author_name": author.display_name, "text": echo.text, "markup": echo.markup,
+            "segments": orjson.dumps(segments_to_wire(echo.segments)).decode(),
+            "visibility": visibility, "community": community or "",
+            "reply_to": reply_to or "", "created_at": iso(now),
+        }  # fmt: skip
+        await self.store.create(rec)
+        post = self.wire(rec)
+        await self.publisher.publish("post.created", post, await self._targets(rec))
+        return post
+
+    async def _targets(self, rec: dict[str, str]) -> list[Target]:
+        author = rec["author"]
+        circle = await self.graph.circle(author)
+        blocked = circle.blocked_either_way
+        only: frozenset[str] | None = None
+        if rec["visibility"] == "friends":
+            only = circle.friends | {author}
+        community = rec.get("community")
+        readers = None
+        if community and self.communities is not None:
+            readers = await self.communities.readers(community)
+            if readers is not None:
+                only = (readers | {author}) if only is None else only & (readers | {author})
+        audience = Audience(only, blocked)
+        targets: list[Target] = [(user_channel(author), audience)]
+        if rec["visibility"] == "public" and readers is None:
+            targets.append(("public", Audience(None, blocked | circle.muted_by)))
+        if community:
+            targets.append((f"community:{community}", audience))
+        targets.append(("mod", None))
+        return targets
+
+    async def delete(self, actor: User, post_id: str) -> dict[str, Any]:
+        rec = await self.store.get(check_post_id(post_id))
+        if rec is None:
+            raise NotFound("echo_not_found", "no such echo")
+        allowed = rec["author"] == actor.id or actor.is_moderator
+        if not allowed and rec.get("community") and self.communities is not None:
+            allowed = await self.communities.owner(rec["community"]) == actor.id
+        if not allowed:
+            circle = await self.graph.circle(actor.id)
+            if not await self._visible(actor, [rec], circle, feed=False):
+                raise NotFound("echo_not_found", "no such echo")
+            raise Forbidden("forbidden", "only the author, the community owner or a moderator "
+                                         "may delete this echo")  # fmt: skip
+        targets = await self._targets(rec)
+        if await self.store.delete(rec["id"]):
+            await self.publisher.publish(
+                "post.deleted", {"id": rec["id"], "community": rec.get("community") or None},
+                targets,
+            )  # fmt: skip
+        return {"id": rec["id"], "deleted": True}
+
+    # --- likes -------------------------------------------------------------------------
+
+    async def like(self, viewer: User, post_id: str) -> dict[str, Any]:
+        rec = await self.visible_post(viewer, post_id)
+        now = self.clock()
+        if await self.store.like(rec["id"], viewer.id, int(now * 1000)) and (
+            rec["author"] != viewer.id
+        ):
+            await self.publisher.notify(rec["author"], "like", {
+                "echo": rec["id"], "by": viewer.brief(), "at": iso(now)})  # fmt: skip
+        return {"id": rec["id"], "liked": True}
+
+    async def unlike(self, viewer: User, post_id: str) -> dict[str, Any]:
+        rec = await self.visible_post(viewer, post_id)
+        await self.store.unlike(rec["id"], viewer.id)
+        return {"id": rec["id"], "liked": False}
+
+    async def likes(self, viewer: User, post_id: str) -> dict[str, Any]:
+        rec = await self.visible_post(viewer, post_id)
+        if rec["author"] != viewer.id:
+            raise Forbidden("forbidden", "only the author sees who liked an echo")
+        likers = await self.store.likers(rec["id"])
+        users = await self.accounts.store.users([uid for uid, _ in likers])
+        items = [{"user": {"handle": u["handle"], "display_name": u["display_name"]},
+                  "at": iso(ms / 1000)}
+                 for (_, ms), u in zip(likers, users, strict=True) if u]  # fmt: skip
+        return {"items": items, "count": len(items), "next": None}
+
+    # --- feeds -------------------------------------------------------------------------
+
+    async def _page(
+        self, viewer: User, keys: list[str], before: str | None, limit: int, *, feed: bool
+    ) -> dict[str, Any]:
+        circle = await self.graph.circle(viewer.id)
+        chosen: list[dict[str, str]] = []
+        cursor = before
+        for _ in range(8):  # bounded: a page full of hidden posts cannot loop forever
+            ids = await self.store.page_ids(keys, cursor, limit)
+            if not ids:
+                break
+            recs = await self.store.get_many(ids)
+            chosen.extend(await self._visible(viewer, recs, circle, feed=feed))
+            cursor = ids[-1]
+            if len(chosen) >= limit:
+                break
+        page = chosen[:limit]
+        more = len(chosen) > limit or (len(page) == limit and cursor is not None)
+        nxt = page[-1]["id"] if page and more else None
+        return {"items": await self._for_viewer(viewer, page), "next": nxt}
+
+    async def home(self, viewer: User, before: str | None, limit: int = PAGE) -> dict[str, Any]:
+        circle = await self.graph.circle(viewer.id)
+        authors = {viewer.id} | (circle.following - circle.muting - circle.blocked_either_way)
+        keys = [f"eh:posts:{a}" for a in sorted(authors)]
+        return await self._page(viewer, keys, check_cursor(before), limit, feed=True)
+
+    async def friends_latest(self, viewer: User) -> dict[str, Any]:
+        circle = await self.graph.circle(viewer.id)
+        friends = circle.friends - circle.muting - circle.blocked_either_way
+        keys = [f"eh:posts:{a}" for a in sorted(friends)]
+        page = await self._page(viewer, keys, None, FRIENDS_LATEST, feed=True)
+        return {"items": page["items"], "next": None}
+
+    async def archive(
+        self, viewer: User, handle: str, before: str | None, limit: int = PAGE
+    ) -> dict[str, Any]:
+        await self.graph.profile(viewer, handle, visit=False)  # 404 / 403 when blocked
+        target = await self.accounts.user_by_handle(handle)
+        return await self._page(viewer, [f"eh:posts:{target.id}"], check_cursor(before), limit,
+                                feed=False)  # fmt: skip
+
+    async def community_page(
+        self, viewer: User, community: str, before: str | None, limit: int = PAGE
+    ) -> dict[str, Any]:
+        return await self._page(viewer, [f"eh:cposts:{community}"], check_cursor(before), limit,
+                                feed=False)  # fmt: skip
+
+    async def discover(self, viewer: User, before: str | None, limit: int = PAGE) -> dict[str, Any]:
+        """Posts of the last 24 h most liked by the members the viewer follows.
+
+        Only posts and their order are shown; who liked them never is. The cursor is an
+        offset into that ranking.
+        """
+        if before is not None and (not before.isdigit() or len(before) > 6):
+            raise DomainError("invalid_cursor", "the cursor is not one this server gave", "before")
+        offset = int(before or 0)
+        circle = await self.graph.circle(viewer.id)
+        now_ms = int(self.clock() * 1000)
+        since = now_ms - DISCOVER_WINDOW_MS
+        counts = await self.store.liked_since(circle.following - circle.blocked_either_way, since)
+        fresh = [pid for pid in counts if POST_ID.fullmatch(pid) and id_ms(pid) >= since]
+        recs = await self.store.get_many(fresh)
+        visible = await self._visible(viewer, recs, circle, feed=True)
+        visible.sort(key=lambda r: (counts[r["id"]], r["id"]), reverse=True)
+        page = visible[offset : offset + limit]
+        nxt = str(offset + limit) if len(visible) > offset + limit else None
+        return {"items": await self._for_viewer(viewer, page), "next": nxt}

@@ -1,0 +1,128 @@
+"""The social graph: profiles, follow, block, mute, and the `home`/`user:` topics.
+
+A live `home` subscription is fed by the channels `user:{id}` of the member and of each
+followed, unmuted member; graph changes widen or narrow it on every process through a
+control message, so a new follow shows up live without a resubscribe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.bus import RedisBus
+from server.domain.errors import DomainError, Forbidden
+from server.domain.visibility import can_view_profile, check_can_follow
+from server.services.accounts import AccountService
+from server.services.common import Clock, User, iso
+from server.services.publish import Publisher
+from server.services.topics import Resolution
+from server.store.graph import Circle, GraphStore
+
+ProfileHook = Callable[[User, User], Awaitable[None]]
+
+
+def user_channel(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+class GraphService:
+    def __init__(
+        self, accounts: AccountService, store: GraphStore, publisher: Publisher, bus: RedisBus,
+        clock: Clock,
+    ) -> None:  # fmt: skip
+        self.accounts = accounts
+        self.store = store
+        self.publisher = publisher
+        self.bus = bus
+        self.clock = clock
+        # Called after a signed-in profile view (footprints hook in here).
+        self.on_profile_view: list[ProfileHook] = []
+
+    async def circle(self, user_id: str) -> Circle:
+        return await self.store.circle(user_id)
+
+    async def profile(self, viewer: User, handle: str, *, visit: bool = True) -> dict[str, Any]:
+        target = await self.accounts.user_by_handle(handle)
+        rel = await self.store.relation(viewer.id, target.id)
+        if not can_view_profile(viewer.id, target.id, rel):
+            raise Forbidden("blocked", "this member's profile is not available to you")
+        followers, following = await self.store.counts(target.id)
+        if visit:
+            for hook in self.on_profile_view:
+                await hook(viewer, target)
+        return {
+            "id": target.id, "handle": target.handle, "display_name": target.display_name,
+            "created_at": target.created_at, "followers": followers, "following": following,
+            "relationship": {
+                "following": rel.follows, "followed_by": rel.followed_by,
+                "friends": rel.friends, "blocking": rel.blocks, "muting": rel.mutes,
+            },
+        }  # fmt: skip
+
+    async def _target(self, viewer: User, handle: str) -> User:
+        target = await self.accounts.user_by_handle(handle)
+        if target.id == viewer.id:
+            raise DomainError("cannot_target_self", "that is you", field="handle")
+        return target
+
+    async def follow(self, viewer: User, handle: str) -> dict[str, Any]:
+        target = await self.accounts.user_by_handle(handle)
+        check_can_follow(viewer.id, target.id, await self.store.relation(viewer.id, target.id))
+        outcome = await self.store.follow(viewer.id, target.id)
+        if outcome < 0:
+            raise Forbidden("blocked", "you cannot follow this member", field="handle")
+        if outcome == 1:
+            circle = await self.store.circle(viewer.id)
+            if target.id not in circle.muting:
+                await self._rebind_home(viewer.id, add=[user_channel(target.id)])
+            await self.publisher.notify(
+                target.id, "follow", {"by": viewer.brief(), "at": iso(self.clock())}
+            )
+        return await self.profile(viewer, handle, visit=False)
+
+    async def unfollow(self, viewer: User, handle: str) -> dict[str, Any]:
+        target = await self._target(viewer, handle)
+        if await self.store.unfollow(viewer.id, target.id):
+            await self._rebind_home(viewer.id, remove=[user_channel(target.id)])
+        return await self.profile(viewer, handle, visit=False)
+
+    async def block(self, viewer: User, handle: str) -> dict[str, Any]:
+        target = await self._target(viewer, handle)
+        await self.store.block(viewer.id, target.id)
+        await self._rebind_home(viewer.id, remove=[user_channel(target.id)])
+        await self._rebind_home(target.id, remove=[user_channel(viewer.id)])
+        return await self.profile(viewer, handle, visit=False)
+
+    async def unblock(self, viewer: User, handle: str) -> dict[str, Any]:
+        target = await self._target(viewer, handle)
+        await self.store.unblock(viewer.id, target.id)
+        return await self.profile(viewer, handle, visit=False)
+
+    async def mute(self, viewer: User, handle: str, on: bool) -> dict[str, Any]:
+        target = await self._target(viewer, handle)
+        await self.store.set_mute(viewer.id, target.id, on)
+        if on:
+            await self._rebind_home(viewer.id, remove=[user_channel(target.id)])
+        elif (await self.store.relation(viewer.id, target.id)).follows:
+            await self._rebind_home(viewer.id, add=[user_channel(target.id)])
+        return await self.profile(viewer, handle, visit=False)
+
+    async def _rebind_home(
+        self, user_id: str, add: list[str] | None = None, remove: list[str] | None = None
+    ) -> None:
+        await self.bus.publish_control({"home": user_id, "add": add or [], "remove": remove or []})
+
+    # --- topics ------------------------------------------------------------------------
+
+    async def resolve_home(self, user: User, _topic: str, _flt: Any) -> Resolution:
+        circle = await self.store.circle(user.id)
+        followed = circle.following - circle.muting - circle.blocked_either_way
+        return [user_channel(user.id), *(user_channel(u) for u in sorted(followed))], None
+
+    async def resolve_user(self, user: User, handle: str, _flt: Any) -> Resolution:
+        target = await self.accounts.user_by_handle(handle)
+        rel = await self.store.relation(user.id, target.id)
+        if not can_view_profile(user.id, target.id, rel):
+            raise Forbidden("forbidden", "you may not follow this member's topic")
+        return [user_channel(target.id)], None

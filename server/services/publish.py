@@ -1,0 +1,27 @@
+"""Publishing domain events: one bus call per event, whatever its audience size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from server.bus import RedisBus, encode_body
+from server.hub import Audience
+
+Target = tuple[str, Audience | None]
+
+
+class Publisher:
+    def __init__(self, bus: RedisBus) -> None:
+        self.bus = bus
+
+    async def publish(self, type_: str, data: Any, targets: Sequence[Target]) -> int:
+        """Publish `data` as `type_` on each (topic, audience) in one engine call."""
+        if not targets:
+            return 0
+        entries = [(topic, encode_body(type_, data, audience)) for topic, audience in targets]
+        return await self.bus.publish(entries)
+
+    async def notify(self, user_id: str, type_: str, data: Any) -> int:
+        """A notification on one member's `me` topic."""
+        return await self.publish(type_, data, [(f"me:{user_id}", None)])

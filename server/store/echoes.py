@@ -1,0 +1,129 @@
+"""Echo posts and their private likes.
+
+Keys:
+  eh:post:{id}            hash  id author text segments visibility community reply_to
+                                created_at
+  eh:posts:{user}         zset  post id -> created ms (the archive; feeds merge these)
+  eh:cposts:{community}   zset  post id -> created ms
+  eh:likes:{post}         zset  liker id -> liked ms (only the author may read it)
+  eh:liked:{user}         zset  post id -> liked ms (what a member liked; discover)
+Post ids start with 12 hex digits of creation milliseconds, so id order is time order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import redis.asyncio as redis
+
+_DELETE = """
+local post = redis.call('HGETALL', KEYS[1])
+if #post == 0 then return 0 end
+local fields = {}
+for i = 1, #post, 2 do fields[post[i]] = post[i + 1] end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', 'eh:posts:' .. fields['author'], ARGV[1])
+if fields['community'] and fields['community'] ~= '' then
+  redis.call('ZREM', 'eh:cposts:' .. fields['community'], ARGV[1])
+end
+local likers = redis.call('ZRANGE', 'eh:likes:' .. ARGV[1], 0, -1)
+for _, liker in ipairs(likers) do redis.call('ZREM', 'eh:liked:' .. liker, ARGV[1]) end
+redis.call('DEL', 'eh:likes:' .. ARGV[1])
+return 1
+"""
+
+
+def id_ms(post_id: str) -> int:
+    return int(post_id[:12], 16)
+
+
+class EchoStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._delete = client.register_script(_DELETE)
+
+    async def create(self, post: dict[str, str]) -> None:
+        ms = id_ms(post["id"])
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(f"eh:post:{post['id']}", mapping=post)
+            pipe.zadd(f"eh:posts:{post['author']}", {post["id"]: ms})
+            if post.get("community"):
+                pipe.zadd(f"eh:cposts:{post['community']}", {post["id"]: ms})
+            await pipe.execute()
+
+    async def get(self, post_id: str) -> dict[str, str] | None:
+        data = await self.r.hgetall(f"eh:post:{post_id}")
+        return data or None
+
+    async def get_many(self, post_ids: Iterable[str]) -> list[dict[str, str]]:
+        ids = list(post_ids)
+        if not ids:
+            return []
+        async with self.r.pipeline(transaction=False) as pipe:
+            for pid in ids:
+                pipe.hgetall(f"eh:post:{pid}")
+            return [p for p in await pipe.execute() if p]
+
+    async def delete(self, post_id: str) -> bool:
+        return bool(await self._delete(keys=[f"eh:post:{post_id}"], args=[post_id]))
+
+    async def page_ids(self, zset_keys: list[str], before: str | None, limit: int) -> list[str]:
+        """Newest first across several id zsets, strictly older than `before`."""
+        if not zset_keys:
+            return []
+        top = id_ms(before) if before else "+inf"
+        async with self.r.pipeline(transaction=False) as pipe:
+            for key in zset_keys:
+                # One extra page guards against ties within one millisecond.
+                pipe.zrevrangebyscore(key, top, "-inf", start=0, num=limit * 2 + 10)
+            results = await pipe.execute()
+        ids = {pid for ids in results for pid in ids if before is None or pid < before}
+        return sorted(ids, reverse=True)
+
+    async def like(self, post_id: str, user: str, ms: int) -> bool:
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.zadd(f"eh:likes:{post_id}", {user: ms}, nx=True)
+            pipe.zadd(f"eh:liked:{user}", {post_id: ms}, nx=True)
+            added, _ = await pipe.execute()
+        return bool(added)
+
+    async def unlike(self, post_id: str, user: str) -> bool:
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.zrem(f"eh:likes:{post_id}", user)
+            pipe.zrem(f"eh:liked:{user}", post_id)
+            removed, _ = await pipe.execute()
+        return bool(removed)
+
+    async def likers(self, post_id: str) -> list[tuple[str, float]]:
+        return list(await self.r.zrevrange(f"eh:likes:{post_id}", 0, -1, withscores=True))
+
+    async def like_state(self, post_ids: list[str], viewer: str) -> dict[str, tuple[bool, int]]:
+        """(viewer liked it, like count) per post id."""
+        if not post_ids:
+            return {}
+        async with self.r.pipeline(transaction=False) as pipe:
+            for pid in post_ids:
+                pipe.zscore(f"eh:likes:{pid}", viewer)
+                pipe.zcard(f"eh:likes:{pid}")
+            res = await pipe.execute()
+        return {pid: (res[2 * i] is not None, int(res[2 * i + 1]))
+                for i, pid in enumerate(post_ids)}  # fmt: skip
+
+    async def liked_since(self, users: Iterable[str], since_ms: int) -> dict[str, int]:
+        """How many of `users` liked each post since `since_ms`."""
+        counts: dict[str, int] = {}
+        users = list(users)
+        if not users:
+            return counts
+        async with self.r.pipeline(transaction=False) as pipe:
+            for uid in users:
+                pipe.zrangebyscore(f"eh:liked:{uid}", since_ms, "+inf")
+            for ids in await pipe.execute():
+                for pid in ids:
+                    counts[pid] = counts.get(pid, 0) + 1
+        return counts
+
+
+def post_record(post: dict[str, Any]) -> dict[str, str]:
+    return {k: ("" if v is None else str(v)) for k, v in post.items()}

@@ -1,0 +1,131 @@
+"""The social graph: follows, blocks, mutes.
+
+Keys (sets of user ids):
+  eh:following:{id}  eh:followers:{id}
+  eh:blocking:{id}   eh:blocked_by:{id}
+  eh:muting:{id}     eh:muted_by:{id}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+
+from server.domain.visibility import Relation
+
+# A follow is refused atomically when a block stands between the two.
+_FOLLOW = """
+if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1
+   or redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then
+  return -1
+end
+local added = redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+return added
+"""
+
+_BLOCK = """
+redis.call('SREM', KEYS[1], ARGV[2]); redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1]); redis.call('SREM', KEYS[4], ARGV[2])
+local added = redis.call('SADD', KEYS[5], ARGV[2])
+redis.call('SADD', KEYS[6], ARGV[1])
+return added
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Circle:
+    """One member's whole neighbourhood, loaded at once for feed and audience decisions."""
+
+    following: frozenset[str]
+    followers: frozenset[str]
+    blocking: frozenset[str]
+    blocked_by: frozenset[str]
+    muting: frozenset[str]
+    muted_by: frozenset[str]
+
+    @property
+    def friends(self) -> frozenset[str]:
+        return self.following & self.followers
+
+    @property
+    def blocked_either_way(self) -> frozenset[str]:
+        return self.blocking | self.blocked_by
+
+    def relation_to(self, other: str) -> Relation:
+        return Relation(
+            follows=other in self.following,
+            followed_by=other in self.followers,
+            blocks=other in self.blocking,
+            blocked_by=other in self.blocked_by,
+            mutes=other in self.muting,
+        )
+
+
+class GraphStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._follow = client.register_script(_FOLLOW)
+        self._block = client.register_script(_BLOCK)
+
+    async def relation(self, viewer: str, other: str) -> Relation:
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.sismember(f"eh:following:{viewer}", other)
+            pipe.sismember(f"eh:followers:{viewer}", other)
+            pipe.sismember(f"eh:blocking:{viewer}", other)
+            pipe.sismember(f"eh:blocked_by:{viewer}", other)
+            pipe.sismember(f"eh:muting:{viewer}", other)
+            follows, followed_by, blocks, blocked_by, mutes = await pipe.execute()
+        return Relation(bool(follows), bool(followed_by), bool(blocks), bool(blocked_by),
+                        bool(mutes))  # fmt: skip
+
+    async def circle(self, user: str) -> Circle:
+        async with self.r.pipeline(transaction=False) as pipe:
+            for name in ("following", "followers", "blocking", "blocked_by", "muting",
+                         "muted_by"):  # fmt: skip
+                pipe.smembers(f"eh:{name}:{user}")
+            sets = await pipe.execute()
+        return Circle(*(frozenset(s) for s in sets))
+
+    async def follow(self, viewer: str, target: str) -> int:
+        """1 added, 0 already following, -1 refused because of a block."""
+        keys = [f"eh:following:{viewer}", f"eh:followers:{target}",
+                f"eh:blocking:{viewer}", f"eh:blocked_by:{viewer}"]  # fmt: skip
+        return int(await self._follow(keys=keys, args=[viewer, target]))
+
+    async def unfollow(self, viewer: str, target: str) -> bool:
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.srem(f"eh:following:{viewer}", target)
+            pipe.srem(f"eh:followers:{target}", viewer)
+            removed, _ = await pipe.execute()
+        return bool(removed)
+
+    async def block(self, viewer: str, target: str) -> bool:
+        keys = [f"eh:following:{viewer}", f"eh:followers:{target}",
+                f"eh:following:{target}", f"eh:followers:{viewer}",
+                f"eh:blocking:{viewer}", f"eh:blocked_by:{target}"]  # fmt: skip
+        return bool(await self._block(keys=keys, args=[viewer, target]))
+
+    async def unblock(self, viewer: str, target: str) -> None:
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.srem(f"eh:blocking:{viewer}", target)
+            pipe.srem(f"eh:blocked_by:{target}", viewer)
+            await pipe.execute()
+
+    async def set_mute(self, viewer: str, target: str, on: bool) -> None:
+        async with self.r.pipeline(transaction=True) as pipe:
+            if on:
+                pipe.sadd(f"eh:muting:{viewer}", target)
+                pipe.sadd(f"eh:muted_by:{target}", viewer)
+            else:
+                pipe.srem(f"eh:muting:{viewer}", target)
+                pipe.srem(f"eh:muted_by:{target}", viewer)
+            await pipe.execute()
+
+    async def counts(self, user: str) -> tuple[int, int]:
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.scard(f"eh:followers:{user}")
+            pipe.scard(f"eh:following:{user}")
+            followers, following = await pipe.execute()
+        return int(followers), int(following)
