@@ -94,8 +94,8 @@ async def test_151_vs_150_in_several_scripts(app_client: Any, rdb: Any) -> None:
 
 async def setup_cast(client: Any, rdb: Any) -> dict[str, Member]:
     """author; friend (mutual); follower (one-way); stranger; blocked; muted (follows, muted)."""
-    cast = {name: await signup(client, rdb, name)
-            for name in ("author", "friend", "follower", "stranger", "blocked", "muted")}  # fmt: skip
+    names = ("author", "friend", "follower", "stranger", "blocked", "muted")
+    cast = {name: await signup(client, rdb, name) for name in names}
     for name in ("friend", "follower", "muted", "blocked"):
         await follow(client, cast[name], "author")
     await follow(client, cast["author"], "friend")
