@@ -12,6 +12,7 @@ import asyncio
 import json
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -128,13 +129,42 @@ async def create_accounts(
     return list(await asyncio.gather(*(one(i, h) for i, h in enumerate(handles))))
 
 
-async def inviter_token(api: Api, *, token: str | None, invite: str | None, prefix: str) -> str:
-    """A token that may create invites: the given one, or a new account from ``invite``."""
+async def inviter_token(
+    api: Api,
+    *,
+    token: str | None,
+    invite: str | None,
+    prefix: str,
+    data_dir: str | None = None,
+    redis_url: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> str:
+    """A token that may create invites.
+
+    The given ``token``; else a new account signed up with ``invite``; else (or when that
+    invite is used up) with a fresh admin invite from ``echohub invite --admin`` run on
+    ``data_dir``/``redis_url``.
+    """
     if token:
         return token
-    if not invite:
+    if invite:
+        try:
+            return (await api.signup(invite, f"{prefix}adm")).token
+        except ApiError as exc:
+            if exc.status != 400 or not (data_dir or redis_url):
+                raise
+    if not (data_dir or redis_url):
         raise ValueError("need --token, --invite, or --data-dir/--redis-url to make an invite")
-    return (await api.signup(invite, f"{prefix}adm")).token
+    if log is not None:
+        log("accounts: asking `echohub invite --admin` for an invite")
+    from loadtest.peer import echohub_admin_invite
+
+    fresh = await asyncio.to_thread(
+        echohub_admin_invite,
+        data_dir=Path(data_dir) if data_dir else None,
+        redis_url=redis_url,
+    )
+    return (await api.signup(fresh, f"{prefix}adm")).token
 
 
 def load_accounts_file(path: Path, url: str) -> dict[str, list[Account]]:

@@ -20,7 +20,6 @@ import aiohttp
 from loadtest.accounts import Api, create_accounts, inviter_token, run_prefix
 from loadtest.client import Counters, EchoHubSocket, close_all, connect_echohub
 from loadtest.codec import CODECS
-from loadtest.peer import echohub_admin_invite
 from loadtest.stats import LatencyHistogram
 
 
@@ -61,16 +60,15 @@ async def footprints(cfg: Any, progress: Any) -> dict[str, Any]:
     prefix = run_prefix()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         api = Api(cfg.url, session)
-        invite = cfg.invite
-        if not cfg.token and not invite and (cfg.data_dir or cfg.redis_url):
-            from pathlib import Path
-
-            invite = await asyncio.to_thread(
-                echohub_admin_invite,
-                data_dir=Path(cfg.data_dir) if cfg.data_dir else None,
-                redis_url=cfg.redis_url,
-            )
-        token = await inviter_token(api, token=cfg.token, invite=invite, prefix=prefix)
+        token = await inviter_token(
+            api,
+            token=cfg.token,
+            invite=cfg.invite,
+            prefix=prefix,
+            data_dir=cfg.data_dir,
+            redis_url=cfg.redis_url,
+            log=progress.log,
+        )
         handles = [f"{prefix}o{i}" for i in range(cfg.owners)]
         handles += [f"{prefix}v{i}" for i in range(cfg.visitors)]
         accounts = await create_accounts(api, token, handles, progress=progress.status)

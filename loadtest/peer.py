@@ -114,6 +114,8 @@ class ManagedProcess:
                 os.killpg(self.popen.pid, signal.SIGKILL)
         if self._reader is not None:
             self._reader.join(2)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
 
 
 def valkey_binary() -> str:

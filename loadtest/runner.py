@@ -35,7 +35,6 @@ from loadtest.accounts import (
     run_prefix,
     save_accounts_file,
 )
-from loadtest.peer import echohub_admin_invite
 from loadtest.stats import CpuSample, Interval, LatencyHistogram, saturated
 from loadtest.worker import WorkerPlan, worker_entry
 
@@ -148,17 +147,16 @@ async def provision_echohub(cfg: RunConfig, progress: Progress) -> Cast:
         need_subs = max(0, n_accounts - len(subs))
         need_posters = max(0, cfg.posters - len(posters))
         if need_subs or need_posters or (cfg.topic == "home" and not saved):
-            invite = cfg.invite
             inviter = (saved.get("inviter") or [None])[0]
-            token = cfg.token or (inviter.token if inviter else None)
-            if not token and not invite and (cfg.data_dir or cfg.redis_url):
-                progress.log("accounts: asking `echohub invite --admin` for an invite")
-                invite = await asyncio.to_thread(
-                    echohub_admin_invite,
-                    data_dir=Path(cfg.data_dir) if cfg.data_dir else None,
-                    redis_url=cfg.redis_url,
-                )
-            token = await inviter_token(api, token=token, invite=invite, prefix=prefix)
+            token = await inviter_token(
+                api,
+                token=cfg.token or (inviter.token if inviter else None),
+                invite=cfg.invite,
+                prefix=prefix,
+                data_dir=cfg.data_dir,
+                redis_url=cfg.redis_url,
+                log=progress.log,
+            )
             progress.log(f"accounts: creating {need_subs + need_posters} ({prefix}*)")
             handles = [f"{prefix}s{i}" for i in range(need_subs)]
             handles += [f"{prefix}p{i}" for i in range(need_posters)]
