@@ -155,6 +155,7 @@ def run_scenario(args: argparse.Namespace, scenario: str) -> int:
         with local_server(cfg.target, cpus=set(cpus) if cpus else None) as srv:
             cfg.url = srv.url
             cfg.server_pid = cfg.server_pid or srv.pid
+            cfg.engine_pid = srv.engine_pid
             if cfg.target == "echohub" and not (cfg.token or cfg.invite):
                 cfg.invite = srv.invite
                 cfg.data_dir = cfg.data_dir or (str(srv.data_dir) if srv.data_dir else None)

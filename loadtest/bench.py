@@ -97,6 +97,7 @@ def run_bench(args: argparse.Namespace) -> int:
                     target=target,
                     url=srv.url,
                     server_pid=srv.pid,
+                    engine_pid=srv.engine_pid,
                     invite=srv.invite,
                     data_dir=str(srv.data_dir) if srv.data_dir else None,
                     accounts_file=str(accounts_file) if target == "echohub" else None,

@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from loadtest import wsproto
 from loadtest.codec import (
@@ -107,8 +107,9 @@ class LeanWebSocket(asyncio.Protocol):
     # --- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        transport.write(self._request)
+        # uvloop's transport is no asyncio.Transport subclass, but has its interface
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -306,7 +307,8 @@ class EchoHubSocket(LeanWebSocket):
             if self.on_event is not None:
                 self.on_event(msg)
             return
-        fut = self.pending.pop(msg.get("id"), None) if "id" in msg else None
+        rid = msg.get("id")
+        fut = self.pending.pop(rid, None) if isinstance(rid, int) else None
         if op == "error":
             err = RequestFailed(str(msg.get("code")), str(msg.get("message", "")))
             if fut is not None and not fut.done():

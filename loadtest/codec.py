@@ -51,7 +51,8 @@ class EchoCodec:
     def encode(self, obj: dict[str, Any]) -> bytes:
         if self.name == "json":
             return orjson.dumps(obj)
-        return msgpack.packb(obj, use_bin_type=True)
+        packed: bytes = msgpack.packb(obj, use_bin_type=True)
+        return packed
 
     def decode(self, data: bytes) -> Any:
         if self.name == "json":

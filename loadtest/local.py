@@ -33,6 +33,7 @@ class LocalServer:
     procs: list[ManagedProcess]
     data_dir: Path | None = None
     invite: str | None = None
+    engine_pid: int | None = None  # an engine that is not the server's child
 
 
 @contextlib.contextmanager
@@ -50,7 +51,9 @@ def local_server(
                 procs.append(valkey)
                 peer, port = start_socketio_peer(redis_url, cpus=cpus)
                 procs.append(peer)
-                yield LocalServer(target, f"http://127.0.0.1:{port}", peer.pid, procs)
+                yield LocalServer(
+                    target, f"http://127.0.0.1:{port}", peer.pid, procs, engine_pid=valkey.pid
+                )
             else:
                 data_dir = workdir / "echohub-data"
                 data_dir.mkdir(parents=True, exist_ok=True)

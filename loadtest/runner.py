@@ -71,6 +71,7 @@ class RunConfig:
     redis_url: str | None = None
     accounts_file: str | None = None
     server_pid: int | None = None
+    engine_pid: int | None = None  # a separate engine process (the peer's Valkey)
     client_cpus: list[int] | None = None
     label: str | None = None
     visitors: int = 20  # footprints
@@ -147,7 +148,8 @@ async def provision_echohub(cfg: RunConfig, progress: Progress) -> Cast:
         need_subs = max(0, n_accounts - len(subs))
         need_posters = max(0, cfg.posters - len(posters))
         if need_subs or need_posters or (cfg.topic == "home" and not saved):
-            inviter = (saved.get("inviter") or [None])[0]
+            inviters = saved.get("inviter") or []
+            inviter = inviters[0] if inviters else None
             token = await inviter_token(
                 api,
                 token=cfg.token or (inviter.token if inviter else None),
@@ -510,6 +512,7 @@ def run_measured(
     cfg: RunConfig, orch: Orchestra, result: dict[str, Any], progress: Progress
 ) -> None:
     snap0 = procstat.ProcSnapshot.take(cfg.server_pid) if cfg.server_pid else None
+    engine0 = procstat.cpu_seconds(cfg.engine_pid) if cfg.engine_pid else None
     t0_ns = time.time_ns() + 500_000_000
     orch.t0_ns = t0_ns
     orch.broadcast("go", t0_ns)
@@ -520,6 +523,7 @@ def run_measured(
     orch.broadcast("drain", acked, cfg.drain)
     results = orch.collect("result", cfg.drain + 60)
     snap1 = procstat.ProcSnapshot.take(cfg.server_pid) if cfg.server_pid else None
+    engine1 = procstat.cpu_seconds(cfg.engine_pid) if cfg.engine_pid else None
     end_ns = time.time_ns()
     progress.done()
 
@@ -590,6 +594,8 @@ def run_measured(
         }
     if snap0 and snap1:
         own, kids = procstat.cpu_delta(snap0, snap1)
+        if engine0 is not None and engine1 is not None:
+            kids += engine1 - engine0
         wall = (end_ns - t0_ns) / 1e9 + 0.5
         result["server"] = {
             "pid": cfg.server_pid,

@@ -20,7 +20,7 @@ import itertools
 import signal
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import socketio
 from aiohttp import web
@@ -46,12 +46,12 @@ def build(redis_url: str) -> tuple[web.Application, socketio.AsyncServer]:
         last_cursor = max(last_cursor + 1, time.time_ns() // 1000)
         return str(last_cursor)
 
-    @sio.event
+    @sio.event  # type: ignore[untyped-decorator]
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         handle = auth.get("handle") if isinstance(auth, dict) else None
         await sio.save_session(sid, {"handle": handle or f"anon{sid[:6]}"})
 
-    @sio.on("sub")
+    @sio.on("sub")  # type: ignore[untyped-decorator]
     async def sub(sid: str, data: Any) -> dict[str, Any]:
         topic = data.get("topic") if isinstance(data, dict) else None
         if not isinstance(topic, str) or not topic.startswith("user:"):
@@ -59,7 +59,7 @@ def build(redis_url: str) -> tuple[web.Application, socketio.AsyncServer]:
         await sio.enter_room(sid, topic)
         return {"op": "ack", "topic": topic, "cursor": next_cursor()}
 
-    @sio.on("post")
+    @sio.on("post")  # type: ignore[untyped-decorator]
     async def post(sid: str, data: Any) -> dict[str, Any]:
         text = data.get("text") if isinstance(data, dict) else None
         if not isinstance(text, str) or not 1 <= len(text) <= 150:
@@ -88,7 +88,7 @@ def build(redis_url: str) -> tuple[web.Application, socketio.AsyncServer]:
         await sio.emit("event", event, room=topic)
         return {"op": "ack", "post": obj}
 
-    @sio.on("ping")
+    @sio.on("ping")  # type: ignore[untyped-decorator]
     async def ping(sid: str, data: Any = None) -> dict[str, Any]:
         return {"op": "pong"}
 
@@ -101,8 +101,7 @@ async def serve(host: str, port: int, redis_url: str) -> None:
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096)
     await site.start()
-    server = site._server
-    assert server is not None
+    server = cast(asyncio.Server, site._server)
     actual = server.sockets[0].getsockname()[1]
     print(f"READY {actual}", flush=True)
     stop = asyncio.Event()
