@@ -1,0 +1,195 @@
+"""End-to-end fixtures: a real `python -m server serve` on loopback (embedded engine in a
+temporary data dir) and Debian's Chromium driven by Playwright, one browser context per
+member so each has their own session cookie.
+
+Never skips: a missing Chromium is a failure. No browser is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
+
+from tests.support import PASSWORD, Server, start_server, stop_server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+INVITE_LINE = re.compile(r"(https?://\S+/join/(\S+))")
+TIMEOUT_MS = 10_000
+
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+class LogPump:
+    """Drains a server's stdout on a thread (so its pipe never fills) and hands out
+    the lines; `wait_for(pattern)` blocks until a matching line or the timeout."""
+
+    def __init__(self, server: Server) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert server.proc.stdout is not None
+        self.thread = threading.Thread(target=self._pump, args=(server.proc.stdout,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, stream: Any) -> None:
+        for raw in iter(stream.readline, b""):
+            self.lines.put(raw.decode(errors="replace"))
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float = 20) -> re.Match[str]:
+        while True:
+            line = self.lines.get(timeout=timeout)
+            self.seen.append(line)
+            match = pattern.search(line)
+            if match:
+                return match
+
+
+@dataclass
+class EchoHubServer:
+    """A server on a fixed port and data dir, so a restart keeps data and URL."""
+
+    data_dir: Path
+    server: Server
+    pump: LogPump
+    admin_invite: str
+    invite: str = ""  # a many-use member invite, made by the root member
+    handles: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def base(self) -> str:
+        return self.server.base
+
+    @classmethod
+    def start(cls, data_dir: Path) -> EchoHubServer:
+        server = start_server("--data-dir", str(data_dir))
+        pump = LogPump(server)
+        invite = pump.wait_for(INVITE_LINE).group(2)
+        return cls(data_dir, server, pump, invite)
+
+    def stop(self) -> None:
+        stop_server(self.server)
+        self.pump.thread.join(5)
+
+    def restart(self) -> None:
+        port = self.server.port
+        self.stop()
+        self.server = start_server("--data-dir", str(self.data_dir), port=port)
+        self.pump = LogPump(self.server)
+
+    def handle(self, name: str) -> str:
+        return f"{name}{next(self.handles)}"
+
+
+def signup(
+    context: BrowserContext, base: str, invite: str, handle: str, name: str
+) -> dict[str, Any]:
+    """Sign up through the API from a browser context: its cookie jar gets the session."""
+    resp = context.request.post(
+        f"{base}/api/signup",
+        data={"invite": invite, "handle": handle, "password": PASSWORD,
+              "display_name": name, "birthdate": "1990-05-01"},
+    )  # fmt: skip
+    assert resp.status == 201, resp.text()
+    return dict(resp.json()["user"])
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _open_server(data_dir: Path, browser: Browser) -> EchoHubServer:
+    hub = EchoHubServer.start(data_dir)
+    context = browser.new_context()
+    try:
+        signup(context, hub.base, hub.admin_invite, "root", "Root")
+        resp = context.request.post(f"{hub.base}/api/invites", data={"uses": 100})
+        assert resp.status == 201, resp.text()
+        hub.invite = resp.json()["code"]
+    finally:
+        context.close()
+    return hub
+
+
+@pytest.fixture(scope="session")
+def echohub(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[EchoHubServer]:
+    hub = _open_server(tmp_path_factory.mktemp("e2e-data"), browser)
+    yield hub
+    hub.stop()
+
+
+@dataclass
+class Member:
+    handle: str
+    name: str
+    context: BrowserContext
+    page: Page
+    base: str
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def goto(self, route: str = "#/") -> None:
+        """Load the app at a hash route and wait until its socket is live."""
+        self.page.goto(f"{self.base}/{route}")
+        expect(self.page.locator("#conn")).to_have_attribute("data-status", "open")
+
+    def api(self, method: str, path: str, data: Any = None) -> Any:
+        resp = self.context.request.fetch(f"{self.base}{path}", method=method, data=data)
+        assert resp.ok, f"{method} {path}: {resp.status} {resp.text()}"
+        return resp.json()
+
+
+MemberFactory = Callable[..., Member]
+
+
+def make_members(browser: Browser, hub: EchoHubServer) -> tuple[MemberFactory, list[Member]]:
+    made: list[Member] = []
+
+    def make(name: str, *, viewport: dict[str, int] | None = None, **context_args: Any) -> Member:
+        handle = hub.handle(name.lower())
+        context = browser.new_context(
+            viewport=viewport or {"width": 1280, "height": 800}, **context_args
+        )
+        page = context.new_page()
+        member = Member(handle, name, context, page, hub.base)
+        page.on("pageerror", lambda err: member.errors.append(str(err)))
+
+        def on_dialog(dialog: Dialog) -> None:
+            member.dialogs.append(f"{dialog.type}:{dialog.message}")
+            if dialog.type == "confirm":
+                dialog.accept()
+            else:
+                dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        signup(context, hub.base, hub.invite, handle, name)
+        made.append(member)
+        return member
+
+    return make, made
+
+
+@pytest.fixture
+def member(browser: Browser, echohub: EchoHubServer) -> Iterator[MemberFactory]:
+    """`member("Aki")`: a signed-up member with their own browser context and page."""
+    make, made = make_members(browser, echohub)
+    yield make
+    for m in made:
+        m.context.close()
+    # No test may leave a script error behind.
+    assert not [e for m in made for e in m.errors], [e for m in made for e in m.errors]

@@ -1,0 +1,195 @@
+// The page: session, the one socket, the notification store, and a hash router that
+// mounts one view at a time. A view is `(root, params, ctx) => cleanup?`; the cleanup
+// unsubscribes its topics when the user navigates away.
+
+import { api, ApiError, enc, post } from "./api.js";
+import { removePostEverywhere, toast } from "./components.js";
+import { refreshTimes } from "./dom.js";
+import { EchoHub } from "./echohub.js";
+import { Notifications } from "./notifications.js";
+import { signInView, joinView } from "./views/auth.js";
+import { homeView } from "./views/home.js";
+import { profileView } from "./views/profile.js";
+import { footprintsView } from "./views/footprints.js";
+import { notificationsView } from "./views/notifications.js";
+import { eventsView, eventView } from "./views/events.js";
+import { communitiesView, communityView } from "./views/communities.js";
+import { inviteView } from "./views/invite.js";
+
+const main = document.getElementById("main");
+const topbar = document.getElementById("topbar");
+const conn = document.getElementById("conn");
+const badge = document.getElementById("notif-badge");
+
+const ctx = { me: null, hub: null, notifications: null, navigate };
+window.echohub = ctx; // for the console and end-to-end tests
+
+const routes = [
+  [/^\/?$/, (p, root) => homeView(root, { tab: "follow" }, ctx)],
+  [/^\/discover$/, (_m, root) => homeView(root, { tab: "discover" }, ctx)],
+  [/^\/u\/([^/]+)$/, (m, root) => profileView(root, { handle: decodeURIComponent(m[1]) }, ctx)],
+  [/^\/me$/, (_m, root) => profileView(root, { handle: ctx.me.handle }, ctx)],
+  [/^\/footprints$/, (_m, root) => footprintsView(root, {}, ctx)],
+  [/^\/notifications$/, (_m, root) => notificationsView(root, {}, ctx)],
+  [/^\/events$/, (_m, root) => eventsView(root, {}, ctx)],
+  [/^\/events\/([^/]+)$/, (m, root) => eventView(root, { id: decodeURIComponent(m[1]) }, ctx)],
+  [/^\/communities$/, (_m, root) => communitiesView(root, {}, ctx)],
+  [/^\/c\/([^/]+)$/, (m, root) => communityView(root, { id: decodeURIComponent(m[1]) }, ctx)],
+  [/^\/invite$/, (_m, root) => inviteView(root, {}, ctx)],
+];
+
+let cleanup = null;
+let routeSeq = 0;
+
+function navigate(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+async function route() {
+  routeSeq += 1;
+  if (typeof cleanup === "function") cleanup();
+  cleanup = null;
+  main.replaceChildren();
+  if (!ctx.me) {
+    const join = location.pathname.match(/^\/join\/([^/]+)$/);
+    cleanup = join ? joinView(main, { code: decodeURIComponent(join[1]) }, onSignedIn) : signInView(main, {}, onSignedIn);
+    return;
+  }
+  const path = (location.hash || "#/").slice(1);
+  let view = null;
+  for (const [re, make] of routes) {
+    const m = path.match(re);
+    if (m) {
+      view = (root) => make(m, root);
+      break;
+    }
+  }
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    const name = a.dataset.nav;
+    const current =
+      (name === "home" && (path === "/" || path === "" || path === "/discover")) ||
+      (name === "me" && (path === "/me" || path === `/u/${enc(ctx.me.handle)}`)) ||
+      (name !== "home" && name !== "me" && path.startsWith(`/${name}`)) ||
+      (name === "communities" && path.startsWith("/c/"));
+    if (current) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  if (!view) {
+    main.append(Object.assign(document.createElement("p"), { textContent: "There is no such page." }));
+    return;
+  }
+  const mine = ++routeSeq;
+  // Each view renders into its own element, so a slow view that finishes after the
+  // user moved on writes into a detached node, not over the next page.
+  const root = document.createElement("div");
+  root.className = "view";
+  main.append(root);
+  try {
+    const done = await view(root);
+    // Navigated away while this view was loading: undo it at once.
+    if (mine !== routeSeq) {
+      if (typeof done === "function") done();
+      return;
+    }
+    cleanup = done;
+  } catch (err) {
+    root.append(Object.assign(document.createElement("p"), { className: "form-error", textContent: err.message }));
+  }
+  main.focus({ preventScroll: true });
+}
+
+function paintStatus(status) {
+  const labels = {
+    idle: "Offline",
+    connecting: "Connecting…",
+    open: "Live",
+    reconnecting: "Reconnecting…",
+    waiting: "Reconnecting…",
+    closed: "Offline",
+    ended: "Signed out",
+  };
+  conn.dataset.status = status;
+  conn.textContent = labels[status] || status;
+}
+
+function startSession(me) {
+  ctx.me = me;
+  document.body.dataset.handle = me.handle;
+  topbar.hidden = false;
+  document.getElementById("nav-me").href = `#/u/${enc(me.handle)}`;
+  const hub = new EchoHub();
+  ctx.hub = hub;
+  hub.addEventListener("status", (e) => paintStatus(e.detail.status));
+  hub.addEventListener("ended", (e) => {
+    toast(e.detail.code === 4003 ? "Your account is suspended." : "Your session has ended. Please sign in again.");
+    endSession();
+  });
+  // A deletion on any topic removes the post from every list on the page.
+  hub.addEventListener("event", (e) => {
+    if (e.detail.type === "post.deleted") removePostEverywhere(e.detail.data.id);
+  });
+  ctx.notifications = new Notifications(hub, me);
+  ctx.notifications.addEventListener("change", () => {
+    const n = ctx.notifications.unread;
+    badge.hidden = n === 0;
+    badge.textContent = n > 99 ? "99+" : String(n);
+    document.getElementById("nav-notifications").setAttribute("aria-label", n ? `Notifications, ${n} unread` : "Notifications");
+  });
+  ctx.notifications.addEventListener("footprint", (e) => {
+    const v = e.detail.data.visitor;
+    if (!location.hash.startsWith("#/footprints")) toast(`${v.display_name || v.handle} visited your profile`);
+  });
+  ctx.notifications.start();
+  hub.connect();
+}
+
+function endSession() {
+  ctx.hub?.close();
+  ctx.hub = null;
+  ctx.me = null;
+  ctx.notifications = null;
+  topbar.hidden = true;
+  paintStatus("idle");
+  if (location.pathname !== "/") history.replaceState(null, "", "/");
+  location.hash = "";
+  route();
+}
+
+function onSignedIn(user) {
+  if (location.pathname !== "/") history.replaceState(null, "", "/#/");
+  else location.hash = "#/";
+  startSession(user);
+  route();
+}
+
+document.getElementById("signout").addEventListener("click", async () => {
+  try {
+    await post("/api/logout");
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 401) toast(err.message);
+  }
+  endSession();
+});
+
+window.addEventListener("echohub:unauthorized", () => {
+  if (ctx.me) {
+    toast("Your session has ended. Please sign in again.");
+    endSession();
+  }
+});
+window.addEventListener("hashchange", route);
+setInterval(() => refreshTimes(), 60_000);
+
+async function boot() {
+  try {
+    const me = await api("GET", "/api/me");
+    if (location.pathname.startsWith("/join/")) history.replaceState(null, "", "/#/");
+    startSession(me);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 401) toast(err.message);
+  }
+  route();
+}
+
+boot();

@@ -1,0 +1,422 @@
+// Pieces shared by the views: a post card, a live feed list with infinite scroll, the
+// composer with its character counter, forms that show server errors by their field.
+
+import { api, ApiError, del, enc, post, withQuery } from "./api.js";
+import { h, replace, timeEl } from "./dom.js";
+import { renderBody, renderSegments } from "./effects.js";
+import { checkEcho, MAX_GRAPHEMES, wrapSelection } from "./markup.js";
+
+/** A link to a member's profile showing their display name and @handle. */
+export function memberLink(member) {
+  return h(
+    "a.member",
+    { href: `#/u/${enc(member.handle)}` },
+    h("span.display-name", null, member.display_name || member.handle),
+    " ",
+    h("span.handle", null, `@${member.handle}`),
+  );
+}
+
+/**
+ * A post card. `ctx.me` decides whether delete is offered; likes toggle in place.
+ * The card carries `data-echo-id` so a `post.deleted` anywhere removes it everywhere.
+ */
+export function postCard(p, ctx) {
+  const mine = ctx.me && p.author.handle === ctx.me.handle;
+  const moderator = ctx.me && (ctx.me.role === "moderator" || ctx.me.role === "admin");
+  const card = h("article.echo", { dataset: { echoId: p.id }, "aria-label": `Echo by ${p.author.display_name || p.author.handle}` });
+  const meta = h(
+    "header.echo-meta",
+    null,
+    memberLink(p.author),
+    h("span.dot", { "aria-hidden": "true" }, "·"),
+    h("a.permalink", { href: `#/u/${enc(p.author.handle)}` }, timeEl(p.created_at)),
+    p.visibility === "friends" ? h("span.tag", { title: "Only friends see this" }, "friends") : null,
+    p.community ? h("a.tag", { href: `#/c/${enc(p.community)}` }, "community") : null,
+  );
+  card.append(meta, renderBody(p));
+  const actions = h("footer.echo-actions");
+  const likeButton = h("button.like", { type: "button", "aria-pressed": String(!!p.liked) });
+  const paintLike = () => {
+    likeButton.setAttribute("aria-pressed", String(!!p.liked));
+    const count = mine && typeof p.like_count === "number" ? ` ${p.like_count}` : "";
+    replace(likeButton, h("span", { "aria-hidden": "true" }, p.liked ? "♥" : "♡"), p.liked ? " Liked" : " Like", count);
+  };
+  paintLike();
+  likeButton.addEventListener("click", async () => {
+    likeButton.disabled = true;
+    const was = p.liked;
+    try {
+      await api(was ? "DELETE" : "POST", `/api/echoes/${enc(p.id)}/like`);
+      p.liked = !was;
+      if (mine && typeof p.like_count === "number") p.like_count += p.liked ? 1 : -1;
+      paintLike();
+    } catch (err) {
+      toast(err.message);
+    } finally {
+      likeButton.disabled = false;
+    }
+  });
+  actions.append(likeButton);
+  if (mine) {
+    const who = h("button.linkish.likers", { type: "button" }, "Who liked");
+    who.addEventListener("click", async () => {
+      try {
+        const data = await api("GET", `/api/echoes/${enc(p.id)}/likes`);
+        const items = data.items || [];
+        const list = h("ul.likers-list");
+        for (const item of items) list.append(h("li", null, memberLink(item.by || item.user || item)));
+        if (!items.length) list.append(h("li.muted", null, "No likes yet"));
+        card.querySelector(".likers-list")?.remove();
+        card.append(list);
+      } catch (err) {
+        toast(err.message);
+      }
+    });
+    actions.append(who);
+  }
+  if (mine || moderator) {
+    const remove = h("button.linkish.danger.delete", { type: "button" }, "Delete");
+    remove.addEventListener("click", async () => {
+      if (!window.confirm("Delete this Echo?")) return;
+      try {
+        await del(`/api/echoes/${enc(p.id)}`);
+        removePostEverywhere(p.id);
+      } catch (err) {
+        toast(err.message);
+      }
+    });
+    actions.append(remove);
+  }
+  card.append(actions);
+  return card;
+}
+
+export function removePostEverywhere(id) {
+  for (const el of document.querySelectorAll("[data-echo-id]")) {
+    if (el.dataset.echoId === String(id)) el.remove();
+  }
+}
+
+/**
+ * A list of posts: newest first, de-duplicated by id, pages fetched with `before`
+ * as the sentinel scrolls into view, live posts prepended through `hub` on `topic`.
+ * `accept(post)` filters live posts (e.g. a community's own feed).
+ */
+export class FeedList {
+  constructor({ url, ctx, topic = null, accept = null, empty = "Nothing here yet.", limit = null, label }) {
+    this.url = url;
+    this.ctx = ctx;
+    this.topic = topic;
+    this.accept = accept;
+    this.limit = limit;
+    this.next = null;
+    this.done = false;
+    this.loading = false;
+    this.ids = new Set();
+    this.list = h("div.feed", { role: "feed", "aria-busy": "false", "aria-label": label || "Echoes" });
+    this.emptyEl = h("p.empty", { hidden: true }, empty);
+    this.sentinel = h("div.sentinel", { "aria-hidden": "true" });
+    this.more = h("button.more", { type: "button", hidden: true, onclick: () => this.loadMore() }, "Load more");
+    this.status = h("p.feed-status", { role: "status" });
+    this.el = h("section.feed-wrap", null, this.list, this.emptyEl, this.status, this.more, this.sentinel);
+    this.offs = [];
+  }
+
+  /** Subscribe first, then load page one, so nothing posted in between is lost. */
+  async start() {
+    if (this.topic) {
+      await new Promise((resolve) => {
+        const off = this.ctx.hub.subscribe(this.topic, (ev) => this.onEvent(ev), {
+          onReset: () => this.reload(),
+          onAck: () => resolve(),
+        });
+        this.offs.push(off);
+        // Offline: do not hold the page hostage; the ack will come on reconnect.
+        if (!this.ctx.hub.isOpen()) resolve();
+      });
+    }
+    await this.reload();
+    if (this.limit == null) {
+      this.observer = new IntersectionObserver((entries) => {
+        if (entries.some((e) => e.isIntersecting)) this.loadMore();
+      }, { rootMargin: "400px" });
+      this.observer.observe(this.sentinel);
+    }
+    return this;
+  }
+
+  stop() {
+    for (const off of this.offs) off();
+    this.offs = [];
+    this.observer?.disconnect();
+  }
+
+  onEvent(ev) {
+    if (ev.type === "post.created") {
+      if (!this.accept || this.accept(ev.data)) this.prepend(ev.data);
+    } else if (ev.type === "post.deleted") {
+      removePostEverywhere(ev.data.id);
+      this.ids.delete(ev.data.id);
+      this.paintEmpty();
+    }
+  }
+
+  prepend(p) {
+    if (this.ids.has(p.id)) return;
+    this.ids.add(p.id);
+    const card = postCard(p, this.ctx);
+    card.classList.add("arrived");
+    this.list.prepend(card);
+    if (this.limit != null) {
+      while (this.list.children.length > this.limit) {
+        const last = this.list.lastElementChild;
+        this.ids.delete(last.dataset.echoId);
+        last.remove();
+      }
+    }
+    this.paintEmpty();
+  }
+
+  append(posts) {
+    for (const p of posts) {
+      if (this.ids.has(p.id)) continue;
+      this.ids.add(p.id);
+      this.list.append(postCard(p, this.ctx));
+    }
+    this.paintEmpty();
+  }
+
+  paintEmpty() {
+    this.emptyEl.hidden = this.list.children.length > 0 || this.loading;
+  }
+
+  async reload() {
+    this.next = null;
+    this.done = false;
+    this.loadingPromise = null;
+    const fresh = await this.fetchPage(null);
+    if (!fresh) return;
+    this.ids.clear();
+    this.list.replaceChildren();
+    this.append(fresh.items);
+    this.setNext(fresh.next);
+  }
+
+  setNext(next) {
+    this.next = next ?? null;
+    this.done = this.next == null || this.limit != null;
+    this.more.hidden = this.done;
+  }
+
+  async fetchPage(before) {
+    this.loading = true;
+    this.list.setAttribute("aria-busy", "true");
+    this.status.textContent = "Loading…";
+    try {
+      return await api("GET", withQuery(this.url, { before, limit: this.limit }));
+    } catch (err) {
+      this.status.textContent = err.message;
+      return null;
+    } finally {
+      this.loading = false;
+      this.list.setAttribute("aria-busy", "false");
+      if (this.status.textContent === "Loading…") this.status.textContent = "";
+      this.paintEmpty();
+    }
+  }
+
+  async loadMore() {
+    if (this.done || this.loading || this.next == null) return;
+    const page = await this.fetchPage(this.next);
+    if (!page) return;
+    this.append(page.items);
+    this.setNext(page.next);
+  }
+}
+
+/** Show a short message at the bottom of the screen. */
+export function toast(message, { timeout = 4000 } = {}) {
+  const box = document.getElementById("toasts");
+  if (!box) return;
+  const el = h("div.toast", null, message);
+  box.append(el);
+  setTimeout(() => el.remove(), timeout);
+}
+
+/**
+ * Wire a form to an async submit: disables while busy, clears and shows errors. An
+ * ApiError with a `field` goes under the input named like it; others at the form's end.
+ */
+export function handleForm(form, submit) {
+  const general = h("p.form-error", { role: "alert" });
+  form.append(general);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    for (const el of form.querySelectorAll(".field-error")) el.remove();
+    for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    general.textContent = "";
+    const button = form.querySelector("[type=submit]");
+    if (button) button.disabled = true;
+    try {
+      await submit(new FormData(form));
+    } catch (err) {
+      showError(form, err, general);
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+}
+
+export function showError(form, err, general) {
+  const input = err instanceof ApiError && err.field ? form.querySelector(`[name="${CSS.escape(err.field)}"]`) : null;
+  if (input) {
+    const id = `${input.id || input.name}-error`;
+    const msg = h("p.field-error", { id, role: "alert" }, err.message);
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", id);
+    const holder = input.closest(".field");
+    if (holder) holder.append(msg);
+    else input.after(msg);
+  } else {
+    general.textContent = err.message;
+  }
+}
+
+/** A labelled input: `field("Handle", {name: "handle", …})`. */
+export function field(label, props, hint) {
+  const id = props.id || `f-${props.name}-${Math.random().toString(36).slice(2, 7)}`;
+  const input = props.tag === "textarea"
+    ? h("textarea", { ...props, tag: null, id })
+    : props.tag === "select"
+      ? h("select", { ...props, tag: null, options: null, id }, (props.options || []).map(([v, t]) => h("option", { value: v }, t)))
+      : h("input", { type: "text", ...props, id });
+  return h("div.field", null, h("label", { htmlFor: id }, label), input, hint ? h("p.hint", null, hint) : null);
+}
+
+/**
+ * The composer: a one-line text area with effect buttons, a live counter that counts
+ * like the server (graphemes after NFC, markup excluded), a preview and errors.
+ * `onPost(body)` does the posting; `extra` adds fields to the body (community).
+ */
+export function composer({ onPost, extra = () => ({}), placeholder = "What's happening? Try $[shake wow]", showVisibility = true }) {
+  const id = `composer-${Math.random().toString(36).slice(2, 7)}`;
+  const textarea = h("textarea.composer-text", {
+    id,
+    name: "text",
+    rows: 2,
+    placeholder,
+    autocomplete: "off",
+    "aria-describedby": `${id}-count ${id}-error`,
+    lang: document.documentElement.lang,
+  });
+  const counter = h("span.counter", { id: `${id}-count`, "aria-live": "polite" });
+  const error = h("p.composer-error", { id: `${id}-error`, role: "alert" });
+  const preview = h("div.preview", { "aria-label": "Preview", hidden: true });
+  const wrapButton = (effect, label, key) =>
+    h("button.fx-button", {
+      type: "button",
+      title: `${label} the selection (Ctrl+${key})`,
+      "aria-keyshortcuts": `Control+${key}`,
+      dataset: { effect },
+      onclick: () => wrap(effect),
+    }, label);
+  const visibility = h("select.visibility", { name: "visibility", "aria-label": "Who can see it" },
+    h("option", { value: "public" }, "Everyone"),
+    h("option", { value: "friends" }, "Friends"));
+  const submit = h("button.primary.post-button", { type: "submit" }, "Echo");
+  const form = h(
+    "form.composer",
+    { "aria-label": "New Echo", novalidate: true },
+    h("label.sr-only", { htmlFor: id }, "Your Echo"),
+    textarea,
+    h("div.composer-bar", null,
+      h("div.fx-buttons", { role: "group", "aria-label": "Effects" },
+        wrapButton("shake", "Shake", "Shift+S"), wrapButton("big", "Enlarge", "Shift+B")),
+      showVisibility ? visibility : null,
+      counter,
+      submit),
+    error,
+    preview,
+  );
+
+  function wrap(effect) {
+    const next = wrapSelection(textarea.value, textarea.selectionStart, textarea.selectionEnd, effect);
+    if (!next) {
+      error.textContent = "A selection with ']' cannot be wrapped in an effect.";
+      return;
+    }
+    textarea.value = next.value;
+    textarea.focus();
+    textarea.setSelectionRange(next.start, next.end);
+    update();
+  }
+
+  let state = checkEcho("");
+  function update() {
+    state = checkEcho(textarea.value);
+    const remaining = MAX_GRAPHEMES - state.length;
+    counter.textContent = `${state.length}/${MAX_GRAPHEMES}`;
+    counter.dataset.count = String(state.length);
+    counter.classList.toggle("over", remaining < 0);
+    counter.classList.toggle("near", remaining >= 0 && remaining <= 10);
+    counter.setAttribute("aria-label", remaining >= 0 ? `${remaining} characters left` : `${-remaining} characters over the limit`);
+    const showError = state.error && state.error.code !== "text_required" && state.error.code !== "text_blank";
+    error.textContent = showError ? state.error.message : "";
+    submit.disabled = !!state.error;
+    const hasEffect = state.segments.some((s) => "effect" in s);
+    preview.hidden = !hasEffect || !!state.error;
+    if (!preview.hidden) replace(preview, h("span.preview-label", null, "Preview"), h("p.echo-text", null, renderSegments(state.segments)));
+    else preview.replaceChildren();
+  }
+
+  textarea.addEventListener("input", (e) => {
+    // One line only: line breaks typed or pasted become spaces (not mid-IME).
+    if (!e.isComposing && /[\r\n\u2028\u2029\v\f\x85]/.test(textarea.value)) {
+      const at = textarea.selectionStart;
+      textarea.value = textarea.value.replace(/\r\n|[\r\n\u2028\u2029\v\f\x85]/g, " ");
+      textarea.setSelectionRange(at, at);
+    }
+    update();
+  });
+  textarea.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      form.requestSubmit();
+    } else if (e.ctrlKey && e.shiftKey && (e.key === "S" || e.key === "s")) {
+      e.preventDefault();
+      wrap("shake");
+    } else if (e.ctrlKey && e.shiftKey && (e.key === "B" || e.key === "b")) {
+      e.preventDefault();
+      wrap("big");
+    }
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    update();
+    if (state.error) {
+      error.textContent = state.error.message;
+      textarea.focus();
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const body = { text: textarea.value, ...extra() };
+      if (showVisibility) body.visibility = visibility.value;
+      await onPost(body);
+      textarea.value = "";
+      update();
+    } catch (err) {
+      error.textContent = err.message;
+      submit.disabled = false;
+    }
+    textarea.focus();
+  });
+  update();
+  return form;
+}
+
+/** Post and return the created post. */
+export function createEcho(body) {
+  return post("/api/echoes", body);
+}

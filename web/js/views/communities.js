@@ -1,0 +1,167 @@
+// Communities: browse and create; a community's page with join (or request), pending
+// requests for the owner, and its feed (live on `community:{id}`).
+
+import { api, enc, post } from "../api.js";
+import { FeedList, composer, createEcho, field, handleForm, memberLink, toast } from "../components.js";
+import { h, replace } from "../dom.js";
+import { guessLang } from "../effects.js";
+import { remember, remembered } from "../known.js";
+import { actorOf, communityOf } from "./notifications.js";
+
+/** "owner", "member", "pending" or "none", wherever the payload says it. */
+export function membershipOf(c, me) {
+  if (c.owner && c.owner.handle === me.handle) return "owner";
+  const m = c.membership ?? c.my_membership ?? c.viewer ?? c.role;
+  if (typeof m === "string") return m === "requested" ? "pending" : m;
+  if (c.is_member || c.member) return "member";
+  if (c.pending || c.requested || c.request_pending) return "pending";
+  return "none";
+}
+
+function summary(c) {
+  return h("li.community-item.card", { dataset: { communityId: c.id } },
+    h("h3", { lang: guessLang(c.name) }, h("a", { href: `#/c/${enc(c.id)}` }, c.name)),
+    c.description ? h("p", { lang: guessLang(c.description) }, c.description) : null,
+    h("p.muted", null,
+      c.join_policy === "approval" ? "Join by approval" : "Open to all",
+      c.members != null || c.member_count != null ? ` · ${c.members ?? c.member_count} members` : ""));
+}
+
+export async function communitiesView(root, _params, ctx) {
+  const list = h("ul.communities");
+  const empty = h("p.empty", null, "No communities yet. Start one!");
+  const form = h("form.stack", { "aria-label": "Create a community" },
+    field("Name", { name: "name", required: true, maxLength: 50 }),
+    field("Description", { name: "description", tag: "textarea", rows: 3 }),
+    field("Who can join", { name: "join_policy", tag: "select", options: [["open", "Anyone (open)"], ["approval", "By approval"]] }),
+    h("button.primary", { type: "submit" }, "Create"));
+  handleForm(form, async (data) => {
+    const c = await post("/api/communities", {
+      name: data.get("name"),
+      description: data.get("description") || "",
+      join_policy: data.get("join_policy"),
+    });
+    remember(ctx.me, "communities", c.id);
+    location.hash = `#/c/${enc(c.id)}`;
+  });
+  root.append(
+    h("section.card", null, h("h1", null, "Communities"), h("details.announce", null, h("summary", null, "Create a community"), form)),
+    h("h2", null, "Browse"), list, empty);
+  let items = null;
+  try {
+    items = (await api("GET", "/api/communities")).items;
+  } catch (err) {
+    if (err.status !== 404 && err.status !== 405) toast(err.message);
+  }
+  if (items == null) {
+    const ids = new Set(remembered(ctx.me, "communities"));
+    for (const n of ctx.notifications.items) if (n.type.startsWith("community.")) {
+      const { id } = communityOf(n.data);
+      if (id) ids.add(String(id));
+    }
+    const got = await Promise.all([...ids].map((id) => api("GET", `/api/communities/${enc(id)}`).catch(() => null)));
+    items = got.filter(Boolean);
+  }
+  list.replaceChildren(...items.map(summary));
+  empty.hidden = items.length > 0;
+  return null;
+}
+
+export async function communityView(root, { id }, ctx) {
+  let c;
+  try {
+    c = await api("GET", `/api/communities/${enc(id)}`);
+  } catch (err) {
+    root.append(h("section.card", null, h("h1", null, "Community"), h("p.form-error", null, err.message)));
+    return null;
+  }
+  remember(ctx.me, "communities", c.id);
+  let membership = membershipOf(c, ctx.me);
+  const head = h("section.card.community-head");
+  const requests = h("ul.requests", { "aria-label": "Join requests" });
+  const paint = () => {
+    const action = membership === "none"
+      ? h("button.primary.join", { type: "button", onclick: join }, c.join_policy === "approval" ? "Request to join" : "Join")
+      : membership === "pending"
+        ? h("span.tag", null, "Request pending")
+        : h("span.tag.friends", null, membership === "owner" ? "Owner" : "Member");
+    replace(head,
+      h("h1", { lang: guessLang(c.name) }, c.name),
+      c.description ? h("p", { lang: guessLang(c.description) }, c.description) : null,
+      h("p.muted", null, c.join_policy === "approval" ? "Join by approval" : "Open to all",
+        c.owner ? [" · run by ", memberLink(c.owner)] : null),
+      h("div.row", null, action, h("a.button.plain", { href: "#/events" }, "Events")));
+  };
+  async function join() {
+    try {
+      const res = await post(`/api/communities/${enc(c.id)}/join`);
+      const s = res?.status ?? res?.membership ?? res?.result;
+      membership = s === "pending" || s === "requested" ? "pending" : s ? membershipOf({ membership: s }, ctx.me) : membershipOf(res ?? {}, ctx.me);
+      if (membership === "none") membership = c.join_policy === "approval" ? "pending" : "member";
+      paint();
+      if (membership === "member") refreshFeed();
+    } catch (err) {
+      toast(err.message);
+    }
+  }
+  paint();
+  root.append(head);
+
+  // The owner's pending requests arrive on `me`; approve or reject from here.
+  const addRequest = (n) => {
+    const who = actorOf(n.data);
+    if (!who || String(communityOf(n.data).id) !== String(c.id)) return;
+    const li = h("li", null, memberLink(who), " ");
+    const decide = (verdict) => async () => {
+      try {
+        await post(`/api/communities/${enc(c.id)}/requests/${enc(who.handle)}/${verdict}`);
+        li.remove();
+      } catch (err) {
+        toast(err.message);
+      }
+    };
+    li.append(h("button.primary", { type: "button", onclick: decide("approve") }, "Approve"), " ",
+      h("button.plain", { type: "button", onclick: decide("reject") }, "Decline"));
+    requests.append(li);
+  };
+  const onNote = (e) => {
+    const ev = e.detail;
+    if (ev.type === "community.join_requested" && membership === "owner") addRequest(ev);
+    if ((ev.type === "community.joined" || ev.type === "community.join_rejected") && String(communityOf(ev.data).id) === String(c.id)) {
+      const who = actorOf(ev.data);
+      if (!who || who.handle === ctx.me.handle) {
+        membership = ev.type === "community.joined" ? "member" : "none";
+        paint();
+        if (membership === "member") refreshFeed();
+      }
+    }
+  };
+  ctx.notifications.addEventListener("notification", onNote);
+  if (membership === "owner") {
+    root.append(h("section.card", null, h("h2", null, "Join requests"), requests));
+  }
+
+  const feedBox = h("div");
+  root.append(h("h2", null, "Community feed"), feedBox);
+  let feed = null;
+  const refreshFeed = async () => {
+    feed?.stop();
+    const canPost = membership === "member" || membership === "owner";
+    feed = new FeedList({
+      url: `/api/communities/${enc(c.id)}/echoes`,
+      topic: `community:${c.id}`,
+      ctx,
+      label: `Echoes in ${c.name}`,
+      empty: canPost ? "No Echoes here yet. Say hello!" : "Join to see and post Echoes here.",
+    });
+    replace(feedBox,
+      canPost ? composer({ onPost: async (body) => feed.prepend(await createEcho(body)), extra: () => ({ community: c.id }), placeholder: `Echo to ${c.name}` }) : null,
+      feed.el);
+    await feed.start();
+  };
+  await refreshFeed();
+  return () => {
+    feed?.stop();
+    ctx.notifications.removeEventListener("notification", onNote);
+  };
+}

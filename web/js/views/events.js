@@ -1,0 +1,232 @@
+// Events: announce one, list them, and an event's page with RSVP and live counts
+// (`event:{id}`: event.rsvp, event.updated, event.cancelled, event.starting).
+
+import { api, enc, post, put } from "../api.js";
+import { field, handleForm, memberLink, toast } from "../components.js";
+import { formatDate, h, replace } from "../dom.js";
+import { guessLang } from "../effects.js";
+import { remember, remembered } from "../known.js";
+
+/** Going / interested counts, wherever the payload keeps them. */
+export function countsOf(obj) {
+  const c = obj?.counts ?? obj ?? {};
+  return { going: Number(c.going ?? 0), interested: Number(c.interested ?? 0) };
+}
+
+function myRsvp(ev) {
+  return ev.my_rsvp ?? ev.rsvp ?? ev.viewer_rsvp ?? ev.status_of_viewer ?? "none";
+}
+
+function isCancelled(ev) {
+  return !!(ev.cancelled || ev.cancelled_at || ev.status === "cancelled");
+}
+
+/** "now" when the event is under way, "past" after it, else null. */
+export function phase(ev, now = Date.now()) {
+  const start = Date.parse(ev.starts_at);
+  const end = ev.ends_at ? Date.parse(ev.ends_at) : start + 2 * 3600 * 1000;
+  if (now >= end) return "past";
+  if (now >= start) return "now";
+  return null;
+}
+
+function toIso(local) {
+  return local ? new Date(local).toISOString() : undefined;
+}
+
+function eventSummary(ev) {
+  const counts = countsOf(ev);
+  const p = phase(ev);
+  return h("li.event-item.card", { dataset: { eventId: ev.id } },
+    h("h3", { lang: guessLang(ev.title) }, h("a", { href: `#/events/${enc(ev.id)}` }, ev.title)),
+    h("p.when", null, formatDate(ev.starts_at), ev.place ? ` · ${ev.place}` : ""),
+    h("p.muted", null,
+      `${counts.going} going · ${counts.interested} interested`,
+      isCancelled(ev) ? h("span.tag.danger", null, "cancelled") : p === "now" ? h("span.tag.live", null, "happening now") : null));
+}
+
+export async function eventsView(root, _params, ctx) {
+  const list = h("ol.events");
+  const empty = h("p.empty", null, "No events yet. Announce one!");
+  const form = h("form.stack.event-form", { "aria-label": "Announce an event" },
+    field("Title", { name: "title", required: true, maxLength: 100 }),
+    field("Description", { name: "description", tag: "textarea", rows: 3 }),
+    h("div.row2", null,
+      field("Starts", { name: "starts_at", type: "datetime-local", required: true }),
+      field("Ends (optional)", { name: "ends_at", type: "datetime-local" })),
+    h("div.row2", null,
+      field("Place (optional)", { name: "place" }),
+      field("Capacity (optional)", { name: "capacity", type: "number", min: 1 })),
+    h("input", { type: "hidden", name: "community", value: "" }),
+    h("button.primary", { type: "submit" }, "Announce"));
+  handleForm(form, async (data) => {
+    const body = {
+      title: data.get("title"),
+      description: data.get("description") || "",
+      starts_at: toIso(data.get("starts_at")),
+    };
+    if (data.get("ends_at")) body.ends_at = toIso(data.get("ends_at"));
+    if (data.get("place")) body.place = data.get("place");
+    if (data.get("capacity")) body.capacity = Number(data.get("capacity"));
+    if (data.get("community")) body.community = data.get("community");
+    const ev = await post("/api/events", body);
+    remember(ctx.me, "events", ev.id);
+    location.hash = `#/events/${enc(ev.id)}`;
+  });
+  const details = h("details.announce", null, h("summary", null, "Announce an event"), form);
+  root.append(h("section.card", null, h("h1", null, "Events"), details), h("h2", null, "Upcoming"), list, empty);
+
+  const known = new Map();
+  const paint = () => {
+    const items = [...known.values()].filter((ev) => phase(ev) !== "past").sort((a, b) => Date.parse(a.starts_at) - Date.parse(b.starts_at));
+    list.replaceChildren(...items.map(eventSummary));
+    empty.hidden = items.length > 0;
+  };
+  // Announcements arriving while the page is open join the list.
+  const onNote = (e) => {
+    const ev = e.detail.data?.event ?? e.detail.data;
+    if (ev?.id && ev.title) {
+      known.set(ev.id, ev);
+      remember(ctx.me, "events", ev.id);
+      paint();
+    }
+  };
+  ctx.notifications.addEventListener("event.announced", onNote);
+  let items = null;
+  try {
+    items = (await api("GET", "/api/events")).items;
+  } catch (err) {
+    if (err.status !== 404 && err.status !== 405) toast(err.message);
+  }
+  if (items == null) {
+    // No listing endpoint: the events this browser has seen (made, announced to me).
+    const ids = new Set(remembered(ctx.me, "events"));
+    for (const n of ctx.notifications.items) if (n.type.startsWith("event.")) {
+      const id = n.data?.event?.id ?? n.data?.event ?? n.data?.id;
+      if (id) ids.add(String(id));
+    }
+    const got = await Promise.all([...ids].map((id) => api("GET", `/api/events/${enc(id)}`).catch(() => null)));
+    items = got.filter(Boolean);
+  }
+  for (const ev of items) known.set(ev.id, ev);
+  paint();
+  return () => ctx.notifications.removeEventListener("event.announced", onNote);
+}
+
+export async function eventView(root, { id }, ctx) {
+  let ev;
+  try {
+    ev = await api("GET", `/api/events/${enc(id)}`);
+  } catch (err) {
+    root.append(h("section.card", null, h("h1", null, "Event"), h("p.form-error", null, err.message)));
+    return null;
+  }
+  remember(ctx.me, "events", ev.id);
+  const host = ev.host || ev.author || ev.owner;
+  const mine = host && host.handle === ctx.me.handle;
+  let counts = countsOf(ev);
+  let status = myRsvp(ev);
+  let starting = phase(ev) === "now";
+  const card = h("article.card.event-page", { dataset: { eventId: ev.id } });
+  const live = h("p.live-counts", { role: "status", "aria-live": "polite" });
+  const banner = h("p.banner", { role: "alert" });
+  const rsvpGroup = h("div.rsvp", { role: "group", "aria-label": "Your RSVP" });
+  const edit = h("div.host-tools");
+
+  const paintCounts = () => {
+    replace(live,
+      h("span.count-going", null, h("strong", null, String(counts.going)), " going"),
+      ev.capacity ? ` of ${ev.capacity} seats` : "",
+      " · ",
+      h("span.count-interested", null, h("strong", null, String(counts.interested)), " interested"));
+  };
+  const paintBanner = () => {
+    banner.hidden = !(isCancelled(ev) || starting);
+    banner.className = isCancelled(ev) ? "banner danger" : "banner live";
+    banner.textContent = isCancelled(ev) ? "This event was cancelled." : starting ? "Starting now!" : "";
+  };
+  const paintRsvp = () => {
+    const choice = (value, label) => {
+      const b = h("button.plain", { type: "button", "aria-pressed": String(status === value), dataset: { rsvp: value }, disabled: isCancelled(ev) }, label);
+      b.addEventListener("click", async () => {
+        const next = status === value ? "none" : value;
+        for (const x of rsvpGroup.querySelectorAll("button")) x.disabled = true;
+        try {
+          const res = await put(`/api/events/${enc(ev.id)}/rsvp`, { status: next });
+          status = res.status ?? next;
+          counts = countsOf(res);
+          paintCounts();
+        } catch (err) {
+          toast(err.code === "event_full" ? "Sorry, the event is full." : err.message);
+        }
+        paintRsvp();
+        rsvpGroup.querySelector(`[data-rsvp="${value}"]`)?.focus();
+      });
+      return b;
+    };
+    replace(rsvpGroup, choice("going", "Going"), choice("interested", "Interested"));
+  };
+  const paint = () => {
+    replace(card,
+      banner,
+      h("h1", { lang: guessLang(ev.title) }, ev.title),
+      h("p.when", null, h("time", { dateTime: ev.starts_at, dataset: { absolute: "1" } }, formatDate(ev.starts_at)),
+        ev.ends_at ? [" – ", h("time", { dateTime: ev.ends_at, dataset: { absolute: "1" } }, formatDate(ev.ends_at))] : null),
+      ev.place ? h("p.place", null, "📍 ", ev.place) : null,
+      host ? h("p.muted", null, "Hosted by ", memberLink(host)) : null,
+      ev.community ? h("p.muted", null, "In ", h("a", { href: `#/c/${enc(ev.community)}` }, "a community")) : null,
+      ev.description ? h("p.description", { lang: guessLang(ev.description) }, ev.description) : null,
+      live,
+      rsvpGroup,
+      edit);
+    paintBanner();
+    paintCounts();
+    paintRsvp();
+  };
+  paint();
+  if (mine && !isCancelled(ev)) {
+    const cancel = h("button.danger", { type: "button" }, "Cancel event");
+    cancel.addEventListener("click", async () => {
+      if (!window.confirm("Cancel this event? Attendees are told at once.")) return;
+      try {
+        const res = await post(`/api/events/${enc(ev.id)}/cancel`);
+        if (res && res.id) ev = res;
+        else ev.cancelled = true;
+        paint();
+        cancel.remove();
+      } catch (err) {
+        toast(err.message);
+      }
+    });
+    edit.append(cancel);
+    root.append(card);
+  } else {
+    root.append(card);
+  }
+  const off = ctx.hub.subscribe(`event:${ev.id}`, (e) => {
+    const d = e.data || {};
+    if (e.type === "event.rsvp") {
+      counts = countsOf(d.counts ? d : d.event ?? d);
+    } else if (e.type === "event.updated") {
+      ev = { ...ev, ...(d.event ?? d) };
+      counts = countsOf(ev.counts || ev.going != null ? ev : counts);
+      paint();
+    } else if (e.type === "event.cancelled") {
+      ev = { ...ev, ...(d.event ?? d), cancelled: true };
+      paint();
+    } else if (e.type === "event.starting") {
+      starting = true;
+      paintBanner();
+      toast(`${ev.title} is starting now`);
+    }
+    paintCounts();
+  });
+  // The start time passing while the page is open shows "starting now" without a
+  // server event too (the notification goes to attendees only).
+  const wait = Date.parse(ev.starts_at) - Date.now();
+  const timer = wait > 0 && wait < 2 ** 31 ? setTimeout(() => { starting = true; paintBanner(); }, wait) : null;
+  return () => {
+    off();
+    clearTimeout(timer);
+  };
+}
