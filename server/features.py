@@ -10,13 +10,16 @@ from typing import Any
 
 from aiohttp import web
 
+from server.handlers import footprints as footprint_handlers
 from server.handlers import social
 from server.services.common import User
 from server.services.container import Services
 from server.services.echoes import EchoService
+from server.services.footprints import FootprintService
 from server.services.graph import GraphService
 from server.services.publish import Publisher
 from server.store.echoes import EchoStore
+from server.store.footprints import FootprintStore
 from server.store.graph import GraphStore
 
 
@@ -26,8 +29,10 @@ def wire(svc: Services) -> None:
     svc.extra["publisher"] = publisher
     graph = GraphService(svc.accounts, GraphStore(svc.client), publisher, svc.bus, svc.clock)
     echoes = EchoService(svc.accounts, graph, EchoStore(svc.client), publisher, svc.clock)
-    svc.extra["graph"] = graph
-    svc.extra["echoes"] = echoes
+    footprints = FootprintService(svc.accounts, graph, FootprintStore(svc.client), publisher,
+                                  svc.clock)  # fmt: skip
+    graph.on_profile_view.append(footprints.on_profile_view)
+    svc.extra.update(graph=graph, echoes=echoes, footprints=footprints)
     topics = svc.extra["topics"]
     topics.register("home", graph.resolve_home)
     topics.register("user", graph.resolve_user, prefix=True)
@@ -41,3 +46,4 @@ def wire(svc: Services) -> None:
 def add_routes(app: web.Application) -> None:
     """Add each feature's HTTP routes."""
     app.router.add_routes(social.routes)
+    app.router.add_routes(footprint_handlers.routes)
