@@ -79,13 +79,13 @@ class EchoHubServer:
         return cls(data_dir, server, pump, invite)
 
     def stop(self) -> None:
-        stop_server(self.server)
-        self.pump.thread.join(5)
+        if self.server.proc.stdout is not None and not self.server.proc.stdout.closed:
+            stop_server(self.server)
+            self.pump.thread.join(5)
 
-    def restart(self) -> None:
-        port = self.server.port
-        self.stop()
-        self.server = start_server("--data-dir", str(self.data_dir), port=port)
+    def start_again(self) -> None:
+        """After `stop`: the same data dir and port (so open pages can come back)."""
+        self.server = start_server("--data-dir", str(self.data_dir), port=self.server.port)
         self.pump = LogPump(self.server)
 
     def handle(self, name: str) -> str:
