@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MALFORMED_LIMIT = 10
 MALFORMED_WINDOW = 10.0
+MAX_POSTS_IN_FLIGHT = 16
 SOCKETS = web.AppKey("sockets", set)  # type: ignore[type-arg]
 
 
@@ -114,6 +115,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:
+        if session.posting:
+            await asyncio.gather(*session.posting, return_exceptions=True)
         svc.hub.disconnect(conn)
         sockets.discard(ws)
         if tasks:
@@ -133,6 +136,7 @@ class _Session:
         limit = svc.settings.rate_limits.get("socket")
         self.bucket = _Bucket(limit) if limit else None
         self.limited_in_a_row = 0
+        self.posting: set[asyncio.Future[None]] = set()
 
     def reply_error(self, request_id: Any, code: str, message: str, **extra: Any) -> None:
         self.svc.hub.send(self.conn, error_message(request_id, code, message, **extra))
@@ -162,6 +166,18 @@ class _Session:
                 self.reply_error(request.id, "rate_limited", "too many messages", retry_after=retry)
                 return
             self.limited_in_a_row = 0
+        if request.op == "post":
+            # Posts from one socket are handled concurrently (their acks carry ids), so a
+            # client may keep several in flight; beyond that, reading waits (backpressure).
+            if len(self.posting) >= MAX_POSTS_IN_FLIGHT:
+                await asyncio.wait(self.posting, return_when=asyncio.FIRST_COMPLETED)
+            task = asyncio.ensure_future(self.run(request))
+            self.posting.add(task)
+            task.add_done_callback(self.posting.discard)
+            return
+        await self.run(request)
+
+    async def run(self, request: Request) -> None:
         try:
             await self.dispatch(request)
         except DomainError as err:

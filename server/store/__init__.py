@@ -15,14 +15,20 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 def connect(url: str) -> redis.Redis:
     """A pooled client that fails fast while the engine is away (callers answer 503)."""
-    return redis.Redis.from_url(
+    # A blocking pool: a burst of requests (a thousand sockets upgrading at once) waits
+    # for a free connection instead of failing with "too many connections".
+    pool = redis.BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         socket_connect_timeout=1.0,
         socket_timeout=5.0,
+        health_check_interval=0,
+        max_connections=64,
+        timeout=5.0,
+    )
+    return redis.Redis(
+        connection_pool=pool,
         # One quick retry reconnects a pooled connection the engine dropped on restart.
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        health_check_interval=0,
-        max_connections=256,
     )
