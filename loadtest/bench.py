@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadtest import report
+from loadtest import procstat, report
 from loadtest.local import local_server
 from loadtest.runner import Progress, RunConfig, run
 
@@ -101,7 +101,8 @@ def run_bench(args: argparse.Namespace) -> int:
                     invite=srv.invite,
                     data_dir=str(srv.data_dir) if srv.data_dir else None,
                     accounts_file=str(accounts_file) if target == "echohub" else None,
-                    procs=args.procs,
+                    # one process per core left to the load generator
+                    procs=args.procs or (len(client_cpus) if client_cpus else 0),
                     codec=args.codec,
                     client_cpus=client_cpus,
                     label=f"{target} {name}",
@@ -109,8 +110,13 @@ def run_bench(args: argparse.Namespace) -> int:
                     **w,
                 )
                 progress.log(f"== {target} {name}")
+                settled = procstat.wait_idle(srv.pid, within=120)
                 try:
                     results[(target, name)] = run(cfg, progress)
+                    if not settled:
+                        results[(target, name)]["notes"].append(
+                            "the server was still busy from the previous workload"
+                        )
                 except Exception as exc:  # one failed workload must not lose the others
                     progress.log(f"!! {target} {name} failed: {exc}")
                     results[(target, name)] = {
@@ -128,10 +134,11 @@ def run_bench(args: argparse.Namespace) -> int:
     ordered = list(results.values())
     report.write_json(ordered, out / "bench.json")
     report.write_html(
-        [r for r in ordered if r.get("scenario") == "fanout"] or ordered,
+        ordered,
         out / "bench.html",
         title="Echo Hub vs python-socketio",
         comparison_md=md,
+        chart_results=[r for r in ordered if r.get("scenario") == "fanout"] or ordered,
     )
     extra = "\n\n".join(report.render_table(r) for r in ordered)
     (out / "bench-tables.txt").write_text(extra + "\n", encoding="utf-8")

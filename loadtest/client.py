@@ -324,6 +324,7 @@ class EchoHubSocket(LeanWebSocket):
         for fut in self.pending.values():
             if not fut.done():
                 fut.set_exception(exc)
+                fut.exception()  # nobody may be waiting any more: do not log it as lost
         self.pending.clear()
 
     def request_nowait(self, obj: dict[str, Any]) -> asyncio.Future[Any]:
@@ -453,6 +454,7 @@ class SocketIOSocket(LeanWebSocket):
         for fut in self.pending.values():
             if not fut.done():
                 fut.set_exception(exc)
+                fut.exception()  # nobody may be waiting any more: do not log it as lost
         self.pending.clear()
 
     def request_nowait(self, event: str, data: Any) -> asyncio.Future[Any]:

@@ -92,3 +92,23 @@ def cpu_delta(before: ProcSnapshot, after: ProcSnapshot) -> tuple[float, float]:
     own = after.cpu_s - before.cpu_s
     kids = sum(v - before.children_cpu_s.get(c, 0.0) for c, v in after.children_cpu_s.items())
     return own, kids
+
+
+def wait_idle(pid: int, *, threshold: float = 0.1, window: float = 1.0, within: float = 90) -> bool:
+    """Wait until ``pid`` uses less than ``threshold`` of a core over ``window`` seconds.
+
+    Between workloads an overloaded server may still be working off its backlog; the
+    next measurement must not start on top of it. Returns False if it never settled.
+    """
+    import time
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(window)
+        after = cpu_seconds(pid)
+        if before is None or after is None:
+            return False
+        if (after - before) / window < threshold:
+            return True
+    return False

@@ -80,8 +80,13 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     if d:
         rows.append(
             (
-                "posted (acked)",
-                f"{fmt_count(d.get('posted'))} ({fmt_count(d.get('post_errors'))} errors)",
+                "posts sent / refused",
+                f"{fmt_count(d.get('posted'))} / {fmt_count(d.get('post_errors'))}"
+                + (
+                    f" ({fmt_count(d['post_unacked'])} never acked)"
+                    if d.get("post_unacked")
+                    else ""
+                ),
             )
         )
         rows.append(("expected deliveries", fmt_count(d.get("expected"))))
@@ -391,15 +396,20 @@ def render_html(
     *,
     title: str = "Echo Hub load test",
     comparison_md: str | None = None,
+    chart_results: Sequence[dict[str, Any]] | None = None,
 ) -> str:
-    """A self-contained HTML report for one or more results (several: side by side)."""
+    """A self-contained HTML report for one or more results (several: side by side).
+
+    Charts are drawn from ``chart_results`` (default: all results); every result gets
+    its table.
+    """
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>"]
     if comparison_md:
         body.append("<h2>Comparison</h2>")
         body.append(_markdown_table_to_html(comparison_md))
     body.append("<h2>Charts</h2>")
-    body.extend(charts_for(results))
+    body.extend(charts_for(results if chart_results is None else chart_results))
     for r in results:
         body.append(f"<h2>{esc(label_of(r))}</h2>")
         body.append("<table>")

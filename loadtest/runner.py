@@ -551,11 +551,16 @@ def run_measured(
             errors["foreign_marker_events"] += r["foreign"]
     for iv in orch.intervals.values():
         latency.merge(iv.latency)
-    posted = sum(len(v) for v in acked.values())
-    post_errors = sum(v for k, v in errors.items() if k.startswith("post_"))
+    expected_posts = sum(len(v) for v in acked.values())  # sent and not refused
+    posts: Counter[str] = Counter()
+    for r in results.values():
+        posts.update(r.get("posts", {}))
+    posted = expected_posts + posts["refused"]
     delivery_out = {
         "posted": posted,
-        "post_errors": post_errors,
+        "post_acked": posts["acked"],
+        "post_errors": posts["refused"],
+        "post_unacked": posts["unacked"],
         "expected": delivery["expected"],
         "delivered": delivery["delivered"],
         "lost": delivery["lost"],

@@ -6,7 +6,7 @@ The parent (:mod:`loadtest.runner`) starts one worker per core with a
     worker → ("ready", connect stats)          after its sockets are up and subscribed
     parent → ("go", t0_ns)                     posting starts at t0 (wall clock, ns)
     worker → ("tick", k, interval)             every ``tick`` seconds while running
-    worker → ("posters_done", {poster: seqs})  its posters finished; their acked seqs
+    worker → ("posters_done", {poster: seqs})  its posters finished; the seqs expected
     parent → ("drain", {poster: seqs}, s)      wait for the tail, then account
     worker → ("result", dict)                  delivery accounting and counters
     parent → ("stop",)                         close everything and exit
@@ -109,6 +109,7 @@ class Worker:
         self.posters: dict[int, Sock] = {}
         self.acked: dict[int, list[int]] = {p: [] for p in plan.poster_ids}
         self.posted = 0
+        self.post_stats: Counter[str] = Counter()
         self.connect_hist = LatencyHistogram()
         self.resume_hist = LatencyHistogram()
         self.resume_stats: Counter[str] = Counter()
@@ -258,7 +259,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(max(0.0, (t0_ns - time.time_ns()) / 1e9))
         base = loop.time()
-        acked = self.acked[poster]
+        sent: list[int] = []
+        refused: set[int] = set()
         pending: set[asyncio.Future[Any]] = set()
 
         def done(seq: int, fut: asyncio.Future[Any]) -> None:
@@ -267,8 +269,12 @@ class Worker:
                 return
             exc = fut.exception()
             if exc is None:
-                acked.append(seq)
-            else:
+                self.post_stats["acked"] += 1
+            elif isinstance(exc, RequestFailed):  # refused: the server will not deliver it
+                refused.add(seq)
+                self.post_stats["refused"] += 1
+                self.errors[f"post_{error_kind(exc)}"] += 1
+            else:  # no answer (socket gone): it may or may not have been published
                 self.errors[f"post_{error_kind(exc)}"] += 1
 
         for seq in range(total):
@@ -288,14 +294,14 @@ class Worker:
                 self.errors[f"post_{error_kind(exc)}"] += 1
                 continue
             self.posted += 1
+            sent.append(seq)
             pending.add(fut)
             fut.add_done_callback(partial(done, seq))
-        if pending:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.gather(*pending, return_exceptions=True), p.connect_within
-                )
-        acked.sort()
+        if pending:  # wait for the last acks, bounded; what stays unanswered is still expected
+            await asyncio.wait(set(pending), timeout=p.connect_within)
+        self.post_stats["unacked"] += len(pending)
+        # every post sent and not refused is expected at every subscriber of its poster
+        self.acked[poster] = [s for s in sent if s not in refused]
 
     async def drop_later(self, sub: Subscriber, at: float) -> None:
         await asyncio.sleep(at)
@@ -461,6 +467,7 @@ class Worker:
                 "wall_s": wall,
                 "resume": dict(self.resume_stats),
                 "resume_hist": self.resume_hist.encode(),
+                "posts": dict(self.post_stats),
                 "sub_errors": sum(len(s.sock.errors) for s in self.subs if s.sock is not None),
             },
         )
