@@ -25,10 +25,8 @@ def connect(url: str) -> redis.Redis:
         health_check_interval=0,
         max_connections=64,
         timeout=5.0,
-    )
-    return redis.Redis(
-        connection_pool=pool,
         # One quick retry reconnects a pooled connection the engine dropped on restart.
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return redis.Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
