@@ -262,3 +262,40 @@ async def test_shutdown_closes_with_1001(
     assert msg.data == 1001
     await ws.close()
     await closing
+
+
+async def test_logout_closes_that_sessions_sockets_4001(app_client: Any, rdb: Any) -> None:
+    member = await signup(app_client, rdb, "leaving")
+    login = await app_client.post("/api/login", json={"handle": "leaving",
+                                                      "password": "correct horse battery"})  # fmt: skip
+    other_token = (await login.json())["token"]
+    ended = await app_client.ws_connect("/ws", headers=member.auth)
+    kept = await app_client.ws_connect("/ws", headers={"Authorization": f"Bearer {other_token}"})
+    resp = await app_client.post("/api/logout", headers=member.auth)
+    assert resp.status == 200
+    msg = await ended.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4001
+    await kept.send_json({"op": "ping", "id": 1})
+    assert await kept.receive_json(timeout=5) == {"op": "pong", "id": 1}
+    await kept.close()
+
+
+async def test_heartbeat_drops_a_dead_peer(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
+) -> None:
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(settings.with_(heartbeat=0.2), engine_url))
+    member = await signup(client, rdb, "silent")
+    # A peer that never answers pings (autoping off) is closed by the server.
+    ws = await client.ws_connect("/ws", headers=member.auth, autoping=False)
+    kinds = []
+    async with asyncio.timeout(5):
+        while True:
+            msg = await ws.receive()
+            kinds.append(msg.type)
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                break
+    assert aiohttp.WSMsgType.PING in kinds
+    hub = client.server.app[SERVICES].hub
+    assert hub.connection_count == 0
