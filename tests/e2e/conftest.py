@@ -165,6 +165,7 @@ def make_members(browser: Browser, hub: EchoHubServer) -> tuple[MemberFactory, l
         context = browser.new_context(
             viewport=viewport or {"width": 1280, "height": 800}, **context_args
         )
+        context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
         member = Member(handle, name, context, page, hub.base)
         page.on("pageerror", lambda err: member.errors.append(str(err)))

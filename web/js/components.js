@@ -130,6 +130,7 @@ export class FeedList {
         const off = this.ctx.hub.subscribe(this.topic, (ev) => this.onEvent(ev), {
           onReset: () => this.reload(),
           onAck: () => resolve(),
+          onError: () => resolve(), // the HTTP load says why
         });
         this.offs.push(off);
         // Offline: do not hold the page hostage; the ack will come on reconnect.
@@ -216,7 +217,8 @@ export class FeedList {
     try {
       return await api("GET", withQuery(this.url, { before, limit: this.limit }));
     } catch (err) {
-      this.status.textContent = err.message;
+      // Forbidden (a closed community, a blocked profile): the empty text explains.
+      this.status.textContent = err.status === 403 ? "" : err.message;
       return null;
     } finally {
       this.loading = false;

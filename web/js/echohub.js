@@ -94,12 +94,13 @@ export class EchoHub extends EventTarget {
   /**
    * Listen to `topic`. `handler(event)` gets each `{type, data, cursor, topic}` in order.
    * `since` starts from a known cursor (replaying what came after it); `onReset` is
-   * called when the server cannot fill a gap. Returns `off()`.
+   * called when the server cannot fill a gap; `onAck` once the subscription is live
+   * (after each (re)connect); `onError(err)` if the server refuses it. Returns `off()`.
    */
-  subscribe(topic, handler, { since = null, onReset = null, onAck = null } = {}) {
+  subscribe(topic, handler, { since = null, onReset = null, onAck = null, onError = null } = {}) {
     let entry = this.topics.get(topic);
     if (!entry) {
-      entry = { handlers: new Set(), cursor: since, onReset: new Set(), onAck: new Set(), acked: false };
+      entry = { handlers: new Set(), cursor: since, onReset: new Set(), onAck: new Set(), onError: new Set(), acked: false };
       this.topics.set(topic, entry);
       this.sendSub(topic);
     } else if (entry.acked && onAck) {
@@ -109,10 +110,12 @@ export class EchoHub extends EventTarget {
     entry.handlers.add(listener);
     if (onReset) entry.onReset.add(onReset);
     if (onAck) entry.onAck.add(onAck);
+    if (onError) entry.onError.add(onError);
     return () => {
       entry.handlers.delete(listener);
       if (onReset) entry.onReset.delete(onReset);
       if (onAck) entry.onAck.delete(onAck);
+      if (onError) entry.onError.delete(onError);
       if (entry.handlers.size === 0 && this.topics.get(topic) === entry) {
         this.topics.delete(topic);
         if (this.isOpen()) this.request({ op: "unsub", topic }).catch(() => {});
@@ -265,7 +268,9 @@ export class EchoHub extends EventTarget {
         for (const fn of entry.onAck) safely(fn, { topic, cursor: entry.cursor, recovered: ack.recovered });
       },
       (err) => {
-        if (err && err.code) {
+        // A refused `sub` (forbidden, not found) is an error frame; the socket lives on.
+        if (err && err.code && this.topics.get(topic) === entry) {
+          for (const fn of entry.onError) safely(fn, err);
           this.dispatchEvent(new CustomEvent("suberror", { detail: { topic, error: err } }));
         }
       },

@@ -20,6 +20,7 @@ export class Notifications extends EventTarget {
   constructor(hub, me) {
     super();
     this.hub = hub;
+    this.handle = me.handle;
     this.key = `echohub:notifications:${me.handle}`;
     const saved = load(this.key);
     this.items = saved.items;
@@ -28,7 +29,17 @@ export class Notifications extends EventTarget {
   }
 
   start() {
-    this.off = this.hub.subscribe("me", (ev) => this.receive(ev), { since: this.cursor });
+    this.off = this.hub.subscribe("me", (ev) => this.receive(ev), {
+      since: this.cursor,
+      onAck: ({ cursor }) => {
+        this.cursor = cursor; // after `recovered: false`, the new starting point
+        this.save();
+      },
+    });
+    // Announcements travel with the host's posts (the `home` topic), not on `me`.
+    this.offHome = this.hub.subscribe("home", (ev) => {
+      if (ev.type === "event.announced" && ev.data?.host?.handle !== this.handle) this.receive(ev, false);
+    });
     this.changed();
   }
 
@@ -45,8 +56,8 @@ export class Notifications extends EventTarget {
     }
   }
 
-  receive(ev) {
-    this.cursor = ev.cursor;
+  receive(ev, fromMe = true) {
+    if (fromMe) this.cursor = ev.cursor;
     if (LISTED.has(ev.type)) {
       this.items.unshift({ type: ev.type, data: ev.data, cursor: ev.cursor, at: ev.data?.at ?? new Date().toISOString() });
       this.items.length = Math.min(this.items.length, KEEP);
@@ -69,7 +80,7 @@ export class Notifications extends EventTarget {
 
   save() {
     try {
-      localStorage.setItem(this.key, JSON.stringify({ items: this.items, cursor: this.hub.cursor("me") ?? this.cursor, seen: this.seen }));
+      localStorage.setItem(this.key, JSON.stringify({ items: this.items, cursor: this.cursor, seen: this.seen }));
     } catch {
       // Storage full or disabled: notifications still work for this page.
     }

@@ -6,6 +6,7 @@ import { FeedList, composer, createEcho, field, handleForm, memberLink, toast } 
 import { h, replace } from "../dom.js";
 import { guessLang } from "../effects.js";
 import { remember, remembered } from "../known.js";
+import { announceForm, eventSummary, phase } from "./events.js";
 import { actorOf, communityOf } from "./notifications.js";
 
 /** "owner", "member", "pending" or "none", wherever the payload says it. */
@@ -94,10 +95,10 @@ export async function communityView(root, { id }, ctx) {
   };
   async function join() {
     try {
+      // `{status, community}`: the community as it now stands for me.
       const res = await post(`/api/communities/${enc(c.id)}/join`);
-      const s = res?.status ?? res?.membership ?? res?.result;
-      membership = s === "pending" || s === "requested" ? "pending" : s ? membershipOf({ membership: s }, ctx.me) : membershipOf(res ?? {}, ctx.me);
-      if (membership === "none") membership = c.join_policy === "approval" ? "pending" : "member";
+      if (res?.community) c = res.community;
+      membership = membershipOf(c, ctx.me);
       paint();
       if (membership === "member") refreshFeed();
     } catch (err) {
@@ -111,7 +112,8 @@ export async function communityView(root, { id }, ctx) {
   const addRequest = (n) => {
     const who = actorOf(n.data);
     if (!who || String(communityOf(n.data).id) !== String(c.id)) return;
-    const li = h("li", null, memberLink(who), " ");
+    for (const el of requests.children) if (el.dataset.handle === who.handle) return;
+    const li = h("li", { dataset: { handle: who.handle } }, memberLink(who), " ");
     const decide = (verdict) => async () => {
       try {
         await post(`/api/communities/${enc(c.id)}/requests/${enc(who.handle)}/${verdict}`);
@@ -137,8 +139,31 @@ export async function communityView(root, { id }, ctx) {
     }
   };
   ctx.notifications.addEventListener("notification", onNote);
-  if (membership === "owner") {
-    root.append(h("section.card", null, h("h2", null, "Join requests"), requests));
+  if (membership === "owner" && c.join_policy === "approval") {
+    const none = h("p.muted", null, "No pending requests.");
+    const watch = new MutationObserver(() => { none.hidden = requests.children.length > 0; });
+    watch.observe(requests, { childList: true });
+    root.append(h("section.card", null, h("h2", null, "Join requests"), requests, none));
+    try {
+      const pending = await api("GET", `/api/communities/${enc(c.id)}/requests`);
+      for (const item of pending.items) addRequest({ data: { ...item, community: { id: c.id } } });
+    } catch (err) {
+      toast(err.message);
+    }
+  }
+
+  // Events in this community, and announcing one here.
+  const eventsBox = h("section.card", null, h("h2", null, "Events"));
+  root.append(eventsBox);
+  if (membership === "member" || membership === "owner") eventsBox.append(announceForm(ctx, c.id));
+  const eventList = h("ol.events");
+  eventsBox.append(eventList);
+  try {
+    const evs = await api("GET", `/api/communities/${enc(c.id)}/events`);
+    eventList.append(...evs.items.filter((ev) => phase(ev) !== "past").map(eventSummary));
+    if (!eventList.children.length) eventList.append(h("li.muted", null, "No upcoming events."));
+  } catch (err) {
+    eventList.append(h("li.muted", null, err.message));
   }
 
   const feedBox = h("div");

@@ -34,7 +34,7 @@ function toIso(local) {
   return local ? new Date(local).toISOString() : undefined;
 }
 
-function eventSummary(ev) {
+export function eventSummary(ev) {
   const counts = countsOf(ev);
   const p = phase(ev);
   return h("li.event-item.card", { dataset: { eventId: ev.id } },
@@ -45,9 +45,8 @@ function eventSummary(ev) {
       isCancelled(ev) ? h("span.tag.danger", null, "cancelled") : p === "now" ? h("span.tag.live", null, "happening now") : null));
 }
 
-export async function eventsView(root, _params, ctx) {
-  const list = h("ol.events");
-  const empty = h("p.empty", null, "No events yet. Announce one!");
+/** The "announce an event" form; with `community`, the event belongs to it. */
+export function announceForm(ctx, community = null) {
   const form = h("form.stack.event-form", { "aria-label": "Announce an event" },
     field("Title", { name: "title", required: true, maxLength: 100 }),
     field("Description", { name: "description", tag: "textarea", rows: 3 }),
@@ -57,7 +56,6 @@ export async function eventsView(root, _params, ctx) {
     h("div.row2", null,
       field("Place (optional)", { name: "place" }),
       field("Capacity (optional)", { name: "capacity", type: "number", min: 1 })),
-    h("input", { type: "hidden", name: "community", value: "" }),
     h("button.primary", { type: "submit" }, "Announce"));
   handleForm(form, async (data) => {
     const body = {
@@ -68,13 +66,18 @@ export async function eventsView(root, _params, ctx) {
     if (data.get("ends_at")) body.ends_at = toIso(data.get("ends_at"));
     if (data.get("place")) body.place = data.get("place");
     if (data.get("capacity")) body.capacity = Number(data.get("capacity"));
-    if (data.get("community")) body.community = data.get("community");
+    if (community) body.community = community;
     const ev = await post("/api/events", body);
     remember(ctx.me, "events", ev.id);
     location.hash = `#/events/${enc(ev.id)}`;
   });
-  const details = h("details.announce", null, h("summary", null, "Announce an event"), form);
-  root.append(h("section.card", null, h("h1", null, "Events"), details), h("h2", null, "Upcoming"), list, empty);
+  return h("details.announce", null, h("summary", null, community ? "Announce an event here" : "Announce an event"), form);
+}
+
+export async function eventsView(root, _params, ctx) {
+  const list = h("ol.events");
+  const empty = h("p.empty", null, "No events yet. Announce one!");
+  root.append(h("section.card", null, h("h1", null, "Events"), announceForm(ctx)), h("h2", null, "Upcoming"), list, empty);
 
   const known = new Map();
   const paint = () => {
@@ -107,6 +110,14 @@ export async function eventsView(root, _params, ctx) {
     }
     const got = await Promise.all([...ids].map((id) => api("GET", `/api/events/${enc(id)}`).catch(() => null)));
     items = got.filter(Boolean);
+    // And the events of my communities.
+    try {
+      const mine = (await api("GET", "/api/communities")).items.filter((c) => c.membership === "member" || c.membership === "owner");
+      const lists = await Promise.all(mine.map((c) => api("GET", `/api/communities/${enc(c.id)}/events`).catch(() => ({ items: [] }))));
+      for (const l of lists) items.push(...l.items);
+    } catch {
+      // Communities unavailable: the list is just shorter.
+    }
   }
   for (const ev of items) known.set(ev.id, ev);
   paint();
@@ -206,13 +217,18 @@ export async function eventView(root, { id }, ctx) {
   const off = ctx.hub.subscribe(`event:${ev.id}`, (e) => {
     const d = e.data || {};
     if (e.type === "event.rsvp") {
-      counts = countsOf(d.counts ? d : d.event ?? d);
+      // `{event: id, user, status, going, interested}`: the counts after this RSVP.
+      counts = countsOf(d);
+      if (d.user && d.user.handle === ctx.me.handle && d.status) {
+        status = d.status;
+        paintRsvp();
+      }
     } else if (e.type === "event.updated") {
-      ev = { ...ev, ...(d.event ?? d) };
-      counts = countsOf(ev.counts || ev.going != null ? ev : counts);
+      ev = { ...ev, ...d, my_rsvp: status };
+      if (d.going != null) counts = countsOf(d);
       paint();
     } else if (e.type === "event.cancelled") {
-      ev = { ...ev, ...(d.event ?? d), cancelled: true };
+      ev = { ...ev, ...d, cancelled: true };
       paint();
     } else if (e.type === "event.starting") {
       starting = true;
