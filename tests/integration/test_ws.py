@@ -183,8 +183,15 @@ async def test_unsub_stops_delivery(app_client: Any, rdb: Any, engine_url: str) 
     await ws.close()
 
 
+@pytest.fixture
+def raw_socket() -> Any:
+    sock = socket.socket()
+    yield sock
+    sock.close()
+
+
 async def test_slow_reader_closed_4008_fast_reader_unaffected(
-    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any, raw_socket: socket.socket
 ) -> None:
     from server.app import create_app
 
@@ -197,7 +204,7 @@ async def test_slow_reader_closed_4008_fast_reader_unaffected(
     await receive_until(fast, lambda f: f["op"] == "ack")
 
     # The slow reader: a raw socket with a tiny receive buffer that never reads.
-    raw = socket.socket()
+    raw = raw_socket
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     raw.connect((client.host, client.port))
     raw.setblocking(False)
@@ -216,28 +223,30 @@ async def test_slow_reader_closed_4008_fast_reader_unaffected(
     mask = b"\x00\x00\x00\x00"
     await loop.sock_sendall(raw, bytes((0x81, 0x80 | len(sub))) + mask + sub)
 
-    big = {"pad": "x" * 3000}
+    big = {"pad": "x" * 12000}
     bus = RedisBus(engine_url, rdb)
     hub = client.server.app[SERVICES].hub
     published = received = 0
 
     async def drain_fast(timeout: float) -> None:
         nonlocal received
-        while True:
+        while received < published:
             try:
                 msg = await fast.receive(timeout=timeout)
             except TimeoutError:
                 return
             assert msg.type == aiohttp.WSMsgType.TEXT
             received += msg.json()["op"] == "event"
+
             if received == published:
                 return
 
     while hub.stats.slow_closes == 0:
         assert published < 5000, "the slow reader was never closed"
-        for _ in range(50):
-            await bus.publish([("public", encode_body("test", big, None))])
-            published += 1
+        await asyncio.gather(
+            *(bus.publish([("public", encode_body("test", big, None))]) for _ in range(50))
+        )
+        published += 50
         await drain_fast(0.01)
     # Everything published reached the fast reader, in order, while the slow one was cut.
     await drain_fast(5)
@@ -266,8 +275,8 @@ async def test_shutdown_closes_with_1001(
 
 async def test_logout_closes_that_sessions_sockets_4001(app_client: Any, rdb: Any) -> None:
     member = await signup(app_client, rdb, "leaving")
-    login = await app_client.post("/api/login", json={"handle": "leaving",
-                                                      "password": "correct horse battery"})  # fmt: skip
+    creds = {"handle": "leaving", "password": "correct horse battery"}
+    login = await app_client.post("/api/login", json=creds)
     other_token = (await login.json())["token"]
     ended = await app_client.ws_connect("/ws", headers=member.auth)
     kept = await app_client.ws_connect("/ws", headers={"Authorization": f"Bearer {other_token}"})
