@@ -160,8 +160,10 @@ MemberFactory = Callable[..., Member]
 def make_members(browser: Browser, hub: EchoHubServer) -> tuple[MemberFactory, list[Member]]:
     made: list[Member] = []
 
-    def make(name: str, *, viewport: dict[str, int] | None = None, **context_args: Any) -> Member:
-        handle = hub.handle(name.lower())
+    def make(
+        name: str, *, handle: str = "", viewport: dict[str, int] | None = None, **context_args: Any
+    ) -> Member:
+        handle = hub.handle(handle or name.lower())
         context = browser.new_context(
             viewport=viewport or {"width": 1280, "height": 800}, **context_args
         )

@@ -32,7 +32,7 @@ export function postCard(p, ctx) {
     h("span.dot", { "aria-hidden": "true" }, "·"),
     h("a.permalink", { href: `#/u/${enc(p.author.handle)}` }, timeEl(p.created_at)),
     p.visibility === "friends" ? h("span.tag", { title: "Only friends see this" }, "friends") : null,
-    p.community ? h("a.tag", { href: `#/c/${enc(p.community)}` }, "community") : null,
+    p.community ? communityTag(p.community) : null,
   );
   card.append(meta, renderBody(p));
   const actions = h("footer.echo-actions");
@@ -90,6 +90,20 @@ export function postCard(p, ctx) {
   }
   card.append(actions);
   return card;
+}
+
+const communityNames = new Map(); // id -> Promise<name>
+
+/** A link to a post's community, labelled with its name once known. */
+function communityTag(id) {
+  const tag = h("a.tag", { href: `#/c/${enc(id)}` }, "community");
+  if (!communityNames.has(id)) {
+    communityNames.set(id, api("GET", `/api/communities/${enc(id)}`).then((c) => c.name, () => null));
+  }
+  communityNames.get(id).then((name) => {
+    if (name) tag.textContent = name;
+  });
+  return tag;
 }
 
 export function removePostEverywhere(id) {
@@ -336,8 +350,7 @@ export function composer({ onPost, extra = () => ({}), placeholder = "What's hap
       h("div.fx-buttons", { role: "group", "aria-label": "Effects" },
         wrapButton("shake", "Shake", "Shift+S"), wrapButton("big", "Enlarge", "Shift+B")),
       showVisibility ? visibility : null,
-      counter,
-      submit),
+      h("span.composer-send", null, counter, submit)),
     error,
     preview,
   );

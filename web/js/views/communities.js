@@ -91,7 +91,7 @@ export async function communityView(root, { id }, ctx) {
       c.description ? h("p", { lang: guessLang(c.description) }, c.description) : null,
       h("p.muted", null, c.join_policy === "approval" ? "Join by approval" : "Open to all",
         c.owner ? [" · run by ", memberLink(c.owner)] : null),
-      h("div.row", null, action, h("a.button.plain", { href: "#/events" }, "Events")));
+      h("div.row", null, action, c.members != null ? h("span.muted", null, `${c.members} members`) : null));
   };
   async function join() {
     try {
@@ -152,9 +152,10 @@ export async function communityView(root, { id }, ctx) {
     }
   }
 
-  // Events in this community, and announcing one here.
+  // Events in this community (for those who may read it), and announcing one here.
   const eventsBox = h("section.card", null, h("h2", null, "Events"));
-  root.append(eventsBox);
+  const readable = membership === "member" || membership === "owner" || c.join_policy === "open";
+  if (readable) root.append(eventsBox);
   if (membership === "member" || membership === "owner") eventsBox.append(announceForm(ctx, c.id));
   const eventList = h("ol.events");
   eventsBox.append(eventList);
