@@ -1,4 +1,5 @@
-"""Feature modules wired into the app: their services, topic resolvers and routes.
+"""Feature modules wired into the app: their services, topic resolvers, routes and
+background tasks.
 
 Each feature adds its service to `svc.extra`, its topics to the resolver and its HTTP
 routes here, so `create_app` stays the same as features arrive.
@@ -6,22 +7,28 @@ routes here, so `create_app` stays the same as features arrive.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from server.handlers import communities as community_handlers
+from server.handlers import events as event_handlers
 from server.handlers import footprints as footprint_handlers
 from server.handlers import social
 from server.services.common import User
 from server.services.communities import CommunityService
-from server.services.container import Services
+from server.services.container import SERVICES, Services
 from server.services.echoes import EchoService
+from server.services.events import EventService
 from server.services.footprints import FootprintService
 from server.services.graph import GraphService
 from server.services.publish import Publisher
 from server.store.communities import CommunityStore
 from server.store.echoes import EchoStore
+from server.store.events import EventStore
 from server.store.footprints import FootprintStore
 from server.store.graph import GraphStore
 
@@ -37,12 +44,14 @@ def wire(svc: Services) -> None:
     footprints = FootprintService(svc.accounts, graph, FootprintStore(svc.client), publisher,
                                   svc.clock)  # fmt: skip
     graph.on_profile_view.append(footprints.on_profile_view)
+    events = EventService(graph, communities, EventStore(svc.client), publisher, svc.clock)
     svc.extra.update(graph=graph, echoes=echoes, communities=communities,
-                     footprints=footprints)  # fmt: skip
+                     footprints=footprints, events=events)  # fmt: skip
     topics = svc.extra["topics"]
     topics.register("home", graph.resolve_home)
     topics.register("user", graph.resolve_user, prefix=True)
     topics.register("community", communities.resolve_community, prefix=True)
+    topics.register("event", events.resolve_event, prefix=True)
 
     async def post_op(user: User, body: dict[str, Any]) -> dict[str, Any]:
         return await echoes.create(user, body, svc.limit)
@@ -50,8 +59,42 @@ def wire(svc: Services) -> None:
     svc.extra["post_op"] = post_op
 
 
+async def start_background(svc: Services) -> None:
+    """Start this process's background tasks (the event-start scheduler)."""
+    events: EventService = svc.extra["events"]
+    stopping = asyncio.Event()
+    task = asyncio.create_task(events.run_scheduler(svc.settings.scheduler_interval, stopping))
+    svc.extra["background"] = (stopping, task)
+
+
+async def stop_background(svc: Services) -> None:
+    """Stop them between two steps (never inside a claim and its publication)."""
+    background = svc.extra.pop("background", None)
+    if background is None:
+        return
+    stopping, task = background
+    stopping.set()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), 5.0)
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    # Runs after the app's own lifecycle context has built the services and started the
+    # bus (cleanup contexts start in order), and stops before they are torn down.
+    svc = app[SERVICES]
+    await start_background(svc)
+    yield
+    await stop_background(svc)
+
+
 def add_routes(app: web.Application) -> None:
-    """Add each feature's HTTP routes."""
+    """Add each feature's HTTP routes, and its background tasks to the app lifecycle."""
     app.router.add_routes(social.routes)
     app.router.add_routes(footprint_handlers.routes)
+    app.router.add_routes(event_handlers.routes)
     app.router.add_routes(community_handlers.routes)
+    app.cleanup_ctx.append(_background)

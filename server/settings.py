@@ -85,6 +85,8 @@ class Settings:
     # Where links printed or returned point (invite URLs); None: derived from host/port.
     public_url: str | None = None
     web_dir: str | None = None
+    # Seconds between checks for events that have started (tests shorten it).
+    scheduler_interval: float = 1.0
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -131,6 +133,11 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         values["heartbeat"] = float(env["ECHOHUB_HEARTBEAT"])
     if env.get("ECHOHUB_SEND_QUEUE_LIMIT"):
         values["send_queue_limit"] = _int(env, "ECHOHUB_SEND_QUEUE_LIMIT", 4 * 1024 * 1024)
+    if env.get("ECHOHUB_SCHEDULER_INTERVAL"):
+        try:
+            values["scheduler_interval"] = float(env["ECHOHUB_SCHEDULER_INTERVAL"])
+        except ValueError as exc:
+            raise SettingsError("ECHOHUB_SCHEDULER_INTERVAL must be a number of seconds") from exc
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)
     if not 0 <= settings.port <= 65535:
@@ -139,6 +146,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         raise SettingsError("workers must be at least 1")
     if settings.password_cost < 2**10 or settings.password_cost & (settings.password_cost - 1):
         raise SettingsError("ECHOHUB_PASSWORD_COST must be a power of two >= 1024")
+    if not 0.01 <= settings.scheduler_interval <= 60:
+        raise SettingsError("ECHOHUB_SCHEDULER_INTERVAL must be 0.01..60 seconds")
     if settings.history_size < 10:
         raise SettingsError("ECHOHUB_HISTORY_SIZE must be at least 10")
     return settings
