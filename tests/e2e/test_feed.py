@@ -162,3 +162,43 @@ def test_infinite_scroll_through_pages(member: MemberFactory) -> None:
     aki.page.locator(".sentinel").scroll_into_view_if_needed()
     expect(cards).to_have_count(30)
     expect(cards.last).to_contain_text("number 0")
+
+
+def test_likes_and_follows_raise_the_badge_live(member: MemberFactory) -> None:
+    aki, ben = member("Liked"), member("Liker")
+    post = aki.api("POST", "/api/echoes", {"text": "like me"})
+    aki.goto()
+    badge = aki.page.locator("#notif-badge")
+    expect(badge).to_be_hidden()
+
+    ben.goto(f"#/u/{aki.handle}")
+    ben.page.locator(".echo", has_text="like me").get_by_role("button", name="Like").click()
+    expect(badge).to_have_text("1")
+    ben.page.get_by_role("button", name="Follow").click()
+    expect(badge).to_have_text("2")
+    # Only the author sees the count.
+    expect(aki.page.locator(f"[data-echo-id='{post['id']}'] .like")).to_contain_text("1")
+    expect(ben.page.locator(f"[data-echo-id='{post['id']}'] .like")).to_have_text("♥ Liked")
+
+    aki.page.get_by_role("link", name="Notifications").click()
+    expect(aki.page.locator(".notification[data-type='like']")).to_contain_text("liked your Echo")
+    expect(aki.page.locator(".notification[data-type='follow']")).to_contain_text(ben.handle)
+    expect(badge).to_be_hidden()
+
+
+def test_block_hides_the_profile(member: MemberFactory) -> None:
+    aki, ben = member("Blocker"), member("Blocked")
+    aki.goto(f"#/u/{ben.handle}")
+    aki.page.get_by_role("button", name="Block").click()
+    expect(aki.page.get_by_role("button", name="Unblock")).to_have_attribute("aria-pressed", "true")
+    ben.goto(f"#/u/{aki.handle}")
+    expect(ben.page.locator(".form-error")).to_be_visible()
+
+
+def test_session_ended_elsewhere_returns_to_sign_in(member: MemberFactory) -> None:
+    aki = member("Leaver")
+    aki.goto()
+    # Signing out (here from the same browser's cookie) closes the socket with 4001.
+    aki.api("POST", "/api/logout")
+    expect(aki.page.get_by_role("heading", name="Sign in to Echo Hub")).to_be_visible()
+    expect(aki.page.locator("#topbar")).to_be_hidden()

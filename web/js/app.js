@@ -136,6 +136,11 @@ function startSession(me) {
     badge.textContent = n > 99 ? "99+" : String(n);
     document.getElementById("nav-notifications").setAttribute("aria-label", n ? `Notifications, ${n} unread` : "Notifications");
   });
+  ctx.notifications.addEventListener("like", (e) => {
+    for (const card of document.querySelectorAll("[data-echo-id]")) {
+      if (card.dataset.echoId === String(e.detail.data.echo)) card.dispatchEvent(new CustomEvent("echohub:liked"));
+    }
+  });
   ctx.notifications.addEventListener("footprint", (e) => {
     const v = e.detail.data.visitor;
     if (!location.hash.startsWith("#/footprints")) toast(`${v.display_name || v.handle} visited your profile`);

@@ -43,6 +43,13 @@ export function postCard(p, ctx) {
     replace(likeButton, h("span", { "aria-hidden": "true" }, p.liked ? "♥" : "♡"), p.liked ? " Liked" : " Like", count);
   };
   paintLike();
+  // The author's `like` notification bumps the count on every card of the post.
+  card.addEventListener("echohub:liked", () => {
+    if (mine && typeof p.like_count === "number") {
+      p.like_count += 1;
+      paintLike();
+    }
+  });
   likeButton.addEventListener("click", async () => {
     likeButton.disabled = true;
     const was = p.liked;
