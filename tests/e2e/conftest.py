@@ -147,6 +147,11 @@ class Member:
         """Load the app at a hash route and wait until its socket is live."""
         self.page.goto(f"{self.base}/{route}")
         expect(self.page.locator("#conn")).to_have_attribute("data-status", "open")
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the current view has loaded and its topics are subscribed."""
+        expect(self.page.locator("main")).to_have_attribute("aria-busy", "false")
 
     def api(self, method: str, path: str, data: Any = None) -> Any:
         resp = self.context.request.fetch(f"{self.base}{path}", method=method, data=data)

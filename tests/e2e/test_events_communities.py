@@ -29,6 +29,7 @@ def test_announce_rsvp_and_live_counts(member: MemberFactory) -> None:
     host.page.get_by_label("Capacity (optional)").fill("10")
     host.page.get_by_role("button", name="Announce").click()
     expect(host.page.get_by_role("heading", name="花見 picnic")).to_be_visible()
+    host.wait_ready()
     going = host.page.locator(".count-going strong")
     expect(going).to_have_text("0")
 
@@ -75,10 +76,12 @@ def test_communities_request_approve_and_feed(member: MemberFactory) -> None:
     owner.page.get_by_label("Who can join").select_option("approval")
     owner.page.get_by_role("button", name="Create").click()
     expect(owner.page.get_by_role("heading", name="写真部")).to_be_visible()
+    owner.wait_ready()
     expect(owner.page.get_by_role("heading", name="Join requests")).to_be_visible()
 
     fan.goto("#/communities")
     fan.page.get_by_role("link", name="写真部").click()
+    fan.wait_ready()
     expect(fan.page.get_by_text("Join to see and post Echoes here.")).to_be_visible()
     fan.page.get_by_role("button", name="Request to join").click()
     expect(fan.page.get_by_text("Request pending")).to_be_visible()

@@ -54,6 +54,7 @@ async function route() {
   if (!ctx.me) {
     const join = location.pathname.match(/^\/join\/([^/]+)$/);
     cleanup = join ? joinView(main, { code: decodeURIComponent(join[1]) }, onSignedIn) : signInView(main, {}, onSignedIn);
+    main.setAttribute("aria-busy", "false");
     return;
   }
   const path = (location.hash || "#/").slice(1);
@@ -76,6 +77,7 @@ async function route() {
     else a.removeAttribute("aria-current");
   }
   if (!view) {
+    main.setAttribute("aria-busy", "false");
     main.append(Object.assign(document.createElement("p"), { textContent: "There is no such page." }));
     return;
   }
@@ -85,6 +87,7 @@ async function route() {
   const root = document.createElement("div");
   root.className = "view";
   main.append(root);
+  main.setAttribute("aria-busy", "true");
   try {
     const done = await view(root);
     // Navigated away while this view was loading: undo it at once.
@@ -93,8 +96,12 @@ async function route() {
       return;
     }
     cleanup = done;
+    // Not busy once the view and my notifications are loaded and live.
+    await ctx.notifications?.ready;
   } catch (err) {
     root.append(Object.assign(document.createElement("p"), { className: "form-error", textContent: err.message }));
+  } finally {
+    if (mine === routeSeq) main.setAttribute("aria-busy", "false");
   }
   main.focus({ preventScroll: true });
 }

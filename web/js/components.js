@@ -147,16 +147,20 @@ export class FeedList {
   /** Subscribe first, then load page one, so nothing posted in between is lost. */
   async start() {
     if (this.topic) {
-      await new Promise((resolve) => {
-        const off = this.ctx.hub.subscribe(this.topic, (ev) => this.onEvent(ev), {
-          onReset: () => this.reload(),
-          onAck: () => resolve(),
-          onError: () => resolve(), // the HTTP load says why
-        });
-        this.offs.push(off);
-        // Offline: do not hold the page hostage; the ack will come on reconnect.
-        if (!this.ctx.hub.isOpen()) resolve();
+      let acked = false;
+      let early = false;
+      const { off, ready } = this.ctx.hub.listen(this.topic, (ev) => this.onEvent(ev), {
+        onReset: () => this.reload(),
+        onAck: () => {
+          // Shown from HTTP before the socket was live: load again, now gap-free.
+          if (!acked && early) this.reload();
+          acked = true;
+        },
       });
+      this.offs.push(off);
+      // Offline or slow: show what HTTP has rather than nothing; the first ack reloads.
+      await Promise.race([ready, delay(3000)]);
+      early = !acked;
     }
     await this.reload();
     if (this.limit == null) {
@@ -257,6 +261,8 @@ export class FeedList {
     this.setNext(page.next);
   }
 }
+
+export const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Show a short message at the bottom of the screen. */
 export function toast(message, { timeout = 4000 } = {}) {

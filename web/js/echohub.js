@@ -123,6 +123,28 @@ export class EchoHub extends EventTarget {
     };
   }
 
+  /**
+   * `subscribe`, plus `ready`: a promise settled by the first ack (or refusal) of this
+   * subscription. Load over HTTP after `ready`, and nothing published in between is
+   * lost: whatever the HTTP answer misses arrives as an event.
+   */
+  listen(topic, handler, options = {}) {
+    let settle;
+    const ready = new Promise((resolve) => (settle = resolve));
+    const off = this.subscribe(topic, handler, {
+      ...options,
+      onAck: (info) => {
+        settle(true);
+        options.onAck?.(info);
+      },
+      onError: (err) => {
+        settle(false);
+        options.onError?.(err);
+      },
+    });
+    return { off, ready };
+  }
+
   /** Re-send `sub` for a topic (e.g. `home` after following someone: new channels). */
   resubscribe(topic) {
     const entry = this.topics.get(topic);

@@ -29,13 +29,15 @@ export class Notifications extends EventTarget {
   }
 
   start() {
-    this.off = this.hub.subscribe("me", (ev) => this.receive(ev), {
+    const me = this.hub.listen("me", (ev) => this.receive(ev), {
       since: this.cursor,
       onAck: ({ cursor }) => {
         this.cursor = cursor; // after `recovered: false`, the new starting point
         this.save();
       },
     });
+    this.off = me.off;
+    this.ready = me.ready; // settled once notifications are live
     // Announcements travel with the host's posts (the `home` topic), not on `me`.
     this.offHome = this.hub.subscribe("home", (ev) => {
       if (ev.type === "event.announced" && ev.data?.host?.handle !== this.handle) this.receive(ev, false);

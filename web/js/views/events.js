@@ -2,7 +2,7 @@
 // (`event:{id}`: event.rsvp, event.updated, event.cancelled, event.starting).
 
 import { api, enc, post, put } from "../api.js";
-import { field, handleForm, memberLink, toast } from "../components.js";
+import { delay, field, handleForm, memberLink, toast } from "../components.js";
 import { formatDate, h, replace } from "../dom.js";
 import { guessLang } from "../effects.js";
 import { remember, remembered } from "../known.js";
@@ -214,7 +214,7 @@ export async function eventView(root, { id }, ctx) {
   } else {
     root.append(card);
   }
-  const off = ctx.hub.subscribe(`event:${ev.id}`, (e) => {
+  const { off, ready } = ctx.hub.listen(`event:${ev.id}`, (e) => {
     const d = e.data || {};
     if (e.type === "event.rsvp") {
       // `{event: id, user, status, going, interested}`: the counts after this RSVP.
@@ -237,6 +237,17 @@ export async function eventView(root, { id }, ctx) {
     }
     paintCounts();
   });
+  // Live now: read the counts again, so an RSVP made before the ack is not missed.
+  await Promise.race([ready, delay(3000)]);
+  try {
+    const fresh = await api("GET", `/api/events/${enc(ev.id)}`);
+    ev = fresh;
+    counts = countsOf(fresh);
+    status = myRsvp(fresh);
+    paint();
+  } catch {
+    // Keep what is shown; live events still update it.
+  }
   // The start time passing while the page is open shows "starting now" without a
   // server event too (the notification goes to attendees only).
   const wait = Date.parse(ev.starts_at) - Date.now();
