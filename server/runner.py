@@ -48,6 +48,9 @@ def run_worker(settings: Settings, url: str, sock: socket.socket | None) -> None
         print=None,
         loop=loop,
         shutdown_timeout=5.0,
+        # aiohttp's default of 128 drops SYNs when thousands of sockets connect at once;
+        # the kernel caps this at net.core.somaxconn.
+        backlog=4096,
         handle_signals=True,
     )
 
