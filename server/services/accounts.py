@@ -101,10 +101,7 @@ class AccountService:
     async def authenticate(self, token: str | None) -> User | None:
         if not token or len(token) > 200:
             return None
-        uid = await self.store.session_user(token)
-        if uid is None:
-            return None
-        record = await self.store.user(uid)
+        record = await self.store.session_record(token)
         if record is None:
             return None
         user = User.from_record(record)

@@ -36,6 +36,20 @@ return 'ok'
 """
 
 
+# A key holding a user id -> that user's hash, in one round trip (sessions, handles).
+_USER_VIA = """
+local id = redis.call('GET', KEYS[1])
+if not id then return nil end
+return redis.call('HGETALL', 'eh:user:' .. id)
+"""
+
+
+def _as_dict(flat: list[str] | None) -> dict[str, str] | None:
+    if not flat:
+        return None
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 def session_key_of(token: str) -> str:
     # Only a hash of the token is stored: a leaked dump does not leak live sessions.
     return hashlib.sha256(token.encode()).hexdigest()
@@ -45,6 +59,7 @@ class AccountStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._signup = client.register_script(_SIGNUP)
+        self._user_via = client.register_script(_USER_VIA)
 
     async def create_invite(
         self, code: str, uses: int, expires_at: float, created_by: str, *, admin: bool, now: float
@@ -85,8 +100,11 @@ class AccountStore:
         return result
 
     async def user_by_handle(self, handle: str) -> dict[str, str] | None:
-        uid = await self.id_of(handle)
-        return await self.user(uid) if uid else None
+        return _as_dict(await self._user_via(keys=[f"eh:handle:{handle}"]))
+
+    async def session_record(self, token: str) -> dict[str, str] | None:
+        """The user a session token belongs to, or None."""
+        return _as_dict(await self._user_via(keys=[f"eh:session:{session_key_of(token)}"]))
 
     async def count_users(self) -> int:
         return int(await self.r.scard("eh:users"))
@@ -100,10 +118,6 @@ class AccountStore:
             pipe.set(f"eh:session:{key}", user_id, ex=ttl)
             pipe.sadd(f"eh:sessions:{user_id}", key)
             await pipe.execute()
-
-    async def session_user(self, token: str) -> str | None:
-        result: str | None = await self.r.get(f"eh:session:{session_key_of(token)}")
-        return result
 
     async def end_session(self, token: str, user_id: str) -> None:
         key = session_key_of(token)
