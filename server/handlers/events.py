@@ -24,6 +24,14 @@ async def create_event(request: web.Request) -> web.Response:
     return json_response(event, status=201)
 
 
+@routes.get("/api/events")
+async def upcoming_events(request: web.Request) -> web.Response:
+    user = current_user(request)
+    page = await _events(request).upcoming(user, request.query.get("before"),
+                                           query_limit(request))  # fmt: skip
+    return json_response(page)
+
+
 @routes.get("/api/events/{id}")
 async def get_event(request: web.Request) -> web.Response:
     user = current_user(request)

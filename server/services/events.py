@@ -256,6 +256,32 @@ class EventService:
             await self.publisher.publish("event.rsvp", data, targets)
         return {"going": result.going, "interested": result.interested, "status": status}
 
+    async def upcoming(self, viewer: User, before: str | None, limit: int = 25) -> dict[str, Any]:
+        """Events that have not started, soonest first, that the viewer may see.
+
+        The cursor is an offset into the schedule (like discover's).
+        """
+        if before is not None and (not before.isdigit() or len(before) > 7):
+            raise DomainError("invalid_cursor", "the cursor is not one this server gave", "before")
+        offset = int(before or 0)
+        now_ms = int(self.clock() * 1000)
+        items: list[dict[str, Any]] = []
+        # Bounded: a schedule full of hidden events cannot make one request loop forever.
+        for _ in range(10):
+            ids = await self.store.upcoming_ids(now_ms, offset, limit)
+            if not ids:
+                break
+            for rec in await self.store.get_many(ids):
+                offset += 1
+                if await self._may_see(viewer, rec):
+                    items.append(await self._for_viewer(viewer, rec))
+                    if len(items) == limit:
+                        break
+            if len(items) == limit or len(ids) < limit:
+                break
+        more = len(items) == limit and bool(await self.store.upcoming_ids(now_ms, offset, 1))
+        return {"items": items, "next": str(offset) if more else None}
+
     async def community_events(
         self, viewer: User, community: str, before: str | None, limit: int = 25
     ) -> dict[str, Any]:

@@ -165,6 +165,10 @@ class EventStore:
         """True for exactly one caller, whatever the number of processes asking."""
         return bool(await self.r.zrem(PENDING, event_id))
 
+    async def upcoming_ids(self, now_ms: int, offset: int, count: int) -> list[str]:
+        """Events not started yet (nor cancelled), soonest first."""
+        return list(await self.r.zrangebyscore(PENDING, now_ms, "+inf", start=offset, num=count))
+
     async def page_ids(self, key: str, before: str | None, limit: int) -> list[str]:
         """Newest first from a zset of time-ordered ids, strictly older than `before`."""
         top = _ms(before) if before else "+inf"

@@ -367,3 +367,28 @@ async def test_starting_caught_up_once_after_a_restart(
     assert [f["type"] for f in frames if f["op"] == "event"].count("event.starting") == 1
     await me.close()
     await replay.close()
+
+
+async def test_upcoming_events_list(app_client: Any, rdb: Any) -> None:
+    host = await signup(app_client, rdb, "host")
+    guest = await signup(app_client, rdb, "guest")
+    blocked = await signup(app_client, rdb, "blocked")
+    later = await announce(app_client, host, title="Later", starts_at=at(7200))
+    sooner = await announce(app_client, host, title="Sooner", starts_at=at(600))
+    gone = await announce(app_client, host, title="Called off", starts_at=at(900))
+    await call(app_client, "post", f"/api/events/{gone['id']}/cancel", host, 200)
+    await call(app_client, "post", "/api/users/blocked/block", host, 200)
+    page = await call(app_client, "get", "/api/events", guest, 200)
+    assert [e["id"] for e in page["items"]] == [sooner["id"], later["id"]]
+    assert page["next"] is None
+    first = await call(app_client, "get", "/api/events?limit=1", guest, 200)
+    assert [e["id"] for e in first["items"]] == [sooner["id"]] and first["next"]
+    second = await call(app_client, "get", f"/api/events?limit=1&before={first['next']}",
+                        guest, 200)  # fmt: skip
+    assert [e["id"] for e in second["items"]] == [later["id"]]
+    hidden = await call(app_client, "get", "/api/events", blocked, 200)
+    assert hidden["items"] == []
+    assert await error_of(app_client, "get", "/api/events?before=x", guest, 400) == (
+        "invalid_cursor",
+        "before",
+    )
