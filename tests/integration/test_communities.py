@@ -3,12 +3,9 @@ across two processes, reading and posting rights, and refusals that change nothi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from tests.support import Member, Server, receive_until, signup, start_server, stop_server
+from tests.support import Member, Server, receive_until, signup
 
 
 async def create(http: Any, who: Member, name: str, policy: str = "open") -> dict[str, Any]:
@@ -97,16 +94,6 @@ async def test_create_shape_browse_and_bad_input(app_client: Any, rdb: Any) -> N
     assert [c["name"] for c in mine["items"]] == ["Tokyo Cats"]
     bad = await error_of(app_client, "get", "/api/communities?before=zz", aki, 400)
     assert bad == ("invalid_cursor", "before")
-
-
-@pytest.fixture
-async def two_servers(engine_url: str, rdb: Any) -> AsyncIterator[tuple[Server, Server]]:
-    a = start_server("--redis-url", engine_url)
-    b = start_server("--redis-url", engine_url)
-    yield a, b
-    for s in (a, b):
-        await s.close()
-        stop_server(s)
 
 
 async def test_approval_round_trip_live_across_processes(

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from server.app import create_app
-from tests.support import Member, Server, receive_until, signup, start_server, stop_server
+from tests.support import Member, Server, receive_until, signup
 
 EVENT_KEYS = {"id", "host", "title", "description", "starts_at", "ends_at", "place",
               "community", "capacity", "going", "interested", "cancelled", "created_at",
@@ -252,17 +249,6 @@ async def test_announced_to_followers_and_community_members(app_client: Any, rdb
     assert [f["type"] for f in frames if f["op"] == "event"] == ["post.created"]
     for ws in (home, live):
         await ws.close()
-
-
-@pytest.fixture
-async def two_servers(engine_url: str, rdb: Any) -> AsyncIterator[tuple[Server, Server]]:
-    env = {"ECHOHUB_SCHEDULER_INTERVAL": "0.1"}
-    a = start_server("--redis-url", engine_url, env=env)
-    b = start_server("--redis-url", engine_url, env=env)
-    yield a, b
-    for s in (a, b):
-        await s.close()
-        stop_server(s)
 
 
 async def test_capacity_holds_under_concurrent_rsvps_on_two_processes(

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from server.app import create_app
-from tests.support import Member, Server, receive_until, signup, start_server, stop_server
+from tests.support import Member, Server, receive_until, signup
 
 
 class ManualClock:
@@ -146,16 +145,6 @@ async def test_private_self_and_blocked_leave_none(client: Any, rdb: Any) -> Non
     assert resp.status == 200
     assert await my_footprints(client, ben) == []
     await me.close()
-
-
-@pytest.fixture
-async def two_servers(engine_url: str, rdb: Any) -> AsyncIterator[tuple[Server, Server]]:
-    a = start_server("--redis-url", engine_url)
-    b = start_server("--redis-url", engine_url)
-    yield a, b
-    for s in (a, b):
-        await s.close()
-        stop_server(s)
 
 
 async def test_simultaneous_views_on_two_processes_notify_once(

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from server.engine import EmbeddedEngine
 from tests.support import (
@@ -37,16 +35,6 @@ def engine_pids(data_dir: Path) -> list[int]:
         if (b"valkey-server" in raw or b"redis-server" in raw) and str(data_dir).encode() in raw:
             pids.append(int(entry))
     return pids
-
-
-@pytest.fixture
-async def two_servers(engine_url: str, rdb: Any) -> AsyncIterator[tuple[Server, Server]]:
-    a = start_server("--redis-url", engine_url)
-    b = start_server("--redis-url", engine_url)
-    yield a, b
-    for s in (a, b):
-        await s.close()
-        stop_server(s)
 
 
 async def post(server: Server, who: Member, text: str) -> dict[str, Any]:
