@@ -126,17 +126,23 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 class _Session:
-    """One socket's request loop state: malformed-frame window and rate bucket."""
+    """One socket's request loop state: malformed-frame window and rate bucket.
+
+    Idle sockets are the common case, so what only misbehaving or posting clients need
+    is allocated on first use (an empty deque alone costs ~600 bytes).
+    """
+
+    __slots__ = ("bucket", "conn", "limited_in_a_row", "malformed", "posting", "svc", "user")
 
     def __init__(self, svc: Services, conn: Connection, user: Any) -> None:
         self.svc = svc
         self.conn = conn
         self.user = user
-        self.malformed: deque[float] = deque()
+        self.malformed: deque[float] | None = None
         limit = svc.settings.rate_limits.get("socket")
         self.bucket = _Bucket(limit) if limit else None
         self.limited_in_a_row = 0
-        self.posting: set[asyncio.Future[None]] = set()
+        self.posting: set[asyncio.Future[None]] | None = None
 
     def reply_error(self, request_id: Any, code: str, message: str, **extra: Any) -> None:
         self.svc.hub.send(self.conn, error_message(request_id, code, message, **extra))
@@ -148,6 +154,8 @@ class _Session:
         except ProtocolError as err:
             self.reply_error(err.request_id, err.code, err.message)
             now = time.monotonic()
+            if self.malformed is None:
+                self.malformed = deque()
             self.malformed.append(now)
             while self.malformed and self.malformed[0] < now - MALFORMED_WINDOW:
                 self.malformed.popleft()
@@ -169,6 +177,8 @@ class _Session:
         if request.op == "post":
             # Posts from one socket are handled concurrently (their acks carry ids), so a
             # client may keep several in flight; beyond that, reading waits (backpressure).
+            if self.posting is None:
+                self.posting = set()
             if len(self.posting) >= MAX_POSTS_IN_FLIGHT:
                 await asyncio.wait(self.posting, return_when=asyncio.FIRST_COMPLETED)
             task = asyncio.ensure_future(self.run(request))

@@ -23,8 +23,9 @@ def connect(url: str) -> redis.Redis:
         socket_connect_timeout=1.0,
         socket_timeout=5.0,
         health_check_interval=0,
-        max_connections=64,
-        timeout=5.0,
+        max_connections=128,
+        # A burst queues for a connection rather than failing; only a real stall is a 503.
+        timeout=20.0,
         # One quick retry reconnects a pooled connection the engine dropped on restart.
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
