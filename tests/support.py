@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,13 @@ class Server:
     proc: subprocess.Popen[bytes]
     session: aiohttp.ClientSession | None = None
     log: list[str] = field(default_factory=list)
+    output: Any = None  # the file the process writes to
+
+    def read_output(self) -> str:
+        if self.output is None:
+            return ""
+        self.output.seek(0)
+        return self.output.read().decode(errors="replace")
 
     @property
     def base(self) -> str:
@@ -104,12 +112,15 @@ def start_server(
     port = port or free_port()
     full_env = {**os.environ, "ECHOHUB_RATE_LIMITS": "off", "ECHOHUB_PASSWORD_COST": "1024",
                 "PYTHONUNBUFFERED": "1", **(env or {})}  # fmt: skip
+    # Output goes to a file, never a pipe: nobody drains a pipe while the server runs,
+    # and a full pipe (64 KiB of access log) would block the server mid-request.
+    output = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port),
          *args],
-        env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=full_env, stdout=output, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    server = Server(port, proc)
+    server = Server(port, proc, output=output)
     wait_ready(server, timeout)
     return server
 
@@ -118,7 +129,7 @@ def wait_ready(server: Server, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
-            out = server.proc.stdout.read().decode(errors="replace") if server.proc.stdout else ""
+            out = server.read_output()
             raise RuntimeError(f"server exited with {server.proc.returncode}: {out}")
         with contextlib.suppress(OSError):
             with socket.create_connection(("127.0.0.1", server.port), timeout=0.2) as sock:
@@ -138,9 +149,10 @@ def stop_server(server: Server, sig: int = signal.SIGTERM, timeout: float = 15) 
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait()
-    if server.proc.stdout is not None:
-        server.log.append(server.proc.stdout.read().decode(errors="replace"))
-        server.proc.stdout.close()
+    if server.output is not None:
+        server.log.append(server.read_output())
+        server.output.close()
+        server.output = None
     return server.proc.returncode
 
 

@@ -8,9 +8,7 @@ Never skips: a missing Chromium is a failure. No browser is ever downloaded.
 from __future__ import annotations
 
 import itertools
-import queue
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,37 +30,12 @@ TIMEOUT_MS = 10_000
 expect.set_options(timeout=TIMEOUT_MS)
 
 
-class LogPump:
-    """Drains a server's stdout on a thread (so its pipe never fills) and hands out
-    the lines; `wait_for(pattern)` blocks until a matching line or the timeout."""
-
-    def __init__(self, server: Server) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        assert server.proc.stdout is not None
-        self.thread = threading.Thread(target=self._pump, args=(server.proc.stdout,), daemon=True)
-        self.thread.start()
-
-    def _pump(self, stream: Any) -> None:
-        for raw in iter(stream.readline, b""):
-            self.lines.put(raw.decode(errors="replace"))
-
-    def wait_for(self, pattern: re.Pattern[str], timeout: float = 20) -> re.Match[str]:
-        while True:
-            line = self.lines.get(timeout=timeout)
-            self.seen.append(line)
-            match = pattern.search(line)
-            if match:
-                return match
-
-
 @dataclass
 class EchoHubServer:
     """A server on a fixed port and data dir, so a restart keeps data and URL."""
 
     data_dir: Path
     server: Server
-    pump: LogPump
     admin_invite: str
     invite: str = ""  # a many-use member invite, made by the root member
     handles: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -74,19 +47,18 @@ class EchoHubServer:
     @classmethod
     def start(cls, data_dir: Path) -> EchoHubServer:
         server = start_server("--data-dir", str(data_dir))
-        pump = LogPump(server)
-        invite = pump.wait_for(INVITE_LINE).group(2)
-        return cls(data_dir, server, pump, invite)
+        # The admin link is printed before the server listens, so it is there by now.
+        match = INVITE_LINE.search(server.read_output())
+        assert match is not None, server.read_output()
+        return cls(data_dir, server, match.group(2))
 
     def stop(self) -> None:
-        if self.server.proc.stdout is not None and not self.server.proc.stdout.closed:
+        if self.server.output is not None:
             stop_server(self.server)
-            self.pump.thread.join(5)
 
     def start_again(self) -> None:
         """After `stop`: the same data dir and port (so open pages can come back)."""
         self.server = start_server("--data-dir", str(self.data_dir), port=self.server.port)
-        self.pump = LogPump(self.server)
 
     def handle(self, name: str) -> str:
         return f"{name}{next(self.handles)}"
