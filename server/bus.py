@@ -79,9 +79,10 @@ def encode_body(type_: str, data: Any, audience: Audience | None) -> bytes:
 def decode_body(seq: int, body: bytes | str) -> Event:
     obj = orjson.loads(body)
     audience = None
-    if "x" in obj:
-        only = obj.get("o")
-        audience = Audience(frozenset(only) if only is not None else None, frozenset(obj["x"]))
+    only, exclude = obj.get("o"), obj.get("x")
+    # An audience that restricts nobody is None, so fan-out skips the check entirely.
+    if only is not None or exclude:
+        audience = Audience(frozenset(only) if only is not None else None, frozenset(exclude or ()))
     return Event(seq, obj["t"], obj["d"], audience)
 
 

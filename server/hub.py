@@ -96,13 +96,16 @@ class Connection:
 
 
 class Subscription:
-    __slots__ = ("buffer", "channels", "conn", "filter", "last_seq", "topic")
+    __slots__ = ("buffer", "channels", "conn", "filter", "frame_key", "last_seq", "topic")
 
     def __init__(
         self, conn: Connection, topic: str, channels: tuple[str, ...], flt: EventFilter | None
     ) -> None:
         self.conn = conn
         self.topic = topic
+        # Recipients with equal keys get the very same frame bytes. A str (its hash is
+        # cached) rather than a (topic, codec) tuple hashed anew for every recipient.
+        self.frame_key = f"{conn.codec.name}\0{topic}"
         self.channels = channels
         self.filter = flt
         # While the subscription replays history, live events wait here.
@@ -232,7 +235,7 @@ class Hub:
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         limit = self.send_queue_limit
-        stats = self.stats
+        frames = written = writes = 0
         for conn in dirty:
             conn.dirty = False
             pending = conn.pending
@@ -240,18 +243,22 @@ class Hub:
                 pending.clear()
                 continue
             data = pending[0] if len(pending) == 1 else b"".join(pending)
-            stats.frames_out += len(pending)
+            frames += len(pending)
             pending.clear()
             transport = conn.transport
             if transport.is_closing():
                 continue
             if transport.get_write_buffer_size() + len(data) > limit:
-                stats.slow_closes += 1
+                self.stats.slow_closes += 1
                 self.close(conn, CloseCode.TOO_SLOW, "too slow")
                 continue
             transport.write(data)
-            stats.bytes_out += len(data)
-            stats.writes += 1
+            written += len(data)
+            writes += 1
+        stats = self.stats
+        stats.frames_out += frames
+        stats.bytes_out += written
+        stats.writes += writes
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -428,7 +435,7 @@ class Hub:
             return
         seq = event.seq
         audience = event.audience
-        frames: dict[tuple[str, Codec], bytes] = {}
+        frames: dict[str, bytes] = {}
         dirty = self._dirty
         for sub in subs:
             if sub.buffer is not None:
@@ -442,11 +449,10 @@ class Hub:
             if sub.filter is not None and not sub.filter(event):
                 continue
             sub.last_seq = seq
-            key = (sub.topic, conn.codec)
-            frame = frames.get(key)
+            frame = frames.get(sub.frame_key)
             if frame is None:
                 codec = conn.codec
-                frame = frames[key] = ws_frame(
+                frame = frames[sub.frame_key] = ws_frame(
                     codec.encode(event_message(sub.topic, seq, event.type, event.data)),
                     codec.binary,
                 )
