@@ -11,7 +11,13 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.domain.errors import DomainError, EngineUnavailable, RateLimited, Unauthenticated
+from server.domain.errors import (
+    DomainError,
+    EngineUnavailable,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthenticated,
+)
 from server.services.common import User
 
 log = logging.getLogger(__name__)
@@ -64,12 +70,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def read_json(request: web.Request) -> Any:
+    """The whole JSON body (aiohttp caps it at client_max_size: 413 beyond)."""
     limit = request.app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         raise DomainError_413()
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise DomainError_413()
+    try:
+        # read() waits for the whole body, however many segments it arrives in.
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise DomainError_413() from None
     if not raw.strip():
         return {}
     try:
@@ -79,8 +88,6 @@ async def read_json(request: web.Request) -> Any:
 
 
 def DomainError_413() -> DomainError:
-    from server.domain.errors import PayloadTooLarge
-
     return PayloadTooLarge("payload_too_large", "request body is larger than 64 KiB")
 
 

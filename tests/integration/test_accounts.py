@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.support import PASSWORD, make_invite, signup
@@ -183,3 +184,30 @@ async def test_unknown_api_route_has_error_shape(app_client: Any, rdb: Any) -> N
     resp = await app_client.get("/api/nothing-here")
     assert resp.status == 404
     assert_error(await resp.json(), "not_found")
+
+
+async def test_body_arriving_in_pieces_is_read_whole(app_client: Any, rdb: Any) -> None:
+    import asyncio
+
+    code = await make_invite(rdb)
+    raw = orjson.dumps(body(code, display_name="x" * 40))
+
+    async def trickle() -> Any:
+        for i in range(0, len(raw), 16):
+            yield raw[i : i + 16]
+            await asyncio.sleep(0)  # each piece its own write (a chunked body)
+
+    resp = await app_client.post("/api/signup", data=trickle(),
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    assert resp.status == 201, await resp.text()
+
+
+async def test_chunked_body_over_the_limit_is_413(app_client: Any, rdb: Any) -> None:
+    async def big() -> Any:
+        for _ in range(70):
+            yield b"x" * 1024
+
+    resp = await app_client.post("/api/signup", data=big(),
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    assert resp.status == 413
+    assert_error(await resp.json(), "payload_too_large")
