@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from server.engine import EmbeddedEngine, EngineError, running_engine_url
 from server.runner import run_worker, worker_main
 from server.settings import Settings, SettingsError, settings_from_env
@@ -75,9 +77,16 @@ def serve(settings: Settings) -> int:
         url = engine.start()
         log.info("embedded engine on %s", url)
     try:
-        link = asyncio.run(
-            _with_accounts(settings, url, lambda a: a.admin_invite_if_empty(settings.base_url))
-        )
+        try:
+            link = asyncio.run(
+                _with_accounts(settings, url, lambda a: a.admin_invite_if_empty(settings.base_url))
+            )
+        except RedisError as exc:
+            # An external engine that is down is no reason not to start: requests get 503
+            # and the bus connects when the engine comes back. `echohub invite --admin`
+            # prints a first link later.
+            log.warning("engine unreachable at start (%s); serving 503 until it is back", exc)
+            link = None
         if link:
             print("No accounts yet. Sign up the first admin with this one-time link:", flush=True)
             print(link, flush=True)

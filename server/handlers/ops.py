@@ -33,7 +33,10 @@ async def readyz(request: web.Request) -> web.Response:
         await svc.client.ping()
     except Exception:
         return plain_error(503, "engine_unavailable", "the storage engine is unreachable")
-    return json_response({"status": "ready", "bus": svc.bus.connected})
+    if not svc.bus.connected:
+        # Requests would work, but live events would not reach this process yet.
+        return plain_error(503, "engine_unavailable", "the event bus is reconnecting")
+    return json_response({"status": "ready"})
 
 
 @routes.get("/metrics")

@@ -232,3 +232,32 @@ async def test_unusable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=30)  # fmt: skip
     assert out.returncode == 2
     assert "data directory" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_starts_without_its_engine_and_recovers(tmp_path: Path) -> None:
+    """An external engine that is down at start: 503s, then service once it is up."""
+    import redis.asyncio as aioredis
+
+    engine = EmbeddedEngine(tmp_path / "engine")
+    url = f"unix://{tmp_path / 'engine' / 'engine.sock'}"
+    server = start_server("--redis-url", url)
+    try:
+        assert (await server.get("/healthz")).status == 200
+        assert (await server.get("/readyz")).status == 503
+        engine.start()
+        async with asyncio.timeout(15):
+            while (await server.get("/readyz")).status != 200:
+                await asyncio.sleep(0.05)
+        rdb = aioredis.Redis.from_url(engine.url, decode_responses=True)
+        aki = await signup(server, rdb, "aki")
+        ws = await server.ws(aki)
+        await sub(ws, "user:aki")
+        created = await post(server, aki, "late engine")
+        event = (await receive_until(ws, lambda f: f["op"] == "event", timeout=10))[-1]
+        assert event["data"]["id"] == created["id"]
+        await ws.close()
+        await rdb.aclose()
+    finally:
+        await server.close()
+        stop_server(server)
+        engine.stop()
