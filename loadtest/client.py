@@ -42,6 +42,29 @@ from loadtest.stats import LatencyHistogram, SeqTracker
 _search = MARKER_RE.search
 
 
+def count_delivery(c: Any, trackers: dict[int, SeqTracker], m: Any) -> bool:
+    """Account one delivery whose marker matched `m`; False if its poster is not ours.
+
+    The hot path of the load generator (both dialects): the in-order case is one
+    comparison and one store.
+    """
+    tracker = trackers.get(int(m[1]))
+    if tracker is None:
+        c.foreign += 1
+        return False
+    seq = int(m[2])
+    if seq == tracker.contiguous and not tracker.ahead:
+        tracker.contiguous = seq + 1
+    else:
+        tracker.add(seq)
+    c.delivered += 1
+    c.sample_left -= 1
+    if c.sample_left <= 0:
+        c.sample_left = c.sample_every
+        c.hist.record((c.now_ns - int(m[3])) // 1000)
+    return True
+
+
 class Counters:
     """Per-process counters shared by all sockets of a worker (the hot path's state)."""
 
@@ -270,21 +293,8 @@ class EchoHubSocket(LeanWebSocket):
         if trackers is not None:
             m = _search(buf, start, end)
             if m is not None:
-                tracker = trackers.get(int(m[1]))
-                c = self.counters
-                if tracker is None:
-                    c.foreign += 1
+                if not count_delivery(self.counters, trackers, m):
                     return
-                seq = int(m[2])
-                if seq == tracker.contiguous and not tracker.ahead:
-                    tracker.contiguous = seq + 1  # the in-order case, inlined
-                else:
-                    tracker.add(seq)
-                c.delivered += 1
-                c.sample_left -= 1
-                if c.sample_left <= 0:
-                    c.sample_left = c.sample_every
-                    c.hist.record((c.now_ns - int(m[3])) // 1000)
                 if self.track_cursor:
                     msg = self.codec.decode(bytes(buf[start:end]))
                     self.cursors[msg["topic"]] = msg["cursor"]
@@ -386,21 +396,8 @@ class SocketIOSocket(LeanWebSocket):
         if trackers is not None:
             m = _search(buf, start, end)
             if m is not None:
-                tracker = trackers.get(int(m[1]))
-                c = self.counters
-                if tracker is None:
-                    c.foreign += 1
+                if not count_delivery(self.counters, trackers, m):
                     return
-                seq = int(m[2])
-                if seq == tracker.contiguous and not tracker.ahead:
-                    tracker.contiguous = seq + 1  # the in-order case, inlined
-                else:
-                    tracker.add(seq)
-                c.delivered += 1
-                c.sample_left -= 1
-                if c.sample_left <= 0:
-                    c.sample_left = c.sample_every
-                    c.hist.record((c.now_ns - int(m[3])) // 1000)
                 return
         if end - start == 1 and buf[start] == 0x32:  # "2": Engine.IO ping
             self.send(EIO_PONG.encode())
