@@ -396,8 +396,7 @@ class SocketIOSocket(LeanWebSocket):
         if trackers is not None:
             m = _search(buf, start, end)
             if m is not None:
-                if not count_delivery(self.counters, trackers, m):
-                    return
+                count_delivery(self.counters, trackers, m)
                 return
         if end - start == 1 and buf[start] == 0x32:  # "2": Engine.IO ping
             self.send(EIO_PONG.encode())
