@@ -252,6 +252,10 @@ class RedisBus:
             self._deliver(topic, event)
         self._end_of_batch()
 
+    @property
+    def watermark(self) -> int:
+        return self._watermark
+
     # --- replies from the pub/sub connection -------------------------------------------
 
     def _on_reply(self, reply: Any) -> None:

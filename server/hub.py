@@ -55,6 +55,11 @@ class EventBus(Protocol):
 
     def unsubscribe(self, channels: Sequence[str]) -> None: ...
 
+    @property
+    def watermark(self) -> int:
+        """The highest seq received on the pub/sub connection (or the head at start)."""
+        ...
+
     async def head(self) -> int: ...
 
     async def history(
@@ -285,8 +290,12 @@ class Hub:
         sub = Subscription(conn, topic, tuple(dict.fromkeys(channels)), flt)
         conn.subs[topic] = sub
         try:
-            await self._attach(sub)
-            head = await self.bus.head()
+            all_live = await self._attach(sub)
+            # On channels this process already listens to, every event up to the bus's
+            # watermark has arrived (one connection, global seq order) and every later
+            # one will: the watermark is an exact start without asking the engine.
+            # A newly subscribed channel may have had events we never saw: ask.
+            head = self.bus.watermark if all_live and since is None else await self.bus.head()
             replay: list[Event] = []
             recovered: bool | None = None
             if since is not None:
@@ -356,10 +365,15 @@ class Hub:
         sub.channels = tuple(c for c in sub.channels if c not in gone)
         self._detach(sub, gone)
 
-    async def _attach(self, sub: Subscription, channels: Sequence[str] | None = None) -> None:
+    async def _attach(self, sub: Subscription, channels: Sequence[str] | None = None) -> bool:
+        """Put `sub` on its channels; True if every one was already live on the bus."""
         waits = []
+        all_live = True
         for channel in sub.channels if channels is None else channels:
             subs = self._channels.get(channel)
+            ready_before = self._channel_ready.get(channel)
+            if ready_before is None or not ready_before.done():
+                all_live = False
             if subs is None:
                 subs = self._channels[channel] = {}
                 ready = asyncio.get_running_loop().create_future()
@@ -371,6 +385,7 @@ class Hub:
             waits.append(self._channel_ready[channel])
         for ready in waits:
             await asyncio.shield(ready)
+        return all_live
 
     async def _subscribe_bus(self, channel: str, ready: asyncio.Future[None]) -> None:
         try:

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server.bus import RedisBus
-from server.domain.errors import DomainError, Forbidden
-from server.domain.visibility import can_view_profile, check_can_follow
+from server.domain.errors import DomainError, Forbidden, NotFound
+from server.domain.visibility import Relation, can_view_profile, check_can_follow
 from server.services.accounts import AccountService
 from server.services.common import Clock, User, iso
 from server.services.publish import Publisher
@@ -121,8 +121,11 @@ class GraphService:
         return [user_channel(user.id), *(user_channel(u) for u in sorted(followed))], None
 
     async def resolve_user(self, user: User, handle: str, _flt: Any) -> Resolution:
-        target = await self.accounts.user_by_handle(handle)
-        rel = await self.store.relation(user.id, target.id)
-        if not can_view_profile(user.id, target.id, rel):
+        key = handle.lower()
+        found = await self.store.handle_for_viewer(user.id, key) if 3 <= len(key) <= 20 else None
+        if found is None:
+            raise NotFound("user_not_found", f"no member with the handle {handle[:40]!r}")
+        target_id, blocked_by = found
+        if not can_view_profile(user.id, target_id, Relation(blocked_by=blocked_by)):
             raise Forbidden("forbidden", "you may not follow this member's topic")
-        return [user_channel(target.id)], None
+        return [user_channel(target_id)], None

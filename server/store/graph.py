@@ -63,11 +63,21 @@ class Circle:
         )
 
 
+# The id behind a handle, and whether that member blocked the viewer: what subscribing
+# to `user:{handle}` needs, in one round trip.
+_HANDLE_FOR_VIEWER = """
+local id = redis.call('GET', KEYS[1])
+if not id then return nil end
+return {id, redis.call('SISMEMBER', KEYS[2], id)}
+"""
+
+
 class GraphStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._follow = client.register_script(_FOLLOW)
         self._block = client.register_script(_BLOCK)
+        self._handle_for_viewer = client.register_script(_HANDLE_FOR_VIEWER)
 
     async def relation(self, viewer: str, other: str) -> Relation:
         async with self.r.pipeline(transaction=False) as pipe:
@@ -79,6 +89,13 @@ class GraphStore:
             follows, followed_by, blocks, blocked_by, mutes = await pipe.execute()
         return Relation(bool(follows), bool(followed_by), bool(blocks), bool(blocked_by),
                         bool(mutes))  # fmt: skip
+
+    async def handle_for_viewer(self, viewer: str, handle: str) -> tuple[str, bool] | None:
+        """(id of `handle`, whether they blocked `viewer`), or None for no such member."""
+        found = await self._handle_for_viewer(
+            keys=[f"eh:handle:{handle}", f"eh:blocked_by:{viewer}"]
+        )
+        return (str(found[0]), bool(int(found[1]))) if found else None
 
     async def circle(self, user: str) -> Circle:
         async with self.r.pipeline(transaction=False) as pipe:

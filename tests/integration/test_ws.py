@@ -308,3 +308,41 @@ async def test_heartbeat_drops_a_dead_peer(
     assert aiohttp.WSMsgType.PING in kinds
     hub = client.server.app[SERVICES].hub
     assert hub.connection_count == 0
+
+
+async def test_ack_cursor_on_an_already_live_channel_is_exact(
+    app_client: Any, rdb: Any, engine_url: str
+) -> None:
+    member = await signup(app_client, rdb, "exact")
+    first = await app_client.ws_connect("/ws", headers=member.auth)
+    await first.send_json({"op": "sub", "id": 1, "topic": "public"})
+    await receive_until(first, lambda f: f["op"] == "ack")
+    before = await publish(rdb, engine_url, "public", {"n": "before"})
+    await receive_until(first, lambda f: f["op"] == "event")
+    # `public` is now live on this process: the second ack needs no engine call.
+    second = await app_client.ws_connect("/ws", headers=member.auth)
+    await second.send_json({"op": "sub", "id": 2, "topic": "public"})
+    cursor = (await receive_until(second, lambda f: f["op"] == "ack"))[-1]["cursor"]
+    assert int(cursor) >= before[0]
+    after = await publish(rdb, engine_url, "public", {"n": "after"}, n=2)
+    live = [f for f in await receive_until(second, lambda f: f.get("cursor") == str(after[-1]))
+            if f["op"] == "event"]  # fmt: skip
+    assert [int(f["cursor"]) for f in live] == after
+    # Resuming from that cursor replays exactly what the second socket got live.
+    third = await app_client.ws_connect("/ws", headers=member.auth)
+    await third.send_json({"op": "sub", "id": 3, "topic": "public", "since": cursor})
+    frames = await receive_until(third, lambda f: f.get("cursor") == str(after[-1]))
+    assert frames[0]["op"] == "ack" and frames[0]["recovered"] is True
+    assert [int(f["cursor"]) for f in frames[1:]] == after
+    for ws in (first, second, third):
+        await ws.close()
+
+
+async def test_unknown_member_topic(app_client: Any, rdb: Any) -> None:
+    member = await signup(app_client, rdb, "lonely")
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    for topic in ("user:nobody_here", "user:x", "user:" + "y" * 30):
+        await ws.send_json({"op": "sub", "id": topic, "topic": topic})
+        reply = await ws.receive_json(timeout=5)
+        assert reply["op"] == "error" and reply["code"] == "user_not_found", reply
+    await ws.close()
