@@ -222,10 +222,6 @@ class Hub:
         if not conn.closed:
             self._enqueue(conn, encode_frame(conn.codec, message))
 
-    def send_frame(self, conn: Connection, frame: bytes) -> None:
-        if not conn.closed:
-            self._enqueue(conn, frame)
-
     def _enqueue(self, conn: Connection, frame: bytes) -> None:
         conn.pending.append(frame)
         if not conn.dirty:

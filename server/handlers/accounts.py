@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.domain.accounts import require_object
 from server.handlers.common import (
     SESSION_COOKIE,
     TOKEN_KEY,
@@ -60,11 +61,7 @@ async def me(request: web.Request) -> web.Response:
 async def create_invite(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     user = current_user(request)
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        from server.domain.accounts import require_object
-
-        require_object(body)
+    body = require_object(await read_json(request))
     await svc.limit("invites", user.id)
     invite = await svc.accounts.create_invite(
         user, body.get("uses"), body.get("expires_in_days"), svc.base_url(request)

@@ -61,7 +61,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.warning("engine unavailable: %s", exc)
         return error_response(EngineUnavailable())
     except web.HTTPRequestEntityTooLarge:
-        return plain_error(413, "payload_too_large", "request body is larger than 64 KiB")
+        return error_response(payload_too_large())
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api"):
             raise
@@ -73,12 +73,12 @@ async def read_json(request: web.Request) -> Any:
     """The whole JSON body (aiohttp caps it at client_max_size: 413 beyond)."""
     limit = request.app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
-        raise DomainError_413()
+        raise payload_too_large()
     try:
         # read() waits for the whole body, however many segments it arrives in.
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise DomainError_413() from None
+        raise payload_too_large() from None
     if not raw.strip():
         return {}
     try:
@@ -87,7 +87,7 @@ async def read_json(request: web.Request) -> Any:
         raise DomainError("invalid_json", "request body is not valid JSON") from None
 
 
-def DomainError_413() -> DomainError:
+def payload_too_large() -> DomainError:
     return PayloadTooLarge("payload_too_large", "request body is larger than 64 KiB")
 
 

@@ -63,9 +63,7 @@ async def create_echo(request: web.Request) -> web.Response:
 @routes.get("/api/echoes/{id}")
 async def get_echo(request: web.Request) -> web.Response:
     _, _, echoes = _svc(request)
-    user = current_user(request)
-    rec = await echoes.visible_post(user, request.match_info["id"])
-    return json_response((await echoes._for_viewer(user, [rec]))[0])
+    return json_response(await echoes.get(current_user(request), request.match_info["id"]))
 
 
 @routes.delete("/api/echoes/{id}")

@@ -132,6 +132,11 @@ class EchoService:
             raise NotFound("echo_not_found", "no such echo", field=field)
         return rec
 
+    async def get(self, viewer: User, post_id: str) -> dict[str, Any]:
+        """One post as this viewer sees it (404 when missing or not visible)."""
+        rec = await self.visible_post(viewer, post_id)
+        return (await self._for_viewer(viewer, [rec]))[0]
+
     # --- write -------------------------------------------------------------------------
 
     async def create(self, author: User, body: object, limit: Any = None) -> dict[str, Any]:

@@ -95,10 +95,6 @@ class AccountStore:
                 pipe.hgetall(f"eh:user:{uid}")
             return [d or None for d in await pipe.execute()]
 
-    async def id_of(self, handle: str) -> str | None:
-        result: str | None = await self.r.get(f"eh:handle:{handle}")
-        return result
-
     async def user_by_handle(self, handle: str) -> dict[str, str] | None:
         return _as_dict(await self._user_via(keys=[f"eh:handle:{handle}"]))
 

@@ -13,7 +13,6 @@ Post ids start with 12 hex digits of creation milliseconds, so id order is time 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import redis.asyncio as redis
 
@@ -123,7 +122,3 @@ class EchoStore:
                 for pid in ids:
                     counts[pid] = counts.get(pid, 0) + 1
         return counts
-
-
-def post_record(post: dict[str, Any]) -> dict[str, str]:
-    return {k: ("" if v is None else str(v)) for k, v in post.items()}
