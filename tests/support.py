@@ -175,3 +175,30 @@ async def receive_until(
             seen.append(frame)
             if predicate(frame):
                 return seen
+
+
+async def call(http: Any, method: str, path: str, who: Member, status: int,
+               body: Any = None) -> dict[str, Any]:  # fmt: skip
+    resp = await getattr(http, method)(path, json=body, headers=who.auth)
+    assert resp.status == status, (path, await resp.text())
+    return await resp.json()
+
+
+async def error_of(http: Any, method: str, path: str, who: Member, status: int,
+                   body: Any = None) -> tuple[str, str | None]:  # fmt: skip
+    error = (await call(http, method, path, who, status, body))["error"]
+    return error["code"], error.get("field")
+
+
+async def ws_sub(http: Any, who: Member, topic: str, **extra: Any) -> tuple[Any, dict[str, Any]]:
+    ws = await (http.ws(who) if isinstance(http, Server)
+                else http.ws_connect("/ws", headers=who.auth))  # fmt: skip
+    await ws.send_json({"op": "sub", "id": 1, "topic": topic, **extra})
+    frames = await receive_until(ws, lambda f: f["op"] in ("ack", "error"))
+    return ws, frames[-1]
+
+
+async def subscribe(http: Any, who: Member, topic: str, **extra: Any) -> Any:
+    ws, reply = await ws_sub(http, who, topic, **extra)
+    assert reply["op"] == "ack", reply
+    return ws

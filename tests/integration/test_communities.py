@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import Member, Server, receive_until, signup
+from tests.support import Member, Server, call, error_of, receive_until, signup, subscribe, ws_sub
 
 
 async def create(http: Any, who: Member, name: str, policy: str = "open") -> dict[str, Any]:
@@ -13,33 +13,6 @@ async def create(http: Any, who: Member, name: str, policy: str = "open") -> dic
     resp = await http.post("/api/communities", json=body, headers=who.auth)
     assert resp.status == 201, await resp.text()
     return await resp.json()
-
-
-async def ws_sub(http: Any, who: Member, topic: str) -> tuple[Any, dict[str, Any]]:
-    ws = await (http.ws(who) if isinstance(http, Server)
-                else http.ws_connect("/ws", headers=who.auth))  # fmt: skip
-    await ws.send_json({"op": "sub", "id": 1, "topic": topic})
-    frames = await receive_until(ws, lambda f: f["op"] in ("ack", "error"))
-    return ws, frames[-1]
-
-
-async def subscribe(http: Any, who: Member, topic: str) -> Any:
-    ws, reply = await ws_sub(http, who, topic)
-    assert reply["op"] == "ack", reply
-    return ws
-
-
-async def call(http: Any, method: str, path: str, who: Member, status: int,
-               body: Any = None) -> dict[str, Any]:  # fmt: skip
-    resp = await getattr(http, method)(path, json=body, headers=who.auth)
-    assert resp.status == status, (path, await resp.text())
-    return await resp.json()
-
-
-async def error_of(http: Any, method: str, path: str, who: Member, status: int,
-                   body: Any = None) -> tuple[str, str | None]:  # fmt: skip
-    error = (await call(http, method, path, who, status, body))["error"]
-    return error["code"], error.get("field")
 
 
 async def engine_snapshot(rdb: Any) -> dict[str, Any]:

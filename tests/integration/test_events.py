@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from server.app import create_app
-from tests.support import Member, Server, receive_until, signup
+from tests.support import Member, Server, call, error_of, receive_until, signup, subscribe, ws_sub
 
 EVENT_KEYS = {"id", "host", "title", "description", "starts_at", "ends_at", "place",
               "community", "capacity", "going", "interested", "cancelled", "created_at",
@@ -22,36 +22,9 @@ def at(seconds_from_now: float, base: float | None = None) -> str:
     return (moment + timedelta(seconds=seconds_from_now)).isoformat().replace("+00:00", "Z")
 
 
-async def call(http: Any, method: str, path: str, who: Member, status: int,
-               body: Any = None) -> dict[str, Any]:  # fmt: skip
-    resp = await getattr(http, method)(path, json=body, headers=who.auth)
-    assert resp.status == status, (path, await resp.text())
-    return await resp.json()
-
-
-async def error_of(http: Any, method: str, path: str, who: Member, status: int,
-                   body: Any = None) -> tuple[str, str | None]:  # fmt: skip
-    error = (await call(http, method, path, who, status, body))["error"]
-    return error["code"], error.get("field")
-
-
 async def announce(http: Any, host: Member, **fields: Any) -> dict[str, Any]:
     body = {"title": "Picnic", "description": "bring snacks", "starts_at": at(3600), **fields}
     return await call(http, "post", "/api/events", host, 201, body)
-
-
-async def ws_sub(http: Any, who: Member, topic: str, **extra: Any) -> tuple[Any, dict[str, Any]]:
-    ws = await (http.ws(who) if isinstance(http, Server)
-                else http.ws_connect("/ws", headers=who.auth))  # fmt: skip
-    await ws.send_json({"op": "sub", "id": 1, "topic": topic, **extra})
-    frames = await receive_until(ws, lambda f: f["op"] in ("ack", "error"))
-    return ws, frames[-1]
-
-
-async def subscribe(http: Any, who: Member, topic: str, **extra: Any) -> Any:
-    ws, reply = await ws_sub(http, who, topic, **extra)
-    assert reply["op"] == "ack", reply
-    return ws
 
 
 async def event_snapshot(rdb: Any) -> dict[str, Any]:
