@@ -57,15 +57,18 @@ async def _with_accounts(settings: Settings, url: str, use: Any) -> Any:
     from server.services.accounts import AccountService
     from server.services.common import system_clock
     from server.store.accounts import AccountStore
+    from server.store.resp import EngineClient
 
     client = store.connect(url)
+    engine = EngineClient(url)
     try:
         service = AccountService(
-            AccountStore(client), system_clock,
+            AccountStore(client, engine), system_clock,
             password_cost=settings.password_cost, session_ttl=settings.session_ttl,
         )  # fmt: skip
         return await use(service)
     finally:
+        await engine.aclose()
         await client.aclose()
 
 

@@ -31,6 +31,7 @@ from server.services.topics import TopicResolver, resolve_me, resolve_mod, resol
 from server.settings import Settings
 from server.store.accounts import AccountStore
 from server.store.ratelimit import RateLimitStore
+from server.store.resp import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +65,16 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         client = store.connect(redis_url)
-        bus = RedisBus(redis_url, client, history_size=settings.history_size)
+        engine = EngineClient(redis_url)
+        bus = RedisBus(redis_url, client, engine, history_size=settings.history_size)
         hub = Hub(bus, send_queue_limit=settings.send_queue_limit)
         bus.sink = hub
         accounts = AccountService(
-            AccountStore(client), clock,
+            AccountStore(client, engine), clock,
             password_cost=settings.password_cost, session_ttl=settings.session_ttl,
         )  # fmt: skip
-        svc = Services(settings, client, bus, hub, clock, accounts, RateLimitStore(client))
+        svc = Services(settings, client, engine, bus, hub, clock, accounts,
+                       RateLimitStore(engine))  # fmt: skip
         bus.on_control = svc.on_control
         topics = TopicResolver()
         topics.register("me", resolve_me)
@@ -86,6 +89,7 @@ def create_app(
         await bus.start()
         yield
         await bus.stop()
+        await engine.aclose()
         await client.aclose()
 
     async def worker_header(request: web.Request, response: web.StreamResponse) -> None:

@@ -29,6 +29,7 @@ import orjson
 import redis.asyncio as redis
 
 from server.hub import Audience, Event
+from server.store.resp import EngineClient
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +133,19 @@ class _PubSubProtocol(asyncio.Protocol):
 class RedisBus:
     """The Redis implementation of the bus. `start()` once, `stop()` at shutdown."""
 
-    def __init__(self, url: str, client: redis.Redis, *, history_size: int = 1000) -> None:
+    def __init__(
+        self, url: str, client: redis.Redis, engine: EngineClient, *, history_size: int = 1000
+    ) -> None:
         self.url = url
         self.client = client
+        # Publishing and reading the head run on every post and subscribe: the lean client.
+        self.engine = engine
         self.history_size = history_size
         self.sink: Sink | None = None
         self.on_control: Callable[[dict[str, Any]], None] | None = None
         self.reconnects = 0
         self.connected = False
-        self._script = client.register_script(_PUBLISH)
+        self._script = engine.script(_PUBLISH)
         self._topics: set[str] = set()
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
         self._proto: _PubSubProtocol | None = None
@@ -344,7 +349,7 @@ class RedisBus:
         await self.client.publish(CONTROL_CHANNEL, orjson.dumps(message))
 
     async def head(self) -> int:
-        raw = await self.client.get(SEQ_KEY)
+        raw = await self.engine.call("GET", SEQ_KEY)
         return int(raw) if raw else 0
 
     async def history(

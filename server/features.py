@@ -37,8 +37,10 @@ def wire(svc: Services) -> None:
     """Create each feature's service and register its topics and socket ops."""
     publisher = Publisher(svc.bus)
     svc.extra["publisher"] = publisher
-    graph = GraphService(svc.accounts, GraphStore(svc.client), publisher, svc.bus, svc.clock)
-    echoes = EchoService(svc.accounts, graph, EchoStore(svc.client), publisher, svc.clock)
+    graph_store = GraphStore(svc.client, svc.engine)
+    graph = GraphService(svc.accounts, graph_store, publisher, svc.bus, svc.clock)
+    echo_store = EchoStore(svc.client, svc.engine)
+    echoes = EchoService(svc.accounts, graph, echo_store, publisher, svc.clock)
     communities = CommunityService(svc.accounts, CommunityStore(svc.client), publisher, svc.clock)
     echoes.communities = communities
     footprints = FootprintService(svc.accounts, graph, FootprintStore(svc.client), publisher,

@@ -20,15 +20,31 @@ import redis.asyncio as aioredis
 from server.services.accounts import AccountService
 from server.services.common import system_clock
 from server.store.accounts import AccountStore
+from server.store.resp import EngineClient
 
 PASSWORD = "correct horse battery"
 
 
 async def make_invite(rdb: aioredis.Redis, *, uses: int = 100, admin: bool = False) -> str:
     """What `echohub invite` does: an invite straight in the engine."""
-    service = AccountService(AccountStore(rdb), system_clock, password_cost=1024, session_ttl=3600)
-    invite = await service.create_invite(None, uses, 1, "http://x", admin=admin)
+    engine = EngineClient(engine_url_of(rdb))
+    try:
+        service = AccountService(
+            AccountStore(rdb, engine), system_clock, password_cost=1024, session_ttl=3600
+        )
+        invite = await service.create_invite(None, uses, 1, "http://x", admin=admin)
+    finally:
+        await engine.aclose()
     return str(invite["code"])
+
+
+def engine_url_of(rdb: aioredis.Redis) -> str:
+    """The URL of the engine a redis-py client talks to (a unix socket in the tests)."""
+    kwargs = rdb.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    host, port = kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379)
+    return f"redis://{host}:{port}/{kwargs.get('db', 0)}"
 
 
 @dataclass

@@ -18,12 +18,14 @@ from server.services.common import Clock, User
 from server.settings import Settings
 from server.store.accounts import session_key_of
 from server.store.ratelimit import RateLimitStore
+from server.store.resp import EngineClient
 
 
 @dataclass
 class Services:
     settings: Settings
     client: redis.Redis
+    engine: EngineClient  # the lean client of the hot paths (server.store.resp)
     bus: RedisBus
     hub: Hub
     clock: Clock

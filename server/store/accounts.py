@@ -16,6 +16,8 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from server.store.resp import EngineClient
+
 _SIGNUP = """
 local invite = KEYS[1]
 if redis.call('EXISTS', invite) == 0 then return 'invite_invalid' end
@@ -56,10 +58,11 @@ def session_key_of(token: str) -> str:
 
 
 class AccountStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, engine: EngineClient) -> None:
         self.r = client
         self._signup = client.register_script(_SIGNUP)
-        self._user_via = client.register_script(_USER_VIA)
+        # Every authenticated request and socket resolves a session: the lean client.
+        self._user_via = engine.script(_USER_VIA)
 
     async def create_invite(
         self, code: str, uses: int, expires_at: float, created_by: str, *, admin: bool, now: float

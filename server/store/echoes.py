@@ -16,6 +16,8 @@ from collections.abc import Iterable
 
 import redis.asyncio as redis
 
+from server.store.resp import EngineClient
+
 _DELETE = """
 local post = redis.call('HGETALL', KEYS[1])
 if #post == 0 then return 0 end
@@ -38,18 +40,21 @@ def id_ms(post_id: str) -> int:
 
 
 class EchoStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, engine: EngineClient) -> None:
         self.r = client
+        self.engine = engine  # create() is on the posting hot path
         self._delete = client.register_script(_DELETE)
 
     async def create(self, post: dict[str, str]) -> None:
         ms = id_ms(post["id"])
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(f"eh:post:{post['id']}", mapping=post)
-            pipe.zadd(f"eh:posts:{post['author']}", {post["id"]: ms})
-            if post.get("community"):
-                pipe.zadd(f"eh:cposts:{post['community']}", {post["id"]: ms})
-            await pipe.execute()
+        fields = [part for item in post.items() for part in item]
+        commands: list[tuple[str | int, ...]] = [
+            ("HSET", f"eh:post:{post['id']}", *fields),
+            ("ZADD", f"eh:posts:{post['author']}", ms, post["id"]),
+        ]
+        if post.get("community"):
+            commands.append(("ZADD", f"eh:cposts:{post['community']}", ms, post["id"]))
+        await self.engine.transaction(commands)
 
     async def get(self, post_id: str) -> dict[str, str] | None:
         data = await self.r.hgetall(f"eh:post:{post_id}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 
 from server.domain.visibility import Relation
+from server.store.resp import EngineClient
 
 # A follow is refused atomically when a block stands between the two.
 _FOLLOW = """
@@ -72,12 +73,17 @@ return {id, redis.call('SISMEMBER', KEYS[2], id)}
 """
 
 
+_CIRCLE = ("following", "followers", "blocking", "blocked_by", "muting", "muted_by")
+
+
 class GraphStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, engine: EngineClient) -> None:
         self.r = client
+        # Posting (circle) and subscribing (handle_for_viewer) are hot: the lean client.
+        self.engine = engine
         self._follow = client.register_script(_FOLLOW)
         self._block = client.register_script(_BLOCK)
-        self._handle_for_viewer = client.register_script(_HANDLE_FOR_VIEWER)
+        self._handle_for_viewer = engine.script(_HANDLE_FOR_VIEWER)
 
     async def relation(self, viewer: str, other: str) -> Relation:
         async with self.r.pipeline(transaction=False) as pipe:
@@ -98,11 +104,10 @@ class GraphStore:
         return (str(found[0]), bool(int(found[1]))) if found else None
 
     async def circle(self, user: str) -> Circle:
-        async with self.r.pipeline(transaction=False) as pipe:
-            for name in ("following", "followers", "blocking", "blocked_by", "muting",
-                         "muted_by"):  # fmt: skip
-                pipe.smembers(f"eh:{name}:{user}")
-            sets = await pipe.execute()
+        sets = await self.engine.calls([("SMEMBERS", f"eh:{name}:{user}") for name in _CIRCLE])
+        for reply in sets:
+            if isinstance(reply, Exception):
+                raise reply
         return Circle(*(frozenset(s) for s in sets))
 
     async def follow(self, viewer: str, target: str) -> int:

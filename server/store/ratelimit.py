@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import redis.asyncio as redis
-
 from server.settings import RateLimit
+from server.store.resp import EngineClient
 
 # Returns 0 when a token was taken, else the seconds until one will be there.
 _TAKE = """
@@ -28,8 +27,9 @@ return tostring(wait)
 
 
 class RateLimitStore:
-    def __init__(self, client: redis.Redis) -> None:
-        self._take = client.register_script(_TAKE)
+    def __init__(self, engine: EngineClient) -> None:
+        # Taken on every post and request that is limited: the lean client.
+        self._take = engine.script(_TAKE)
 
     async def take(self, name: str, subject: str, limit: RateLimit) -> float:
         """Take one token; 0.0 if allowed, else seconds to wait."""

@@ -12,12 +12,17 @@ import pytest
 
 from server.bus import RedisBus, encode_body
 from server.services.container import SERVICES
+from server.store.resp import EngineClient
 from tests.support import receive_until, signup
 
 
 async def publish(rdb: Any, engine_url: str, channel: str, data: Any, n: int = 1) -> list[int]:
-    bus = RedisBus(engine_url, rdb)
-    return [await bus.publish([(channel, encode_body("test", data, None))]) for _ in range(n)]
+    engine = EngineClient(engine_url)
+    bus = RedisBus(engine_url, rdb, engine)
+    try:
+        return [await bus.publish([(channel, encode_body("test", data, None))]) for _ in range(n)]
+    finally:
+        await engine.aclose()
 
 
 async def test_upgrade_needs_a_session(app_client: Any, rdb: Any) -> None:
@@ -154,8 +159,10 @@ async def test_since_too_old_is_not_recovered(app_client: Any, rdb: Any, engine_
     member = await signup(app_client, rdb, "too_old")
     channel = f"me:{member.user['id']}"
     # History is capped per topic; once trimmed past a cursor the gap cannot be filled.
-    bus = RedisBus(engine_url, rdb, history_size=10)
+    engine = EngineClient(engine_url)
+    bus = RedisBus(engine_url, rdb, engine, history_size=10)
     seqs = [await bus.publish([(channel, encode_body("test", {"n": i}, None))]) for i in range(12)]
+    await engine.aclose()
     assert await rdb.xlen(f"eh:hist:{channel}") == 10
     ws = await app_client.ws_connect("/ws", headers=member.auth)
     await ws.send_json({"op": "sub", "id": 1, "topic": "me", "since": str(seqs[0])})
@@ -224,8 +231,9 @@ async def test_slow_reader_closed_4008_fast_reader_unaffected(
     await loop.sock_sendall(raw, bytes((0x81, 0x80 | len(sub))) + mask + sub)
 
     big = {"pad": "x" * 12000}
-    bus = RedisBus(engine_url, rdb)
-    hub = client.server.app[SERVICES].hub
+    services = client.server.app[SERVICES]
+    hub = services.hub
+    bus = RedisBus(engine_url, rdb, services.engine)
     published = received = 0
 
     async def drain_fast(timeout: float) -> None:
