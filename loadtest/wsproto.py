@@ -162,64 +162,80 @@ ControlHandler = Callable[[int, bytes], None]
 
 
 class FrameParser:
-    """Splits a stream of server frames into messages, reading only the headers."""
+    """Splits a stream of server frames into messages, reading only the headers.
 
-    __slots__ = ("_buf", "_frag", "_frag_op", "frames", "on_control", "on_data")
+    A frame cut by a read waits in ``_pend`` until ``_need`` bytes are there, then is
+    parsed from a ``bytes`` copy of them: whatever the parser hands on is a slice of
+    ``bytes`` (hashable), never of a growing buffer, and a long frame arriving in
+    small reads is not re-scanned on every read.
+    """
+
+    __slots__ = ("_frag", "_frag_op", "_need", "_pend", "frames", "on_control", "on_data")
 
     def __init__(self, on_data: DataHandler, on_control: ControlHandler) -> None:
         self.on_data = on_data
         self.on_control = on_control
-        self._buf = bytearray()
+        self._pend = bytearray()  # the start of a frame cut by the end of a read
+        self._need = 0  # bytes ``_pend`` must hold before parsing can go on
         self._frag: bytearray | None = None
         self._frag_op = 0
         self.frames = 0  # every complete frame, control frames included
 
     def feed(self, data: bytes) -> None:
-        if self._buf:
-            self._buf += data
-            buf: bytes | bytearray = self._buf
-        else:
-            buf = data
-        n = len(buf)
+        pend = self._pend
+        if pend:
+            pend += data
+            if len(pend) < self._need:
+                return
+            data = bytes(pend)
+            pend.clear()
+        n = len(data)
         pos = 0
+        need = 0
         on_data = self.on_data
         frames = 0
-        while n - pos >= 2:
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            length = b1 & 0x7F
-            if length < 126:
-                start = pos + 2
-            elif length == 126:
-                if n - pos < 4:
+        try:
+            while pos < n:
+                b0 = data[pos]
+                if n - pos < 2:
+                    need = 2
                     break
-                length = (buf[pos + 2] << 8) | buf[pos + 3]
-                start = pos + 4
-            else:
-                if n - pos < 10:
+                length = data[pos + 1]
+                if length < 126:
+                    start = pos + 2
+                elif length == 126:
+                    if n - pos < 4:
+                        need = 4
+                        break
+                    length = (data[pos + 2] << 8) | data[pos + 3]
+                    start = pos + 4
+                elif length == 127:
+                    if n - pos < 10:
+                        need = 10
+                        break
+                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                    start = pos + 10
+                else:
+                    raise ProtocolError("server frame is masked")
+                end = start + length
+                if end > n:
+                    need = end - pos
                     break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                start = pos + 10
-            if b1 & 0x80:
-                raise ProtocolError("server frame is masked")
-            end = start + length
-            if end > n:
-                break
-            frames += 1
-            opcode = b0 & 0x0F
-            if b0 == 0x81 or b0 == 0x82:  # the common case: a whole text/binary message
-                on_data(buf, start, end, opcode)
-            else:
-                self._other_frame(b0, opcode, bytes(buf[start:end]))
-            pos = end
-        self.frames += frames
-        if pos == n:
-            if buf is self._buf:
-                self._buf.clear()
-        elif buf is data:
-            self._buf = bytearray(data[pos:])
-        else:
-            del self._buf[:pos]
+                frames += 1
+                if b0 == 0x81 or b0 == 0x82:  # the common case: a whole text/binary message
+                    on_data(data, start, end, b0 & 0x0F)
+                else:
+                    self._other_frame(b0, b0 & 0x0F, data[start:end])
+                pos = end
+        finally:
+            self.frames += frames
+        if pos < n:
+            self.keep(data, pos, need)
+
+    def keep(self, data: bytes, pos: int, need: int) -> None:
+        """Keep ``data[pos:]``, an incomplete frame that needs ``need`` bytes in all."""
+        self._pend += memoryview(data)[pos:]
+        self._need = need
 
     def _other_frame(self, b0: int, opcode: int, payload: bytes) -> None:
         fin = bool(b0 & 0x80)
