@@ -41,12 +41,17 @@ from loadtest.stats import LatencyHistogram, SeqTracker
 
 _search = MARKER_RE.search
 
+#: Distinct marker frames remembered per process. The server sends the same bytes to
+#: every subscriber of a post, so one entry serves a whole audience; the cache is
+#: cleared when full (a miss only costs a parse).
+MARKER_CACHE_SIZE = 1 << 16
+
 
 def count_delivery(c: Any, trackers: dict[int, SeqTracker], m: Any) -> bool:
     """Account one delivery whose marker matched `m`; False if its poster is not ours.
 
-    The hot path of the load generator (both dialects): the in-order case is one
-    comparison and one store.
+    The slow path, for frames the :class:`CountingParser` does not take (a socket
+    that also tracks cursors); the in-order case is one comparison and one store.
     """
     tracker = trackers.get(int(m[1]))
     if tracker is None:
@@ -65,6 +70,19 @@ def count_delivery(c: Any, trackers: dict[int, SeqTracker], m: Any) -> bool:
     return True
 
 
+def marker_of(
+    cache: dict[bytes, tuple[int, int, int]], payload: bytes
+) -> tuple[int, int, int] | None:
+    """``(poster, seq, sent_ns)`` of a frame's marker, parsed once per distinct payload."""
+    m = _search(payload)
+    if m is None:
+        return None  # an ack, an error, another event: not cached (rare, often unique)
+    if len(cache) >= MARKER_CACHE_SIZE:
+        cache.clear()
+    hit = cache[payload] = (int(m[1]), int(m[2]), int(m[3]))
+    return hit
+
+
 class Counters:
     """Per-process counters shared by all sockets of a worker (the hot path's state)."""
 
@@ -73,6 +91,7 @@ class Counters:
         "delivered",
         "foreign",
         "hist",
+        "markers",
         "now_ns",
         "sample_every",
         "sample_left",
@@ -86,10 +105,113 @@ class Counters:
         self.sample_left = 1
         self.now_ns = 0  # time.time_ns() of the read being processed
         self.hist = LatencyHistogram()  # latency samples of the current interval
+        self.markers: dict[bytes, tuple[int, int, int]] = {}  # payload -> its marker
 
     def take_hist(self) -> LatencyHistogram:
         hist, self.hist = self.hist, LatencyHistogram()
         return hist
+
+
+class CountingParser(wsproto.FrameParser):
+    """A :class:`~loadtest.wsproto.FrameParser` that counts marker events inline.
+
+    With ``trackers`` set, a whole unfragmented data frame costs one slice and one
+    dict lookup in the process-wide payload → marker cache (a regex search and three
+    ``int()`` only the first time a payload is seen), then the :class:`SeqTracker`
+    update: no call per frame. Every frame is still counted on every socket, and
+    duplicates and gaps are seen, since the cache only skips *parsing*. Frames
+    without a marker, fragmented ones and control frames take the general path
+    (``on_data`` / ``on_control``); with ``trackers`` None the parser is the plain one.
+    """
+
+    __slots__ = ("counters", "trackers")
+
+    def __init__(
+        self,
+        on_data: wsproto.DataHandler,
+        on_control: wsproto.ControlHandler,
+        counters: Counters,
+    ) -> None:
+        super().__init__(on_data, on_control)
+        self.counters = counters
+        self.trackers: dict[int, SeqTracker] | None = None
+
+    def feed(self, data: bytes) -> None:
+        trackers = self.trackers
+        if trackers is None:
+            super().feed(data)
+            return
+        pend = self._pend
+        if pend:
+            pend += data
+            if len(pend) < self._need:
+                return
+            data = bytes(pend)
+            pend.clear()
+        c = self.counters
+        cached = c.markers.get
+        n = len(data)
+        pos = 0
+        need = 0
+        frames = delivered = 0
+        sample_left = c.sample_left
+        try:
+            while pos < n:
+                b0 = data[pos]
+                if n - pos < 2:
+                    need = 2
+                    break
+                length = data[pos + 1]
+                if length < 126:
+                    start = pos + 2
+                elif length == 126:
+                    if n - pos < 4:
+                        need = 4
+                        break
+                    length = (data[pos + 2] << 8) | data[pos + 3]
+                    start = pos + 4
+                elif length == 127:
+                    if n - pos < 10:
+                        need = 10
+                        break
+                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                    start = pos + 10
+                else:
+                    raise wsproto.ProtocolError("server frame is masked")
+                end = start + length
+                if end > n:
+                    need = end - pos
+                    break
+                frames += 1
+                pos = end
+                if b0 != 0x81 and b0 != 0x82:
+                    self._other_frame(b0, b0 & 0x0F, data[start:end])
+                    continue
+                payload = data[start:end]
+                hit = cached(payload) or marker_of(c.markers, payload)
+                if hit is None:
+                    self.on_data(data, start, end, b0 & 0x0F)
+                    continue
+                poster, seq, sent_ns = hit
+                tracker = trackers.get(poster)
+                if tracker is None:
+                    c.foreign += 1
+                    continue
+                if seq == tracker.contiguous and not tracker.ahead:
+                    tracker.contiguous = seq + 1
+                else:
+                    tracker.add(seq)
+                delivered += 1
+                sample_left -= 1
+                if sample_left <= 0:
+                    sample_left = c.sample_every
+                    c.hist.record((c.now_ns - sent_ns) // 1000)
+        finally:
+            self.frames += frames
+            c.delivered += delivered
+            c.sample_left = sample_left
+        if pos < n:
+            self.keep(data, pos, need)
 
 
 class RequestFailed(Exception):
@@ -117,7 +239,7 @@ class LeanWebSocket(asyncio.Protocol):
             host_header, path, self.key, subprotocols=subprotocols, headers=headers
         )
         self.counters = counters
-        self.parser = wsproto.FrameParser(self.on_message, self._on_control)
+        self.parser = CountingParser(self.on_message, self._on_control, counters)
         self.transport: asyncio.Transport | None = None
         self._hs_buf = bytearray()
         self._upgraded = False
@@ -126,6 +248,34 @@ class LeanWebSocket(asyncio.Protocol):
         self.closed: asyncio.Future[tuple[int, str]] = loop.create_future()
         self.close_code: int | None = None
         self.subprotocol: str | None = None
+        self._trackers: dict[int, SeqTracker] | None = None
+        self._track_cursor = False
+
+    # --- counting --------------------------------------------------------------------
+
+    @property
+    def trackers(self) -> dict[int, SeqTracker] | None:
+        """Poster index → :class:`SeqTracker`: set, it makes this a counting socket."""
+        return self._trackers
+
+    @trackers.setter
+    def trackers(self, trackers: dict[int, SeqTracker] | None) -> None:
+        self._trackers = trackers
+        self._fast_path()
+
+    @property
+    def track_cursor(self) -> bool:
+        """Also decode each counted event for its cursor (slow: for resume)."""
+        return self._track_cursor
+
+    @track_cursor.setter
+    def track_cursor(self, on: bool) -> None:
+        self._track_cursor = on
+        self._fast_path()
+
+    def _fast_path(self) -> None:
+        # the parser counts inline unless every event must be decoded anyway
+        self.parser.trackers = None if self._track_cursor else self._trackers
 
     # --- asyncio.Protocol ------------------------------------------------------------
 
@@ -282,8 +432,6 @@ class EchoHubSocket(LeanWebSocket):
         self.codec = codec
         self._ids = itertools.count(1)
         self.pending: dict[int, asyncio.Future[Any]] = {}
-        self.trackers: dict[int, SeqTracker] | None = None
-        self.track_cursor = False
         self.cursors: dict[str, str] = {}
         self.on_event: Callable[[dict[str, Any]], None] | None = None
         self.errors: list[str] = []
@@ -383,8 +531,6 @@ class SocketIOSocket(LeanWebSocket):
         self.auth = auth
         self._ids = itertools.count(1)
         self.pending: dict[int, asyncio.Future[Any]] = {}
-        self.trackers: dict[int, SeqTracker] | None = None
-        self.track_cursor = False  # Socket.IO has no cursors; kept for symmetry
         self.cursors: dict[str, str] = {}
         self.on_event: Callable[[dict[str, Any]], None] | None = None
         self.errors: list[str] = []

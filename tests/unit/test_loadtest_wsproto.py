@@ -11,7 +11,14 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from loadtest import wsproto
-from loadtest.client import Counters, EchoHubSocket, LeanWebSocket, connect_echohub, open_socket
+from loadtest.client import (
+    Counters,
+    CountingParser,
+    EchoHubSocket,
+    LeanWebSocket,
+    connect_echohub,
+    open_socket,
+)
 from loadtest.codec import CODECS, marker_text, parse_marker, parse_sio, sio_event
 from loadtest.stats import SeqTracker
 
@@ -65,22 +72,39 @@ def test_masking_roundtrips_and_lengths_are_encoded(size: int) -> None:
     assert wsproto.mask_payload(frame[off + 4 :], key) == payload
 
 
-def _collect() -> tuple[wsproto.FrameParser, list[tuple[int, bytes]], list[tuple[int, bytes]]]:
+@pytest.fixture(params=["plain", "counting"])
+def parser_kind(request: pytest.FixtureRequest) -> str:
+    """Every parser test runs on the plain parser and on the counting one (whose
+    marker-less frames take the same general path)."""
+    return str(request.param)
+
+
+Collected = tuple[wsproto.FrameParser, list[tuple[int, bytes]], list[tuple[int, bytes]]]
+
+
+def _collect(kind: str = "plain") -> Collected:
     data: list[tuple[int, bytes]] = []
     control: list[tuple[int, bytes]] = []
-    parser = wsproto.FrameParser(
-        lambda buf, s, e, op: data.append((op, bytes(buf[s:e]))),
-        lambda op, payload: control.append((op, payload)),
-    )
+
+    def on_data(buf: bytes | bytearray, s: int, e: int, op: int) -> None:
+        data.append((op, bytes(buf[s:e])))
+
+    def on_control(op: int, payload: bytes) -> None:
+        control.append((op, payload))
+
+    if kind == "plain":
+        return wsproto.FrameParser(on_data, on_control), data, control
+    parser = CountingParser(on_data, on_control, Counters())
+    parser.trackers = {0: SeqTracker()}
     return parser, data, control
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 100_000])
-def test_parser_handles_any_split_of_the_stream(chunk: int) -> None:
+def test_parser_handles_any_split_of_the_stream(chunk: int, parser_kind: str) -> None:
     msgs = [b"a", b"x" * 200, b"y" * 70_000, b""]
     stream = b"".join(wsproto.encode_frame(wsproto.OP_TEXT, m, mask=False) for m in msgs)
     stream += wsproto.encode_frame(wsproto.OP_PING, b"hi", mask=False)
-    parser, data, control = _collect()
+    parser, data, control = _collect(parser_kind)
     for i in range(0, len(stream), chunk):
         parser.feed(stream[i : i + chunk])
     assert [m for _, m in data] == msgs
@@ -88,8 +112,8 @@ def test_parser_handles_any_split_of_the_stream(chunk: int) -> None:
     assert parser.frames == 5
 
 
-def test_parser_reassembles_fragments_around_a_control_frame() -> None:
-    parser, data, control = _collect()
+def test_parser_reassembles_fragments_around_a_control_frame(parser_kind: str) -> None:
+    parser, data, control = _collect(parser_kind)
     parser.feed(wsproto.encode_frame(wsproto.OP_TEXT, b"hel", mask=False, fin=False))
     parser.feed(wsproto.encode_frame(wsproto.OP_PONG, b"", mask=False))
     parser.feed(wsproto.encode_frame(wsproto.OP_CONT, b"lo", mask=False, fin=True))
@@ -105,8 +129,8 @@ def test_parser_reassembles_fragments_around_a_control_frame() -> None:
         bytes([0x83, 0]),  # reserved opcode
     ],
 )
-def test_parser_rejects_protocol_errors(frame: bytes) -> None:
-    parser, _, _ = _collect()
+def test_parser_rejects_protocol_errors(frame: bytes, parser_kind: str) -> None:
+    parser, _, _ = _collect(parser_kind)
     with pytest.raises(wsproto.ProtocolError):
         parser.feed(frame)
 
