@@ -70,17 +70,41 @@ def count_delivery(c: Any, trackers: dict[int, SeqTracker], m: Any) -> bool:
     return True
 
 
-def marker_of(
-    cache: dict[bytes, tuple[int, int, int]], payload: bytes
-) -> tuple[int, int, int] | None:
-    """``(poster, seq, sent_ns)`` of a frame's marker, parsed once per distinct payload."""
-    m = _search(payload)
+class Marked:
+    """One distinct marker frame (header included) as the server sent it.
+
+    ``next`` is the frame that followed it on the last socket that read both: the
+    server sends every subscriber the same frames in the same order, so it is the best
+    guess for what a socket that just read this one reads next. A guess is taken only
+    if the bytes at the read position are exactly ``frame``, so a wrong one costs a
+    comparison, never a miscount.
+    """
+
+    __slots__ = ("frame", "next", "poster", "sent_ns", "seq", "size")
+
+    def __init__(self, frame: bytes, poster: int, seq: int, sent_ns: int) -> None:
+        self.frame = frame
+        self.size = len(frame)
+        self.poster = poster
+        self.seq = seq
+        self.sent_ns = sent_ns
+        self.next: Marked | None = None
+
+
+def marker_of(c: Counters, frame: bytes, start: int) -> Marked | None:
+    """The :class:`Marked` for a whole data frame (payload from ``start``), parsed once
+    per distinct frame; None for a frame without a marker (replies, other events)."""
+    m = _search(frame, start)
     if m is None:
-        return None  # an ack, an error, another event: not cached (rare, often unique)
+        return None  # not cached: rare, and mostly unique (request ids)
+    cache = c.markers
     if len(cache) >= MARKER_CACHE_SIZE:
+        for old in cache.values():
+            old.next = None  # no chain outlives the cache (sockets hold one node each)
         cache.clear()
-    hit = cache[payload] = (int(m[1]), int(m[2]), int(m[3]))
-    return hit
+        c.start.next = None
+    node = cache[frame] = Marked(frame, int(m[1]), int(m[2]), int(m[3]))
+    return node
 
 
 class Counters:
@@ -95,6 +119,7 @@ class Counters:
         "now_ns",
         "sample_every",
         "sample_left",
+        "start",
     )
 
     def __init__(self, sample_every: int = 1) -> None:
@@ -105,7 +130,9 @@ class Counters:
         self.sample_left = 1
         self.now_ns = 0  # time.time_ns() of the read being processed
         self.hist = LatencyHistogram()  # latency samples of the current interval
-        self.markers: dict[bytes, tuple[int, int, int]] = {}  # payload -> its marker
+        self.markers: dict[bytes, Marked] = {}  # whole frame -> its marker
+        # what a socket "read last" before its first marker frame (never in the cache)
+        self.start = Marked(b"\xff\xff", -1, -1, 0)
 
     def take_hist(self) -> LatencyHistogram:
         hist, self.hist = self.hist, LatencyHistogram()
@@ -115,16 +142,24 @@ class Counters:
 class CountingParser(wsproto.FrameParser):
     """A :class:`~loadtest.wsproto.FrameParser` that counts marker events inline.
 
-    With ``trackers`` set, a whole unfragmented data frame costs one slice and one
-    dict lookup in the process-wide payload → marker cache (a regex search and three
-    ``int()`` only the first time a payload is seen), then the :class:`SeqTracker`
-    update: no call per frame. Every frame is still counted on every socket, and
-    duplicates and gaps are seen, since the cache only skips *parsing*. Frames
-    without a marker, fragmented ones and control frames take the general path
-    (``on_data`` / ``on_control``); with ``trackers`` None the parser is the plain one.
+    With ``trackers`` set, a whole unfragmented data frame with a marker is counted
+    in the parser's loop, without a call per frame. Finding its marker is cheap:
+
+    - first guess, the frame that followed the previous one on another socket
+      (:attr:`Marked.next`): one ``startswith`` at the read position, which also
+      replaces reading the frame header;
+    - else the header is parsed and the frame looked up in the process-wide frame →
+      :class:`Marked` cache (bounded, cleared when full);
+    - else (the first time the process sees this frame) a regex search and three
+      ``int()``.
+
+    Every frame is still counted on every socket and duplicates and gaps are seen:
+    the shortcuts skip *parsing* only. Frames without a marker, fragmented ones and
+    control frames take the general path (``on_data`` / ``on_control``); with
+    ``trackers`` None the parser is the plain one.
     """
 
-    __slots__ = ("counters", "trackers")
+    __slots__ = ("counters", "last", "trackers")
 
     def __init__(
         self,
@@ -135,6 +170,7 @@ class CountingParser(wsproto.FrameParser):
         super().__init__(on_data, on_control)
         self.counters = counters
         self.trackers: dict[int, SeqTracker] | None = None
+        self.last = counters.start  # the marker frame this socket read last
 
     def feed(self, data: bytes) -> None:
         trackers = self.trackers
@@ -149,7 +185,7 @@ class CountingParser(wsproto.FrameParser):
             data = bytes(pend)
             pend.clear()
         c = self.counters
-        cached = c.markers.get
+        last = self.last
         n = len(data)
         pos = 0
         need = 0
@@ -157,46 +193,56 @@ class CountingParser(wsproto.FrameParser):
         sample_left = c.sample_left
         try:
             while pos < n:
-                b0 = data[pos]
-                if n - pos < 2:
-                    need = 2
-                    break
-                length = data[pos + 1]
-                if length < 126:
-                    start = pos + 2
-                elif length == 126:
-                    if n - pos < 4:
-                        need = 4
-                        break
-                    length = (data[pos + 2] << 8) | data[pos + 3]
-                    start = pos + 4
-                elif length == 127:
-                    if n - pos < 10:
-                        need = 10
-                        break
-                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                    start = pos + 10
+                node = last.next
+                if node is not None and data.startswith(node.frame, pos):
+                    pos += node.size  # the guess was right: no header to parse
                 else:
-                    raise wsproto.ProtocolError("server frame is masked")
-                end = start + length
-                if end > n:
-                    need = end - pos
-                    break
+                    b0 = data[pos]
+                    if n - pos < 2:
+                        need = 2
+                        break
+                    length = data[pos + 1]
+                    if length < 126:
+                        start = pos + 2
+                    elif length == 126:
+                        if n - pos < 4:
+                            need = 4
+                            break
+                        length = (data[pos + 2] << 8) | data[pos + 3]
+                        start = pos + 4
+                    elif length == 127:
+                        if n - pos < 10:
+                            need = 10
+                            break
+                        length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                        start = pos + 10
+                    else:
+                        raise wsproto.ProtocolError("server frame is masked")
+                    end = start + length
+                    if end > n:
+                        need = end - pos
+                        break
+                    if b0 != 0x81 and b0 != 0x82:
+                        frames += 1
+                        pos = end
+                        self._other_frame(b0, b0 & 0x0F, data[start:end])
+                        continue
+                    whole = data[pos:end]
+                    node = c.markers.get(whole) or marker_of(c, whole, start - pos)
+                    if node is None:
+                        frames += 1
+                        pos = end
+                        self.on_data(data, start, end, b0 & 0x0F)
+                        continue
+                    last.next = node  # what this socket read after `last`: the next guess
+                    pos = end
                 frames += 1
-                pos = end
-                if b0 != 0x81 and b0 != 0x82:
-                    self._other_frame(b0, b0 & 0x0F, data[start:end])
-                    continue
-                payload = data[start:end]
-                hit = cached(payload) or marker_of(c.markers, payload)
-                if hit is None:
-                    self.on_data(data, start, end, b0 & 0x0F)
-                    continue
-                poster, seq, sent_ns = hit
-                tracker = trackers.get(poster)
+                last = node
+                tracker = trackers.get(node.poster)
                 if tracker is None:
                     c.foreign += 1
                     continue
+                seq = node.seq
                 if seq == tracker.contiguous and not tracker.ahead:
                     tracker.contiguous = seq + 1
                 else:
@@ -205,8 +251,9 @@ class CountingParser(wsproto.FrameParser):
                 sample_left -= 1
                 if sample_left <= 0:
                     sample_left = c.sample_every
-                    c.hist.record((c.now_ns - sent_ns) // 1000)
+                    c.hist.record((c.now_ns - node.sent_ns) // 1000)
         finally:
+            self.last = last
             self.frames += frames
             c.delivered += delivered
             c.sample_left = sample_left

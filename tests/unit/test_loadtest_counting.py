@@ -82,6 +82,26 @@ async def test_a_frame_cut_across_two_reads_hits_the_cache(cut: int) -> None:
     assert counters.delivered == 6
 
 
+async def test_wrong_guesses_of_the_next_frame_cost_nothing_in_accuracy() -> None:
+    counters = Counters()
+    frames = [event(s % 2, s // 2, T + s) for s in range(12)]  # two posters interleaved
+    a, b, c = (echohub(counters, posters=2) for _ in range(3))
+    a.data_received(b"".join(frames))  # teaches the order 0, 1, 2, ...
+    order = [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10]
+    b.data_received(b"".join(frames[i] for i in order))  # every guess wrong
+    c.data_received(b"".join(frames[::2]))  # poster 0 only: the guesses skip ahead
+    assert (state(a, 0), state(a, 1)) == ((6, [], 0), (6, [], 0))
+    assert (state(b, 0), state(b, 1)) == ((6, [], 0), (6, [], 0))
+    assert (state(c, 0), state(c, 1)) == ((6, [], 0), (0, [], 0))
+    assert counters.delivered == 12 + 12 + 6
+    # a frame that differs from the guessed one by a byte is not taken for it
+    assert frames[1].count(b"lt 1 0 ") == 2
+    altered = frames[1].replace(b"lt 1 0 ", b"lt 1 5 ", 1)
+    d = echohub(counters, posters=2)
+    d.data_received(frames[0] + altered)
+    assert (state(d, 0), state(d, 1)) == ((1, [], 0), (0, [5], 0))
+
+
 async def test_a_stream_in_one_byte_reads_counts_everything() -> None:
     counters = Counters()
     sock = echohub(counters, posters=2)
@@ -160,9 +180,13 @@ async def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(client, "MARKER_CACHE_SIZE", 4)
     counters = Counters()
     sock = echohub(counters)
-    sock.data_received(b"".join(event(0, s) for s in range(10)))
+    frames = b"".join(event(0, s) for s in range(10))
+    sock.data_received(frames)
     assert len(counters.markers) <= 4
-    assert state(sock) == (10, [], 0)
+    other = echohub(counters)
+    other.data_received(frames)  # the guesses were cut with the cache; still exact
+    assert state(sock) == state(other) == (10, [], 0)
+    assert sum(1 for m in counters.markers.values() if m.next is not None) <= 4
 
 
 async def test_socketio_frames_take_the_same_path() -> None:
