@@ -89,6 +89,16 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
                 ),
             )
         )
+        posting = result.get("posting") or {}
+        if posting:
+            rows.append(
+                (
+                    "posts/s offered (lag p99/max)",
+                    f"{fmt_count(posting.get('per_s'))} ("
+                    + " / ".join(fmt_us(posting.get(k)) for k in ("lag_p99_us", "lag_max_us"))
+                    + ")",
+                )
+            )
         rows.append(("expected deliveries", fmt_count(d.get("expected"))))
         rows.append(("delivered", fmt_count(d.get("delivered"))))
         rows.append(("lost", fmt_count(d.get("lost"))))

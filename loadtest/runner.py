@@ -40,6 +40,8 @@ from loadtest.worker import WorkerPlan, worker_entry
 
 #: Latency samples per second per worker process we aim for (HDR records cost ~1 µs).
 SAMPLES_PER_S_PER_PROC = 20_000
+#: A post leaving later than this behind its schedule (p99) is reported in the notes.
+POST_LAG_LIMIT_US = 50_000
 
 
 @dataclass
@@ -553,8 +555,12 @@ def run_measured(
         latency.merge(iv.latency)
     expected_posts = sum(len(v) for v in acked.values())  # sent and not refused
     posts: Counter[str] = Counter()
+    post_lag = LatencyHistogram()
+    last_post_ns = 0
     for r in results.values():
         posts.update(r.get("posts", {}))
+        post_lag.merge(LatencyHistogram.decode(r.get("post_lag_hist", b"")))
+        last_post_ns = max(last_post_ns, r.get("last_post_ns", 0))
     posted = expected_posts + posts["refused"]
     delivery_out = {
         "posted": posted,
@@ -578,6 +584,21 @@ def run_measured(
         "span_s": round(span, 3),
         "posts_per_s": round(posted / cfg.duration, 1),
     }
+    if post_lag.count:
+        # posts leave on a schedule; a generator too busy to keep it offers less
+        post_span = max(1e-6, (last_post_ns - t0_ns) / 1e9)
+        result["posting"] = {
+            "lag_p50_us": post_lag.percentile(50),
+            "lag_p99_us": post_lag.percentile(99),
+            "lag_max_us": post_lag.max,
+            "span_s": round(post_span, 3),
+            "per_s": round(post_lag.count / post_span, 1),
+        }
+        if post_lag.percentile(99) > POST_LAG_LIMIT_US:
+            result["notes"].append(
+                f"posts left up to {report.fmt_us(post_lag.percentile(99))} late (p99): "
+                "the load generator did not offer the rate on schedule"
+            )
     result["latency_us"] = latency.summary()
     result["latency_distribution"] = latency.distribution()
     result["timeline"] = [orch.intervals[k].row(1.0) for k in sorted(orch.intervals)]

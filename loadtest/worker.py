@@ -110,6 +110,8 @@ class Worker:
         self.acked: dict[int, list[int]] = {p: [] for p in plan.poster_ids}
         self.posted = 0
         self.post_stats: Counter[str] = Counter()
+        self.post_lag = LatencyHistogram()  # how late each post left vs its schedule
+        self.last_post_ns = 0
         self.connect_hist = LatencyHistogram()
         self.resume_hist = LatencyHistogram()
         self.resume_stats: Counter[str] = Counter()
@@ -288,8 +290,12 @@ class Worker:
             if not sock.is_open:
                 self.errors["post_socket_closed"] += total - seq
                 break
+            now_ns = time.time_ns()
+            # a loop busy reading delays posts: the rate offered is only what left on time
+            self.post_lag.record(int((loop.time() - base - seq * interval) * 1e6))
+            self.last_post_ns = now_ns
             try:
-                fut = sock.post_nowait(marker_text(poster, seq, time.time_ns()))
+                fut = sock.post_nowait(marker_text(poster, seq, now_ns))
             except Exception as exc:
                 self.errors[f"post_{error_kind(exc)}"] += 1
                 continue
@@ -468,6 +474,8 @@ class Worker:
                 "resume": dict(self.resume_stats),
                 "resume_hist": self.resume_hist.encode(),
                 "posts": dict(self.post_stats),
+                "post_lag_hist": self.post_lag.encode(),
+                "last_post_ns": self.last_post_ns,
                 "sub_errors": sum(len(s.sock.errors) for s in self.subs if s.sock is not None),
             },
         )
