@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -22,9 +21,39 @@ def iso(ts: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def new_id() -> str:
-    """Time-ordered, unguessable enough for public ids: 12 hex of ms time + 8 random hex."""
-    return f"{int(time.time() * 1000):012x}{os.urandom(4).hex()}"
+class IdGenerator:
+    """Ids that sort in creation order: 12 hex of ms time + 8 hex of random.
+
+    Feeds page by id, so two records made in the same millisecond by one process must
+    still sort in creation order: the random part of a later id in the same millisecond
+    is the previous one plus a random step (first ids in a millisecond start in the
+    lower half, leaving room for 32k steps). The time part never goes backwards, even
+    if the wall clock does. Across processes, ids of one millisecond are unordered —
+    those records were made at the same time.
+    """
+
+    __slots__ = ("_clock", "_last_ms", "_last_rand")
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._clock = clock
+        self._last_ms = 0
+        self._last_rand = 0
+
+    def __call__(self) -> str:
+        ms = int(self._clock() * 1000)
+        if ms > self._last_ms:
+            rand = secrets.randbits(31)
+        else:
+            ms = self._last_ms
+            rand = self._last_rand + 1 + secrets.randbits(16)
+            if rand > 0xFFFFFFFF:
+                ms += 1
+                rand = secrets.randbits(31)
+        self._last_ms, self._last_rand = ms, rand
+        return f"{ms:012x}{rand:08x}"
+
+
+new_id = IdGenerator()
 
 
 def new_secret() -> str:
