@@ -173,11 +173,12 @@ class EchoService:
 
     async def _targets(self, rec: dict[str, str]) -> list[Target]:
         author = rec["author"]
-        circle = await self.graph.circle(author)
-        blocked = circle.blocked_either_way
+        friends_only = rec["visibility"] == "friends"
+        reach = await self.graph.reach(author, friends=friends_only)
+        blocked = reach.blocked_either_way
         only: frozenset[str] | None = None
-        if rec["visibility"] == "friends":
-            only = circle.friends | {author}
+        if reach.friends is not None:
+            only = reach.friends | {author}
         community = rec.get("community")
         readers = None
         if community and self.communities is not None:
@@ -187,7 +188,7 @@ class EchoService:
         audience = Audience(only, blocked)
         targets: list[Target] = [(user_channel(author), audience)]
         if rec["visibility"] == "public" and readers is None:
-            targets.append(("public", Audience(None, blocked | circle.muted_by)))
+            targets.append(("public", Audience(None, blocked | reach.muted_by)))
         if community:
             targets.append((f"community:{community}", audience))
         targets.append(("mod", None))

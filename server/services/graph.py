@@ -17,7 +17,7 @@ from server.services.accounts import AccountService
 from server.services.common import Clock, User, iso
 from server.services.publish import Publisher
 from server.services.topics import Resolution
-from server.store.graph import Circle, GraphStore
+from server.store.graph import Circle, GraphStore, Reach
 
 ProfileHook = Callable[[User, User], Awaitable[None]]
 
@@ -41,6 +41,9 @@ class GraphService:
 
     async def circle(self, user_id: str) -> Circle:
         return await self.store.circle(user_id)
+
+    async def reach(self, author_id: str, *, friends: bool) -> Reach:
+        return await self.store.reach(author_id, friends=friends)
 
     async def profile(self, viewer: User, handle: str, *, visit: bool = True) -> dict[str, Any]:
         target = await self.accounts.user_by_handle(handle)
