@@ -9,6 +9,7 @@ engine anything.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, Protocol
 
@@ -166,9 +167,11 @@ class EchoService:
             "visibility": visibility, "community": community or "",
             "reply_to": reply_to or "", "created_at": iso(now),
         }  # fmt: skip
-        await self.store.create(rec)
+        # Storing and loading the audience are independent: one engine round trip, not
+        # two, before the publish (each round trip waits behind any fan-out in progress).
+        _, targets = await asyncio.gather(self.store.create(rec), self._targets(rec))
         post = self.wire(rec)
-        await self.publisher.publish("post.created", post, await self._targets(rec))
+        await self.publisher.publish("post.created", post, targets)
         return post
 
     async def _targets(self, rec: dict[str, str]) -> list[Target]:
