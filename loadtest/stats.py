@@ -26,28 +26,56 @@ SIGNIFICANT_FIGURES = 3
 
 SUMMARY_PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
+#: Bits of a value HDR keeps exactly at SIGNIFICANT_FIGURES (its sub-bucket count is
+#: 2**11 = 2048 for 3 figures): a value needing more bits loses the excess to its bucket.
+_SUB_BUCKET_BITS = 11
+
 
 class LatencyHistogram:
     """An HDR histogram of latencies in microseconds.
 
     Values outside the trackable range are clamped rather than dropped, so a sample is
     never silently lost (and a clamped one still shows up as an enormous latency).
+    :meth:`record` is on the load generator's hot path, so it only appends; the
+    samples go into the HDR histogram in bulk when it is next read (each value counted
+    once per distinct HDR bucket, which is what the HDR library's own ``record_value``
+    costs per sample: ~1.4 µs).
     """
 
-    __slots__ = ("_hist",)
+    __slots__ = ("_hist", "_new")
 
     def __init__(self) -> None:
         self._hist = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+        self._new: list[int] = []  # recorded, not yet in ``_hist``
 
     def record(self, micros: int) -> None:
-        if micros < LOWEST_US:
-            micros = LOWEST_US
-        elif micros > HIGHEST_US:
-            micros = HIGHEST_US
-        self._hist.record_value(micros)
+        self._new.append(micros)
+
+    def _flush(self) -> None:
+        new = self._new
+        if not new:
+            return
+        self._new = []
+        # values below 2**SUB_BUCKET_BITS are exact in HDR; above, a bucket spans
+        # 2**shift values: round down to the bucket's first value, which HDR maps to
+        # the same bucket, so the histogram is the one record_value would have built
+        buckets: dict[int, int] = {}
+        for v in new:
+            if v < LOWEST_US:
+                v = LOWEST_US
+            elif v > HIGHEST_US:
+                v = HIGHEST_US
+            shift = v.bit_length() - _SUB_BUCKET_BITS
+            if shift > 0:
+                v = v >> shift << shift
+            buckets[v] = buckets.get(v, 0) + 1
+        record = self._hist.record_value
+        for v, n in buckets.items():
+            record(v, n)
 
     @property
     def count(self) -> int:
+        self._flush()
         return int(self._hist.get_total_count())
 
     def percentile(self, pct: float) -> int:
@@ -69,6 +97,7 @@ class LatencyHistogram:
         return float(self._hist.get_mean_value()) if self.count else 0.0
 
     def merge(self, other: LatencyHistogram) -> None:
+        self._flush()
         if other.count:
             self._hist.add(other._hist)
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from hdrh.histogram import HdrHistogram
 
 from loadtest.stats import (
     HIGHEST_US,
+    LOWEST_US,
+    SIGNIFICANT_FIGURES,
     CpuSample,
     DeliveryCount,
     Interval,
@@ -54,6 +59,22 @@ def test_out_of_range_values_are_clamped_not_dropped(value: int, stored: int) ->
     h.record(value)
     assert h.count == 1
     assert h.max == pytest.approx(stored, rel=0.002)
+
+
+def test_bulk_recording_builds_the_histogram_record_value_would() -> None:
+    rng = random.Random(5)
+    values = [int(rng.lognormvariate(8, 3)) for _ in range(20_000)]
+    values += [0, 1, 2047, 2048, 2049, 4095, 4096, HIGHEST_US, HIGHEST_US + 1, 10**12]
+    ref = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+    h = LatencyHistogram()
+    for v in values:
+        ref.record_value(min(max(v, LOWEST_US), HIGHEST_US))
+        h.record(v)
+    assert h.count == len(values)
+    assert list(h._hist.counts) == list(ref.counts)
+    assert (h.min, h.max) == (ref.get_min_value(), ref.get_max_value())
+    h.record(7)  # read, then recorded again: still counted
+    assert h.count == len(values) + 1
 
 
 def test_merge_and_encode_roundtrip_keep_every_sample() -> None:
