@@ -586,7 +586,8 @@ def run_measured(
     }
     if post_lag.count:
         # posts leave on a schedule; a generator too busy to keep it offers less
-        post_span = max(1e-6, (last_post_ns - t0_ns) / 1e9)
+        # N posts on schedule span (N - 1) intervals: add one so the rate comes out right
+        post_span = max(1e-6, (last_post_ns - t0_ns) / 1e9 + cfg.posters / max(cfg.rate, 1e-9))
         result["posting"] = {
             "lag_p50_us": post_lag.percentile(50),
             "lag_p99_us": post_lag.percentile(99),
