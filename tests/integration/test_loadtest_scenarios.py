@@ -154,3 +154,20 @@ def test_cli_writes_json_and_html(echohub: LocalServer, tmp_path: Path) -> None:
     result = json.loads(out_json.read_text())
     assert result["delivery"]["lost"] == 0
     assert out_html.read_text().count("<svg") == 3
+
+
+def test_bench_quick_runs_fanout_80_after_fanout_max(tmp_path: Path) -> None:
+    argv = [
+        sys.executable, "-m", "loadtest", "bench", "--quick", "--quiet", "--out", str(tmp_path),
+        "--scenarios", "fanout-max,fanout-80",
+    ]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    md = (tmp_path / "bench.md").read_text()
+    assert "fan-out, 80% of max" in md and "echohub ÷ socketio: delivered/s at max" in md
+    results = json.loads((tmp_path / "bench.json").read_text())
+    by = {r["label"]: r for r in results}
+    for target in ("echohub", "socketio"):
+        delivered = by[f"{target} fanout-max"]["throughput"]["delivered_per_s"]
+        assert by[f"{target} fanout-80"]["params"]["rate"] == round(0.8 * delivered / 20, 2)
+        assert by[f"{target} fanout-80"]["delivery"]["lost"] == 0
