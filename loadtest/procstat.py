@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -112,3 +113,73 @@ def wait_idle(pid: int, *, threshold: float = 0.1, window: float = 1.0, within: 
         if (after - before) / window < threshold:
             return True
     return False
+
+
+def all_cpu_seconds() -> dict[int, float]:
+    """utime + stime of every process this user may read in /proc."""
+    out: dict[int, float] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (cpu := cpu_seconds(int(entry.name))) is not None:
+            out[int(entry.name)] = cpu
+    return out
+
+
+def core_ticks() -> dict[int, tuple[int, int, int]]:
+    """Per core, from /proc/stat: ``(busy, softirq, total)`` clock ticks since boot."""
+    out: dict[int, tuple[int, int, int]] = {}
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        if line.startswith("cpu") and line[3:4].isdigit():
+            name, *vals = line.split()
+            # user nice system idle iowait irq softirq steal [guest guest_nice]
+            t = [int(v) for v in vals[:8]]
+            total = sum(t)
+            out[int(name[3:])] = (total - t[3] - t[4], t[6], total)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSnapshot:
+    """Every process's CPU time and every core's ticks at one moment: what else ran."""
+
+    procs: dict[int, float]
+    cores: dict[int, tuple[int, int, int]]
+
+    @classmethod
+    def take(cls) -> MachineSnapshot:
+        return cls(all_cpu_seconds(), core_ticks())
+
+
+def machine_delta(
+    before: MachineSnapshot, after: MachineSnapshot, ours: set[int], wall_s: float
+) -> dict[str, Any]:
+    """CPU used by processes not in ``ours`` (a share of one core over ``wall_s``), and
+    each core's busy and softirq shares: kernel work no process's CPU time includes
+    (loopback TCP is largely softirq, on the sender's core)."""
+    others: dict[int, float] = {}
+    for pid, cpu in after.procs.items():
+        if pid not in ours:
+            used = cpu - before.procs.get(pid, 0.0)
+            if used >= 0.01:
+                others[pid] = used
+    cores = []
+    for core, (busy1, si1, total1) in sorted(after.cores.items()):
+        busy0, si0, total0 = before.cores.get(core, (0, 0, 0))
+        span = max(1, total1 - total0)
+        cores.append(
+            {
+                "core": core,
+                "busy": round((busy1 - busy0) / span, 3),
+                "softirq": round((si1 - si0) / span, 3),
+            }
+        )
+    top = sorted(others.items(), key=lambda kv: -kv[1])[:3]
+    return {
+        "others_cpu_s": round(sum(others.values()), 3),
+        "others_share": round(sum(others.values()) / wall_s, 3) if wall_s > 0 else 0.0,
+        "others_top": [f"{comm(pid)}[{pid}] {cpu:.1f}s" for pid, cpu in top],
+        "cores": cores,
+    }

@@ -149,6 +149,16 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
                 f"busiest proc {worst:.0%} of a core" + (f" — {sat} SATURATED" if sat else ""),
             )
         )
+    machine = result.get("machine") or {}
+    if machine.get("cores"):
+        busy = " / ".join(f"{c['busy']:.0%}" for c in machine["cores"])
+        si = " / ".join(f"{c['softirq']:.0%}" for c in machine["cores"])
+        rows.append(
+            (
+                "cores busy (softirq)",
+                f"{busy} ({si}); other processes {machine.get('others_share', 0):.2f} core",
+            )
+        )
     errors = result.get("errors") or {}
     rows.append(("errors", ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or "none"))
     for note in result.get("notes") or []:

@@ -42,6 +42,8 @@ from loadtest.worker import WorkerPlan, worker_entry
 SAMPLES_PER_S_PER_PROC = 20_000
 #: A post leaving later than this behind its schedule (p99) is reported in the notes.
 POST_LAG_LIMIT_US = 50_000
+#: Other processes using this share of a core during a run get a note (shared machine).
+OTHERS_LIMIT = 0.1
 
 
 @dataclass
@@ -515,6 +517,8 @@ def run_measured(
 ) -> None:
     snap0 = procstat.ProcSnapshot.take(cfg.server_pid) if cfg.server_pid else None
     engine0 = procstat.cpu_seconds(cfg.engine_pid) if cfg.engine_pid else None
+    machine0 = procstat.MachineSnapshot.take()
+    t_machine = time.monotonic()
     t0_ns = time.time_ns() + 500_000_000
     orch.t0_ns = t0_ns
     orch.broadcast("go", t0_ns)
@@ -526,6 +530,9 @@ def run_measured(
     results = orch.collect("result", cfg.drain + 60)
     snap1 = procstat.ProcSnapshot.take(cfg.server_pid) if cfg.server_pid else None
     engine1 = procstat.cpu_seconds(cfg.engine_pid) if cfg.engine_pid else None
+    machine = procstat.machine_delta(
+        machine0, procstat.MachineSnapshot.take(), our_pids(cfg), time.monotonic() - t_machine
+    )
     end_ns = time.time_ns()
     progress.done()
 
@@ -635,6 +642,12 @@ def run_measured(
             else None,
             "rss_kb": snap1.rss_kb,
         }
+    result["machine"] = machine
+    if machine["others_share"] >= OTHERS_LIMIT:
+        result["notes"].append(
+            f"other processes on this machine used {machine['others_share']:.2f} of a core "
+            f"during the run ({', '.join(machine['others_top'])}): the figures may be low"
+        )
     sat = [c["proc"] for c in client_cpu if c["saturated"]]
     if sat:
         result["notes"].append(
@@ -645,6 +658,16 @@ def run_measured(
         result["notes"].append(
             f"latency from 1 in {result['params']['sample_every']} deliveries (sampled)"
         )
+
+
+def our_pids(cfg: RunConfig) -> set[int]:
+    """This process, its workers, and the server and engine (and their children)."""
+    me = os.getpid()
+    ours = {me, *procstat.descendants(me)}
+    for pid in (cfg.server_pid, cfg.engine_pid):
+        if pid:
+            ours |= {pid, *procstat.descendants(pid)}
+    return ours
 
 
 def config_dict(cfg: RunConfig) -> dict[str, Any]:

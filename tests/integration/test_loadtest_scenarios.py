@@ -69,6 +69,7 @@ def test_fanout_delivers_everything_once(
     assert r["latency_us"]["count"] > 0
     assert 0 < r["posting"]["per_s"] and r["posting"]["lag_max_us"] >= r["posting"]["lag_p50_us"]
     assert r["server"]["cpu_s"] >= 0
+    assert r["machine"]["cores"] and r["machine"]["others_cpu_s"] >= 0
     assert r["timeline"], "progress intervals were recorded"
 
 

@@ -59,6 +59,10 @@ def sample_result(target: str = "echohub", lost: int = 0) -> dict[str, Any]:
         "timeline": timeline,
         "client_cpu": [{"proc": 0, "utilisation": 0.97, "saturated": True}],
         "server": {"cpu_s": 2.5, "utilisation": 0.5, "cpu_us_per_delivery": 10.0},
+        "machine": {
+            "cores": [{"busy": 1.0, "softirq": 0.22}, {"busy": 0.97, "softirq": 0.14}],
+            "others_share": 0.05,
+        },
         "errors": {"connect_refused": 2},
         "notes": ["a note"],
     }
@@ -84,6 +88,7 @@ def test_table_lists_the_numbers_that_matter() -> None:
         "10.00 µs",
         "posts/s offered (lag p99/max)  49.9 (1.5 ms / 3.0 ms)",
         "connect_refused: 2",
+        "100% / 97% (22% / 14%); other processes 0.05 core",
         "a note",
     ):
         assert needle in table, needle
