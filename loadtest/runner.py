@@ -13,6 +13,7 @@ import asyncio
 import multiprocessing as mp
 import os
 import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -325,7 +326,16 @@ class Orchestra:
         while len(got) < len(self.conns):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"workers did not report {kind!r} within {within:.0f} s")
+                silent = [i for i in range(len(self.conns)) if i not in got]
+                for i in silent:  # their Python stacks go to stderr: where they hang
+                    pid = self.procs[i].pid
+                    if pid is not None and self.procs[i].is_alive():
+                        os.kill(pid, signal.SIGUSR1)
+                time.sleep(0.5)
+                raise TimeoutError(
+                    f"workers {silent} did not report {kind!r} within {within:.0f} s "
+                    "(their stacks, if alive, are on stderr)"
+                )
             ready = wait([*self.conns, *sentinels], timeout=min(left, 0.5))
             for r in ready:
                 if r in sentinels:

@@ -531,7 +531,12 @@ def raise_nofile_limit() -> int:
 
 def worker_entry(conn: Connection, plan: WorkerPlan, cpus: list[int] | None = None) -> None:
     """The body of a worker process (spawned)."""
+    import faulthandler
     import os
+    import signal
+
+    # a worker that stops answering is asked for its stack (see Orchestra.collect)
+    faulthandler.register(signal.SIGUSR1, all_threads=False)
 
     if cpus:
         with contextlib.suppress(OSError):
