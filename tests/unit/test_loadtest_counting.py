@@ -8,12 +8,14 @@ reads, control frames, fragments and protocol errors behave as on the general pa
 
 from __future__ import annotations
 
+import random
+
 import orjson
 import pytest
 
 from loadtest import client, selfbench, wsproto
 from loadtest.client import Counters, EchoHubSocket, SocketIOSocket
-from loadtest.codec import CODECS, marker_text
+from loadtest.codec import CODECS, MARKER_RE, marker_text
 from loadtest.stats import SeqTracker
 
 T = selfbench.T0_NS
@@ -229,3 +231,52 @@ class FakeTransport:
 
     def close(self) -> None:
         self.aborted.append(True)
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_random_streams_count_like_a_frame_by_frame_reference(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sockets reading the same frames in different orders, cut at random points,
+    with duplicates, losses, pings and replies in between: every socket's trackers
+    end up as a plain regex-per-frame count says (and nothing hangs)."""
+    rng = random.Random(seed)
+    size = rng.choice([3, 50, client.MARKER_CACHE_SIZE])  # the cache cleared often, or not
+    monkeypatch.setattr(client, "MARKER_CACHE_SIZE", size)
+    counters = Counters(sample_every=rng.randint(1, 5))
+    posters = 3
+    frames = [event(p, s, T + s) for s in range(30) for p in range(posters)]
+    socks = [echohub(counters, posters) for _ in range(6)]
+    expected_delivered = 0
+    for sock in socks:
+        order = list(frames)
+        if rng.random() < 0.5:  # a local reordering
+            i = rng.randrange(len(order) - 5)
+            order[i : i + 5] = rng.sample(order[i : i + 5], 5)
+        order = [f for f in order if rng.random() > 0.05]  # losses
+        order += rng.sample(frames, 3)  # duplicates, late
+        extras = [frame(b"hi", wsproto.OP_PING), frame(b'{"op":"pong","id":9}')]
+        stream_parts: list[bytes] = []
+        for f in order:
+            if rng.random() < 0.1:
+                stream_parts.append(rng.choice(extras))
+            stream_parts.append(f)
+        stream = b"".join(stream_parts)
+        sock.transport = FakeTransport([])  # type: ignore[assignment]
+        pos = 0
+        while pos < len(stream):
+            step = rng.choice([1, 3, 50, 368, 369, 1000, 5000])
+            sock.data_received(stream[pos : pos + step])
+            pos += step
+        ref = {p: SeqTracker() for p in range(posters)}
+        for f in order:
+            m = MARKER_RE.search(f)
+            assert m is not None
+            ref[int(m[1])].add(int(m[2]))
+        expected_delivered += len(order)
+        assert sock.trackers is not None
+        assert {p: t.state() for p, t in sock.trackers.items()} == {
+            p: t.state() for p, t in ref.items()
+        }
+    assert counters.delivered == expected_delivered
+    assert counters.foreign == 0
