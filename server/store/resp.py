@@ -21,7 +21,7 @@ import hashlib
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
@@ -30,6 +30,9 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as EngineTimeoutError
 
 Arg = str | bytes | int | float
+
+# hiredis's stub types its argument as a 1-tuple; it takes any tuple of these.
+_pack = cast(Callable[[tuple[Arg, ...]], bytes], hiredis.pack_command)
 
 
 async def open_connection(
@@ -62,11 +65,11 @@ async def open_connection(
     setup: list[bytes] = []
     if parsed.password:
         user = unquote(parsed.username) if parsed.username else "default"
-        setup.append(hiredis.pack_command(("AUTH", user, unquote(parsed.password))))
+        setup.append(_pack(("AUTH", user, unquote(parsed.password))))
     db = _db_of(parsed.path if parsed.scheme != "unix" else "", parsed.query)
     if db:
-        setup.append(hiredis.pack_command(("SELECT", db)))
-    return transport, protocol, setup  # type: ignore[return-value]
+        setup.append(_pack(("SELECT", db)))
+    return transport, protocol, setup
 
 
 def _db_of(path: str, query: str) -> int:
@@ -137,12 +140,12 @@ class EngineClient:
 
     def call(self, *args: Arg) -> asyncio.Future[Any]:
         """Send one command; the future resolves with its reply."""
-        return self._send([hiredis.pack_command(args)])[0]
+        return self._send([_pack(args)])[0]
 
     async def calls(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
         """Several commands in one write; every reply in order (error replies included,
         as `ResponseError` instances, so one failing command does not hide the others)."""
-        futs = self._send([hiredis.pack_command(tuple(c)) for c in commands])
+        futs = self._send([_pack(tuple(c)) for c in commands])
         replies = await asyncio.gather(*futs, return_exceptions=True)
         for reply in replies:
             if isinstance(reply, BaseException) and not isinstance(reply, ResponseError):
@@ -151,21 +154,19 @@ class EngineClient:
 
     async def transaction(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
         """MULTI ... EXEC: all of `commands` or none; the replies of EXEC."""
-        packed = [hiredis.pack_command(("MULTI",))]
-        packed += [hiredis.pack_command(tuple(c)) for c in commands]
-        packed.append(hiredis.pack_command(("EXEC",)))
+        packed = [_pack(("MULTI",))]
+        packed += [_pack(tuple(c)) for c in commands]
+        packed.append(_pack(("EXEC",)))
         futs = self._send(packed)
         replies = await asyncio.gather(*futs, return_exceptions=True)
-        for reply in replies[:-1]:
-            if isinstance(reply, Exception):
+        for reply in replies:
+            if isinstance(reply, BaseException):
                 raise reply
-        result = replies[-1]
-        if isinstance(result, Exception):
-            raise result
+        result = cast(list[Any], replies[-1])
         for reply in result:
             if isinstance(reply, Exception):
                 raise reply
-        return list(result)
+        return result
 
     def script(self, source: str) -> Script:
         return Script(self, source)
