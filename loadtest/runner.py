@@ -10,6 +10,7 @@ memory from /proc when it knows the server's pid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import random
@@ -310,6 +311,7 @@ class Orchestra:
         self.connecting: dict[int, tuple[int, int]] = {}
         self.printed_tick = 0
         self.t0_ns = 0
+        self.ended: set[Connection] = set()  # pipes at EOF (their worker is gone)
 
     def broadcast(self, *msg: Any) -> None:
         for c in self.conns:
@@ -336,20 +338,38 @@ class Orchestra:
                     f"workers {silent} did not report {kind!r} within {within:.0f} s "
                     "(their stacks, if alive, are on stderr)"
                 )
-            ready = wait([*self.conns, *sentinels], timeout=min(left, 0.5))
+            open_conns = [c for c in self.conns if c not in self.ended]
+            ready = wait([*open_conns, *sentinels], timeout=min(left, 0.5))
             for r in ready:
                 if r in sentinels:
                     i = sentinels[r]
-                    if i not in got and not self.conns[i].poll():
-                        raise WorkerDied(f"worker {i} exited (code {self.procs[i].exitcode})")
+                    if i not in got:
+                        self.drain_dead(i, kind, got)
                     continue
                 assert isinstance(r, Connection)
                 try:
                     msg = r.recv()
-                except EOFError:
+                except (EOFError, OSError):
+                    self.ended.add(r)  # its process is exiting: the sentinel will say how
                     continue
                 self.handle(msg, kind, got)
         return got
+
+    def drain_dead(self, i: int, kind: str, got: dict[int, Any]) -> None:
+        """Worker ``i`` exited: take what it said before, and fail if ``kind`` is not in it."""
+        conn = self.conns[i]
+        try:
+            while conn not in self.ended and conn.poll():
+                self.handle(conn.recv(), kind, got)
+        except (EOFError, OSError):
+            self.ended.add(conn)
+        if i not in got:
+            code = self.procs[i].exitcode
+            how = f"exit code {code}"
+            if code is not None and code < 0:
+                with contextlib.suppress(ValueError):
+                    how = f"killed by {signal.Signals(-code).name}"
+            raise WorkerDied(f"worker {i} (pid {self.procs[i].pid}) exited before {kind!r}: {how}")
 
     def handle(self, msg: tuple[Any, ...], kind: str, got: dict[int, Any]) -> None:
         what, index = msg[0], msg[1]
