@@ -51,6 +51,12 @@ def add_run_options(p: argparse.ArgumentParser, *, bench: bool = False) -> None:
     w.add_argument("--rate", type=float, default=None, help="posts/s over all posters")
     w.add_argument("--duration", type=float, default=None, help="seconds of posting")
     w.add_argument("--procs", type=int, default=0, help="load-generator processes (0: per core)")
+    w.add_argument(
+        "--poster-proc",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="posters in an extra process of their own, so that reading never delays a post",
+    )
     w.add_argument("--codec", choices=("json", "msgpack"), default="json")
     w.add_argument("--accounts", type=int, default=0, help="accounts (default min(clients,200))")
     w.add_argument("--sources", type=int, default=1, help="source addresses 127.0.0.1..N")
@@ -125,6 +131,7 @@ def config_from(args: argparse.Namespace, scenario: str) -> RunConfig:
         accounts_file=getattr(args, "accounts_file", None),
         server_pid=getattr(args, "server_pid", None),
         client_cpus=cpus_arg(args.client_cpus),
+        poster_proc=args.poster_proc,
         visitors=args.visitors,
         owners=args.owners,
     )

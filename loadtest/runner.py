@@ -79,6 +79,7 @@ class RunConfig:
     server_pid: int | None = None
     engine_pid: int | None = None  # a separate engine process (the peer's Valkey)
     client_cpus: list[int] | None = None
+    poster_proc: bool = True  # posters in a process of their own (else spread over procs)
     label: str | None = None
     visitors: int = 20  # footprints
     owners: int = 10  # footprints
@@ -242,10 +243,16 @@ def make_plans(cfg: RunConfig, cast: Cast, procs: int) -> list[WorkerPlan]:
     resume_ids = set(rng.sample(range(cfg.clients), min(n_resume, cfg.clients)))
     per_proc_rate = cfg.rate * cfg.clients / procs  # every subscriber gets every post
     sample_every = cfg.sample_every or max(1, round(per_proc_rate / SAMPLES_PER_S_PER_PROC))
+    # posters in a process of their own: a loop busy reading would delay them
+    poster_proc = cfg.poster_proc and cfg.scenario in ("fanout", "resume") and cfg.posters > 0
     plans = []
-    for w in range(procs):
-        sub_ids = list(range(w, cfg.clients, procs))
-        poster_ids = list(range(w, cfg.posters, procs)) if cfg.scenario != "connect" else []
+    for w in range(procs + 1 if poster_proc else procs):
+        if w == procs:  # the poster process
+            sub_ids, poster_ids = [], list(range(cfg.posters))
+        else:
+            sub_ids = list(range(w, cfg.clients, procs))
+            posting = cfg.scenario != "connect" and not poster_proc
+            poster_ids = list(range(w, cfg.posters, procs)) if posting else []
         plans.append(
             WorkerPlan(
                 index=w,
@@ -444,6 +451,7 @@ def run(cfg: RunConfig, progress: Progress | None = None) -> dict[str, Any]:
             "rate": cfg.rate,
             "duration": cfg.duration,
             "procs": procs,
+            "poster_proc": len(plans) > procs,
             "codec": cfg.codec if cfg.target == "echohub" else "socket.io json",
             "accounts": len(cast.subscriber_auth),
             "sources": cfg.sources,

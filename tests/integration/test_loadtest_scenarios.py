@@ -70,6 +70,7 @@ def test_fanout_delivers_everything_once(
     assert 0 < r["posting"]["per_s"] and r["posting"]["lag_max_us"] >= r["posting"]["lag_p50_us"]
     assert r["server"]["cpu_s"] >= 0
     assert r["machine"]["cores"] and r["machine"]["others_cpu_s"] >= 0
+    assert r["params"]["poster_proc"] and len(r["client_cpu"]) == 3  # 2 procs + posters
     assert r["timeline"], "progress intervals were recorded"
 
 

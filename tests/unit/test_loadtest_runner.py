@@ -1,4 +1,5 @@
-"""The parent's side of the worker pipes: a worker that dies is named, not waited for."""
+"""The parent: how the work is split over processes, and the worker pipes (a worker
+that dies is named, not waited for)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from multiprocessing.connection import Connection
 
 import pytest
 
-from loadtest.runner import Orchestra, Progress, RunConfig, WorkerDied
+from loadtest.runner import Cast, Orchestra, Progress, RunConfig, WorkerDied, make_plans
 
 
 @dataclass
@@ -91,3 +92,28 @@ def test_exit_codes_that_are_no_signal_are_shown_as_codes(fds: list[int]) -> Non
     orch = orchestra_with([parent], [FakeProc(sentinel(fds, exited=True), 3)])
     with pytest.raises(WorkerDied, match="exit code 3"):
         orch.collect("ready", within=5)
+
+
+def cast(subs: int, posters: int) -> Cast:
+    return Cast(
+        [f"s{i}" for i in range(subs)],
+        [f"p{i}" for i in range(posters)],
+        [f"h{i}" for i in range(posters)],
+        "lt",
+    )
+
+
+def test_posters_get_a_process_of_their_own_unless_told_otherwise() -> None:
+    cfg = RunConfig(clients=10, posters=3, rate=30)
+    plans = make_plans(cfg, cast(10, 3), procs=2)
+    assert [(p.index, len(p.sub_ids), p.poster_ids) for p in plans] == [
+        (0, 5, []),
+        (1, 5, []),
+        (2, 0, [0, 1, 2]),
+    ]
+    assert plans[2].poster_auth == ["p0", "p1", "p2"]
+    cfg.poster_proc = False
+    plans = make_plans(cfg, cast(10, 3), procs=2)
+    assert [(len(p.sub_ids), p.poster_ids) for p in plans] == [(5, [0, 2]), (5, [1])]
+    connect = RunConfig(scenario="connect", clients=10, posters=1)
+    assert len(make_plans(connect, cast(10, 1), procs=2)) == 2  # nobody posts
