@@ -84,7 +84,9 @@ def create_app(
         app[SERVICES] = svc
         registry.register(ops.HubCollector(svc))
         await bus.start()
+        hub.start_heartbeat(settings.heartbeat)
         yield
+        hub.stop_heartbeat()
         await bus.stop()
         await client.aclose()
 

@@ -74,15 +74,24 @@ class Transport(Protocol):
 
     def is_closing(self) -> bool: ...
 
+    def abort(self) -> None: ...
+
 
 EventFilter = Callable[[Event], bool]
 Closer = Callable[[int, str], None]
 
 _ids = itertools.count(1)
 
+# A websocket ping with no payload (FIN, opcode 0x9); servers send frames unmasked.
+PING_FRAME = b"\x89\x00"
+# Heartbeat sweeps run every half heartbeat: a socket silent for `PING_AFTER` sweeps
+# (at least one heartbeat) is pinged; one still silent a sweep later is dead.
+PING_AFTER = 3
+DEAD_AFTER = 4
+
 
 class Connection:
-    __slots__ = ("closed", "closer", "codec", "dirty", "id", "pending", "principal",
+    __slots__ = ("closed", "closer", "codec", "dirty", "id", "idle", "pending", "principal",
                  "session", "subs", "transport")  # fmt: skip
 
     def __init__(
@@ -98,6 +107,8 @@ class Connection:
         self.dirty = False
         self.closed = False
         self.subs: dict[str, Subscription] = {}
+        # Heartbeat sweeps since the peer last sent a frame (see Hub.heartbeat).
+        self.idle = 0
 
 
 class Subscription:
@@ -125,6 +136,7 @@ class HubStats:
     bytes_out: int = 0
     writes: int = 0
     slow_closes: int = 0
+    dead_peers: int = 0
     connections_total: int = 0
     # Publish-to-write latency (engine clock at publish to local clock at dispatch).
     latency_buckets: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -145,6 +157,7 @@ class Hub:
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
         self._tasks: set[asyncio.Future[None]] = set()
+        self._beat: asyncio.TimerHandle | None = None
 
     # --- connections -------------------------------------------------------------------
 
@@ -214,6 +227,51 @@ class Hub:
     @property
     def channels(self) -> list[str]:
         return list(self._channels)
+
+    # --- heartbeat ----------------------------------------------------------------------
+
+    def start_heartbeat(self, heartbeat: float) -> None:
+        """Ping idle sockets and drop dead peers: one timer for the process, not one each.
+
+        A per-socket heartbeat (aiohttp's) costs a timer per socket, rescheduled on every
+        frame received; this sweep walks the connections every `heartbeat / 2` seconds.
+        A socket silent for at least `heartbeat` seconds gets a ping; one that sends
+        nothing back (a pong or anything else) by the next sweep is cut off.
+        """
+        if heartbeat and heartbeat > 0:
+            self._schedule_beat(heartbeat / 2)
+
+    def stop_heartbeat(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
+
+    def _schedule_beat(self, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._beat = loop.call_later(interval, self._on_beat, interval)
+
+    def _on_beat(self, interval: float) -> None:
+        self._schedule_beat(interval)
+        self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """One sweep; `Connection.idle` is reset to 0 by every frame the peer sends."""
+        dead = []
+        for conn in self._connections:
+            idle = conn.idle = conn.idle + 1
+            if idle < PING_AFTER:
+                continue
+            transport = conn.transport
+            if idle >= DEAD_AFTER:
+                dead.append(conn)
+            elif not transport.is_closing():
+                transport.write(PING_FRAME)
+        for conn in dead:
+            # No close frame: the peer is not reading. What waits in the buffer would
+            # never drain, so the transport is aborted rather than closed.
+            self.stats.dead_peers += 1
+            self.disconnect(conn)
+            conn.transport.abort()
 
     # --- sending -----------------------------------------------------------------------
 

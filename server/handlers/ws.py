@@ -81,7 +81,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
     ws = web.WebSocketResponse(
         protocols=SUBPROTOCOLS,
-        heartbeat=svc.settings.heartbeat,
+        # The hub pings idle sockets in one sweep (Hub.heartbeat) instead of a timer per
+        # socket; pings and pongs come through here so that any frame counts as life.
+        autoping=False,
         max_msg_size=svc.settings.max_frame_size,
         compress=False,
         timeout=2.0,  # how long a close waits for the peer's close frame
@@ -108,10 +110,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     session = _Session(svc, conn, user)
     try:
         async for msg in ws:
+            conn.idle = 0
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 await session.handle(msg.data)
                 if conn.closed:
                     break
+            elif msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:

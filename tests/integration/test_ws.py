@@ -310,6 +310,37 @@ async def test_heartbeat_drops_a_dead_peer(
     assert hub.connection_count == 0
 
 
+async def test_heartbeat_keeps_a_peer_that_answers(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
+) -> None:
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(settings.with_(heartbeat=0.2), engine_url))
+    member = await signup(client, rdb, "chatty")
+    # The client answers pings (autoping, while it reads) and says nothing else for
+    # many heartbeats.
+    ws = await client.ws_connect("/ws", headers=member.auth)
+    frames: list[Any] = []
+
+    async def read() -> None:
+        async for msg in ws:
+            frames.append(msg.json())
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(1.0)
+    hub = client.server.app[SERVICES].hub
+    assert hub.connection_count == 1 and hub.stats.dead_peers == 0
+    # The server answers a client's ping too (autoping off on the server side).
+    await ws.ping(b"hello")
+    await ws.send_json({"op": "ping", "id": 1})
+    async with asyncio.timeout(5):
+        while not frames:
+            await asyncio.sleep(0.01)
+    assert frames == [{"op": "pong", "id": 1}]
+    await ws.close()
+    await reader
+
+
 async def test_ack_cursor_on_an_already_live_channel_is_exact(
     app_client: Any, rdb: Any, engine_url: str
 ) -> None:
