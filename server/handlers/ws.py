@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.domain.errors import DomainError, RateLimited
-from server.handlers.common import plain_error, token_of
+from server.handlers.common import ENGINE_ERRORS, engine_error_response, plain_error, token_of
 from server.hub import Connection
 from server.protocol import (
     SUBPROTOCOLS,
@@ -75,7 +75,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if origin is not None and not origin_allowed(request, origin, svc.settings.allowed_origins):
         return plain_error(403, "forbidden_origin", "this origin may not open a socket")
     token = token_of(request)
-    user = await svc.accounts.authenticate(token)
+    try:
+        user = await svc.accounts.authenticate(token)
+    except ENGINE_ERRORS as exc:
+        # error_middleware leaves this endpoint alone (see there).
+        return engine_error_response(exc)
     if user is None or token is None:
         return plain_error(401, "unauthenticated", "sign in first")
 
