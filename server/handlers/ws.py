@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.domain.errors import DomainError, RateLimited
 from server.handlers.common import ENGINE_ERRORS, engine_error_response, plain_error, token_of
-from server.hub import Connection
+from server.hub import Transport
 from server.protocol import (
     SUBPROTOCOLS,
     CloseCode,
@@ -93,65 +93,81 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         timeout=2.0,  # how long a close waits for the peer's close frame
     )
     await ws.prepare(request)
+    # Everything a socket keeps lives in its _Session (slots) and hub Connection: no
+    # closure, task or set per socket, and few locals in this long-lived frame.
     transport = request.transport
     assert transport is not None
-    loop = asyncio.get_running_loop()
+    session = _Session(svc, ws, transport, user, token)
+    conn = session.conn
     sockets: set[web.WebSocketResponse] = request.app[SOCKETS]
     sockets.add(ws)
-
-    def closer(code: int, reason: str) -> None:
-        if ws.closed:
-            return
-        task = loop.create_task(ws.close(code=code, message=reason.encode()))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        # A reader that never answers the close frame is cut off.
-        loop.call_later(3.0, transport.abort)
-
-    tasks: set[asyncio.Task[Any]] = set()
-    codec = codec_for(ws.ws_protocol)
-    conn = svc.hub.connect(user.id, session_key_of(token), codec, transport, closer)
-    session = _Session(svc, conn, user)
     try:
-        async for msg in ws:
-            conn.idle = 0
-            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+        while True:
+            msg = await ws.receive()
+            kind = msg.type
+            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                conn.idle = 0
                 await session.handle(msg.data)
                 if conn.closed:
                     break
-            elif msg.type == WSMsgType.PING:
+            elif kind is WSMsgType.PING:
+                conn.idle = 0
                 await ws.pong(msg.data)
-            elif msg.type == WSMsgType.ERROR:
+            elif kind is WSMsgType.PONG:
+                conn.idle = 0
+            else:  # CLOSE, CLOSING, CLOSED or ERROR
                 break
     finally:
-        if session.posting:
-            await asyncio.gather(*session.posting, return_exceptions=True)
-        svc.hub.disconnect(conn)
+        await session.finish()
         sockets.discard(ws)
-        if tasks:
-            # Let a close the hub asked for finish with its own code.
-            await asyncio.gather(*tasks, return_exceptions=True)
     return ws
 
 
 class _Session:
-    """One socket's request loop state: malformed-frame window and rate bucket.
+    """One socket: its hub connection, request loop state, malformed-frame window and
+    rate bucket.
 
-    Idle sockets are the common case, so what only misbehaving or posting clients need
-    is allocated on first use (an empty deque alone costs ~600 bytes).
+    Idle sockets are the common case, so what only misbehaving, posting or closing
+    clients need is allocated on first use (an empty deque alone costs ~600 bytes).
     """
 
-    __slots__ = ("bucket", "conn", "limited_in_a_row", "malformed", "posting", "svc", "user")
+    __slots__ = ("bucket", "closing", "conn", "limited_in_a_row", "malformed", "posting",
+                 "svc", "user", "ws")  # fmt: skip
 
-    def __init__(self, svc: Services, conn: Connection, user: Any) -> None:
+    def __init__(
+        self, svc: Services, ws: web.WebSocketResponse, transport: Transport, user: Any, token: str
+    ) -> None:
         self.svc = svc
-        self.conn = conn
+        self.ws = ws
         self.user = user
         self.malformed: deque[float] | None = None
         limit = svc.settings.rate_limits.get("socket")
         self.bucket = _Bucket(limit) if limit else None
         self.limited_in_a_row = 0
         self.posting: set[asyncio.Future[None]] | None = None
+        self.closing: asyncio.Task[Any] | None = None
+        codec = codec_for(ws.ws_protocol)
+        self.conn = svc.hub.connect(user.id, session_key_of(token), codec, transport, self.close)
+
+    def close(self, code: int, reason: str) -> None:
+        """The hub's closer: a close frame with `code`, then the peer has 3 s to answer."""
+        if self.ws.closed or self.closing is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self.closing = loop.create_task(self.ws.close(code=code, message=reason.encode()))
+        # A reader that never answers the close frame is cut off.
+        loop.call_later(3.0, self.conn.transport.abort)
+
+    async def finish(self) -> None:
+        if self.posting:
+            await asyncio.gather(*self.posting, return_exceptions=True)
+        conn = self.conn
+        self.svc.hub.disconnect(conn)
+        # The hub is done with the connection: drop the bound method (a reference cycle).
+        conn.closer = _closed
+        if self.closing is not None:
+            # Let a close the hub asked for finish with its own code.
+            await asyncio.gather(self.closing, return_exceptions=True)
 
     def reply_error(self, request_id: Any, code: str, message: str, **extra: Any) -> None:
         self.svc.hub.send(self.conn, error_message(request_id, code, message, **extra))
@@ -230,6 +246,10 @@ class _Session:
                 raise DomainError("unsupported", "posting is not available")
             post = await poster(self.user, request.body)
             svc.hub.send(conn, {"op": "ack", "id": request.id, "post": post})
+
+
+def _closed(code: int, reason: str) -> None:
+    """The closer of a connection already gone from the hub."""
 
 
 async def close_all_sockets(app: web.Application) -> None:
