@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -120,8 +121,9 @@ class Subscription:
         self.conn = conn
         self.topic = topic
         # Recipients with equal keys get the very same frame bytes. A str (its hash is
-        # cached) rather than a (topic, codec) tuple hashed anew for every recipient.
-        self.frame_key = f"{conn.codec.name}\0{topic}"
+        # cached) rather than a (topic, codec) tuple hashed anew for every recipient;
+        # interned, so that the subscribers of a topic share one copy.
+        self.frame_key = sys.intern(f"{conn.codec.name}\0{topic}")
         self.channels = channels
         self.filter = flt
         # While the subscription replays history, live events wait here.
@@ -339,9 +341,12 @@ class Hub:
         without duplicates; the ack says `recovered: false` when history no longer
         reaches back (or the cursor is from the future) and then starts at the head.
         """
+        # Topic and channel names are interned: the many subscribers of one topic (and
+        # the channel table) share one copy of each name instead of one per socket.
+        topic = sys.intern(topic)
         if topic in conn.subs:
             self._remove(conn.subs.pop(topic))
-        sub = Subscription(conn, topic, tuple(dict.fromkeys(channels)), flt)
+        sub = Subscription(conn, topic, tuple(dict.fromkeys(map(sys.intern, channels))), flt)
         conn.subs[topic] = sub
         try:
             all_live = await self._attach(sub)
@@ -400,7 +405,7 @@ class Hub:
         sub = conn.subs.get(topic)
         if sub is None:
             return
-        new = tuple(c for c in channels if c not in sub.channels)
+        new = tuple(sys.intern(c) for c in channels if c not in sub.channels)
         if not new:
             return
         sub.channels = sub.channels + new
