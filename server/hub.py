@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -81,8 +80,6 @@ class Transport(Protocol):
 EventFilter = Callable[[Event], bool]
 Closer = Callable[[int, str], None]
 
-_ids = itertools.count(1)
-
 # A websocket ping with no payload (FIN, opcode 0x9); servers send frames unmasked.
 PING_FRAME = b"\x89\x00"
 # Heartbeat sweeps run every half heartbeat: a socket silent for `PING_AFTER` sweeps
@@ -92,13 +89,12 @@ DEAD_AFTER = 4
 
 
 class Connection:
-    __slots__ = ("closed", "closer", "codec", "dirty", "id", "idle", "pending", "principal",
-                 "session", "subs", "transport")  # fmt: skip
+    __slots__ = ("closed", "closer", "codec", "dirty", "idle", "pending", "principal", "session",
+                 "subs", "transport")  # fmt: skip
 
     def __init__(
         self, principal: str, session: str, codec: Codec, transport: Transport, closer: Closer
     ) -> None:
-        self.id = next(_ids)
         self.principal = principal
         self.session = session
         self.codec = codec

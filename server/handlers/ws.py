@@ -69,19 +69,35 @@ class _Bucket:
         return (1 - self.tokens) / self.rate
 
 
-async def websocket(request: web.Request) -> web.StreamResponse:
-    svc: Services = request.app[SERVICES]
+async def admit(
+    request: web.Request, svc: Services
+) -> tuple[web.Response, None, None] | tuple[None, Any, str]:
+    """The checks before the upgrade: (refusal to send, None, None) or (None, member,
+    session key).
+
+    Its own coroutine so that the token and headers it reads are not kept alive by the
+    websocket handler's frame, which lives as long as the socket.
+    """
     origin = request.headers.get("Origin")
     if origin is not None and not origin_allowed(request, origin, svc.settings.allowed_origins):
-        return plain_error(403, "forbidden_origin", "this origin may not open a socket")
+        return plain_error(403, "forbidden_origin", "this origin may not open a socket"), None, None
     token = token_of(request)
     try:
         user = await svc.accounts.authenticate(token)
     except ENGINE_ERRORS as exc:
         # error_middleware leaves this endpoint alone (see there).
-        return engine_error_response(exc)
+        return engine_error_response(exc), None, None
     if user is None or token is None:
-        return plain_error(401, "unauthenticated", "sign in first")
+        return plain_error(401, "unauthenticated", "sign in first"), None, None
+    return None, user, session_key_of(token)
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    svc: Services = request.app[SERVICES]
+    refusal, user, session_key = await admit(request, svc)
+    if refusal is not None:
+        return refusal
+    assert user is not None and session_key is not None
 
     ws = web.WebSocketResponse(
         protocols=SUBPROTOCOLS,
@@ -100,7 +116,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # closure, task or set per socket, and few locals in this long-lived frame.
     transport = request.transport
     assert transport is not None
-    session = _Session(svc, ws, transport, user, token)
+    session = _Session(svc, ws, transport, user, session_key)
     conn = session.conn
     sockets: set[web.WebSocketResponse] = request.app[SOCKETS]
     sockets.add(ws)
@@ -138,7 +154,7 @@ class _Session:
                  "svc", "user", "ws")  # fmt: skip
 
     def __init__(
-        self, svc: Services, ws: web.WebSocketResponse, transport: Transport, user: Any, token: str
+        self, svc: Services, ws: web.WebSocketResponse, transport: Transport, user: Any, key: str
     ) -> None:
         self.svc = svc
         self.ws = ws
@@ -150,9 +166,10 @@ class _Session:
         self.posting: set[asyncio.Future[None]] | None = None
         self.closing: asyncio.Task[Any] | None = None
         codec = codec_for(ws.ws_protocol)
-        self.conn = svc.hub.connect(user.id, session_key_of(token), codec, transport, self.close)
+        # The session is the connection's closer itself (__call__): no bound method.
+        self.conn = svc.hub.connect(user.id, key, codec, transport, self)
 
-    def close(self, code: int, reason: str) -> None:
+    def __call__(self, code: int, reason: str) -> None:
         """The hub's closer: a close frame with `code`, then the peer has 3 s to answer."""
         if self.ws.closed or self.closing is not None:
             return
@@ -166,7 +183,7 @@ class _Session:
             await asyncio.gather(*self.posting, return_exceptions=True)
         conn = self.conn
         self.svc.hub.disconnect(conn)
-        # The hub is done with the connection: drop the bound method (a reference cycle).
+        # The hub is done with the connection: drop the closer (a reference cycle).
         conn.closer = _closed
         if self.closing is not None:
             # Let a close the hub asked for finish with its own code.
