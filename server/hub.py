@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -150,7 +150,9 @@ class Hub:
         self.stats = HubStats()
         self._channels: dict[str, dict[Subscription, None]] = {}
         self._channel_ready: dict[str, asyncio.Future[None]] = {}
-        self._by_principal: dict[str, set[Connection]] = {}
+        # A principal's one connection, or a set once it has several: most members have
+        # one socket, and an empty set alone costs ~200 bytes.
+        self._by_principal: dict[str, Connection | set[Connection]] = {}
         self._connections: set[Connection] = set()
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
@@ -164,7 +166,13 @@ class Hub:
     ) -> Connection:
         conn = Connection(principal, session, codec, transport, closer)
         self._connections.add(conn)
-        self._by_principal.setdefault(principal, set()).add(conn)
+        peers = self._by_principal.get(principal)
+        if peers is None:
+            self._by_principal[principal] = conn
+        elif isinstance(peers, Connection):
+            self._by_principal[principal] = {peers, conn}
+        else:
+            peers.add(conn)
         self.stats.connections_total += 1
         return conn
 
@@ -177,10 +185,12 @@ class Hub:
         conn.subs.clear()
         self._connections.discard(conn)
         peers = self._by_principal.get(conn.principal)
-        if peers is not None:
+        if peers is conn:
+            del self._by_principal[conn.principal]
+        elif isinstance(peers, set):
             peers.discard(conn)
-            if not peers:
-                del self._by_principal[conn.principal]
+            if len(peers) == 1:
+                self._by_principal[conn.principal] = peers.pop()
 
     def close(self, conn: Connection, code: int, reason: str = "") -> None:
         if conn.closed:
@@ -196,7 +206,7 @@ class Hub:
         conn.closer(code, reason)
 
     def close_principal(self, principal: str, code: int, reason: str = "") -> int:
-        conns = list(self._by_principal.get(principal, ()))
+        conns = list(self._peers(principal))
         for conn in conns:
             self.close(conn, code, reason)
         return len(conns)
@@ -212,7 +222,13 @@ class Hub:
             self.close(conn, code, reason)
 
     def connections_of(self, principal: str) -> frozenset[Connection]:
-        return frozenset(self._by_principal.get(principal, ()))
+        return frozenset(self._peers(principal))
+
+    def _peers(self, principal: str) -> Collection[Connection]:
+        peers = self._by_principal.get(principal)
+        if peers is None:
+            return ()
+        return (peers,) if isinstance(peers, Connection) else peers
 
     @property
     def connection_count(self) -> int:
