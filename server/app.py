@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from server.handlers.common import (
     MAX_BODY,
     TOKEN_KEY,
     USER_KEY,
+    WS_PATH,
     Handler,
     error_middleware,
     token_of,
@@ -39,15 +40,24 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Attach the signed-in member, if any; handlers that need one call current_user."""
+def auth_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """Attach the signed-in member, if any; handlers that need one call current_user.
+
+    A plain function: outside /api/ (the websocket above all, whose handler lives as
+    long as the socket) no coroutine frame of this middleware is kept alive.
+    """
     if request.path.startswith("/api/") and request.path not in ("/api/signup", "/api/login"):
-        token = token_of(request)
-        if token:
-            user = await request.app[SERVICES].accounts.authenticate(token)
-            if user is not None:
-                request[USER_KEY] = user
-                request[TOKEN_KEY] = token
+        return _authenticated(request, handler)
+    return handler(request)
+
+
+async def _authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = token_of(request)
+    if token:
+        user = await request.app[SERVICES].accounts.authenticate(token)
+        if user is not None:
+            request[USER_KEY] = user
+            request[TOKEN_KEY] = token
     return await handler(request)
 
 
@@ -87,7 +97,9 @@ def create_app(
         app[SERVICES] = svc
         registry.register(ops.HubCollector(svc))
         await bus.start()
+        hub.start_heartbeat(settings.heartbeat)
         yield
+        hub.stop_heartbeat()
         await bus.stop()
         await engine.aclose()
         await client.aclose()
@@ -104,7 +116,7 @@ def create_app(
     from server import features
 
     features.add_routes(app)
-    app.router.add_get("/ws", websocket)
+    app.router.add_get(WS_PATH, websocket)
     web_dir = Path(settings.web_dir) if settings.web_dir else WEB_DIR
     if web_dir.is_dir():
         index = web_dir / "index.html"

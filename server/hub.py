@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,21 +74,27 @@ class Transport(Protocol):
 
     def is_closing(self) -> bool: ...
 
+    def abort(self) -> None: ...
+
 
 EventFilter = Callable[[Event], bool]
 Closer = Callable[[int, str], None]
 
-_ids = itertools.count(1)
+# A websocket ping with no payload (FIN, opcode 0x9); servers send frames unmasked.
+PING_FRAME = b"\x89\x00"
+# Heartbeat sweeps run every half heartbeat: a socket silent for `PING_AFTER` sweeps
+# (at least one heartbeat) is pinged; one still silent a sweep later is dead.
+PING_AFTER = 3
+DEAD_AFTER = 4
 
 
 class Connection:
-    __slots__ = ("closed", "closer", "codec", "dirty", "id", "pending", "principal",
-                 "session", "subs", "transport")  # fmt: skip
+    __slots__ = ("closed", "closer", "codec", "dirty", "idle", "pending", "principal", "session",
+                 "subs", "transport")  # fmt: skip
 
     def __init__(
         self, principal: str, session: str, codec: Codec, transport: Transport, closer: Closer
     ) -> None:
-        self.id = next(_ids)
         self.principal = principal
         self.session = session
         self.codec = codec
@@ -98,6 +104,8 @@ class Connection:
         self.dirty = False
         self.closed = False
         self.subs: dict[str, Subscription] = {}
+        # Heartbeat sweeps since the peer last sent a frame (see Hub.heartbeat).
+        self.idle = 0
 
 
 class Subscription:
@@ -109,8 +117,9 @@ class Subscription:
         self.conn = conn
         self.topic = topic
         # Recipients with equal keys get the very same frame bytes. A str (its hash is
-        # cached) rather than a (topic, codec) tuple hashed anew for every recipient.
-        self.frame_key = f"{conn.codec.name}\0{topic}"
+        # cached) rather than a (topic, codec) tuple hashed anew for every recipient;
+        # interned, so that the subscribers of a topic share one copy.
+        self.frame_key = sys.intern(f"{conn.codec.name}\0{topic}")
         self.channels = channels
         self.filter = flt
         # While the subscription replays history, live events wait here.
@@ -125,6 +134,7 @@ class HubStats:
     bytes_out: int = 0
     writes: int = 0
     slow_closes: int = 0
+    dead_peers: int = 0
     connections_total: int = 0
     # Publish-to-write latency (engine clock at publish to local clock at dispatch).
     latency_buckets: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -140,11 +150,14 @@ class Hub:
         self.stats = HubStats()
         self._channels: dict[str, dict[Subscription, None]] = {}
         self._channel_ready: dict[str, asyncio.Future[None]] = {}
-        self._by_principal: dict[str, set[Connection]] = {}
+        # A principal's one connection, or a set once it has several: most members have
+        # one socket, and an empty set alone costs ~200 bytes.
+        self._by_principal: dict[str, Connection | set[Connection]] = {}
         self._connections: set[Connection] = set()
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
         self._tasks: set[asyncio.Future[None]] = set()
+        self._beat: asyncio.TimerHandle | None = None
 
     # --- connections -------------------------------------------------------------------
 
@@ -153,7 +166,13 @@ class Hub:
     ) -> Connection:
         conn = Connection(principal, session, codec, transport, closer)
         self._connections.add(conn)
-        self._by_principal.setdefault(principal, set()).add(conn)
+        peers = self._by_principal.get(principal)
+        if peers is None:
+            self._by_principal[principal] = conn
+        elif isinstance(peers, Connection):
+            self._by_principal[principal] = {peers, conn}
+        else:
+            peers.add(conn)
         self.stats.connections_total += 1
         return conn
 
@@ -166,10 +185,12 @@ class Hub:
         conn.subs.clear()
         self._connections.discard(conn)
         peers = self._by_principal.get(conn.principal)
-        if peers is not None:
+        if peers is conn:
+            del self._by_principal[conn.principal]
+        elif isinstance(peers, set):
             peers.discard(conn)
-            if not peers:
-                del self._by_principal[conn.principal]
+            if len(peers) == 1:
+                self._by_principal[conn.principal] = peers.pop()
 
     def close(self, conn: Connection, code: int, reason: str = "") -> None:
         if conn.closed:
@@ -185,7 +206,7 @@ class Hub:
         conn.closer(code, reason)
 
     def close_principal(self, principal: str, code: int, reason: str = "") -> int:
-        conns = list(self._by_principal.get(principal, ()))
+        conns = list(self._peers(principal))
         for conn in conns:
             self.close(conn, code, reason)
         return len(conns)
@@ -201,7 +222,13 @@ class Hub:
             self.close(conn, code, reason)
 
     def connections_of(self, principal: str) -> frozenset[Connection]:
-        return frozenset(self._by_principal.get(principal, ()))
+        return frozenset(self._peers(principal))
+
+    def _peers(self, principal: str) -> Collection[Connection]:
+        peers = self._by_principal.get(principal)
+        if peers is None:
+            return ()
+        return (peers,) if isinstance(peers, Connection) else peers
 
     @property
     def connection_count(self) -> int:
@@ -214,6 +241,51 @@ class Hub:
     @property
     def channels(self) -> list[str]:
         return list(self._channels)
+
+    # --- heartbeat ----------------------------------------------------------------------
+
+    def start_heartbeat(self, heartbeat: float) -> None:
+        """Ping idle sockets and drop dead peers: one timer for the process, not one each.
+
+        A per-socket heartbeat (aiohttp's) costs a timer per socket, rescheduled on every
+        frame received; this sweep walks the connections every `heartbeat / 2` seconds.
+        A socket silent for at least `heartbeat` seconds gets a ping; one that sends
+        nothing back (a pong or anything else) by the next sweep is cut off.
+        """
+        if heartbeat and heartbeat > 0:
+            self._schedule_beat(heartbeat / 2)
+
+    def stop_heartbeat(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
+
+    def _schedule_beat(self, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._beat = loop.call_later(interval, self._on_beat, interval)
+
+    def _on_beat(self, interval: float) -> None:
+        self._schedule_beat(interval)
+        self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """One sweep; `Connection.idle` is reset to 0 by every frame the peer sends."""
+        dead = []
+        for conn in self._connections:
+            idle = conn.idle = conn.idle + 1
+            if idle < PING_AFTER:
+                continue
+            transport = conn.transport
+            if idle >= DEAD_AFTER:
+                dead.append(conn)
+            elif not transport.is_closing():
+                transport.write(PING_FRAME)
+        for conn in dead:
+            # No close frame: the peer is not reading. What waits in the buffer would
+            # never drain, so the transport is aborted rather than closed.
+            self.stats.dead_peers += 1
+            self.disconnect(conn)
+            conn.transport.abort()
 
     # --- sending -----------------------------------------------------------------------
 
@@ -281,9 +353,12 @@ class Hub:
         without duplicates; the ack says `recovered: false` when history no longer
         reaches back (or the cursor is from the future) and then starts at the head.
         """
+        # Topic and channel names are interned: the many subscribers of one topic (and
+        # the channel table) share one copy of each name instead of one per socket.
+        topic = sys.intern(topic)
         if topic in conn.subs:
             self._remove(conn.subs.pop(topic))
-        sub = Subscription(conn, topic, tuple(dict.fromkeys(channels)), flt)
+        sub = Subscription(conn, topic, tuple(dict.fromkeys(map(sys.intern, channels))), flt)
         conn.subs[topic] = sub
         try:
             all_live = await self._attach(sub)
@@ -342,7 +417,7 @@ class Hub:
         sub = conn.subs.get(topic)
         if sub is None:
             return
-        new = tuple(c for c in channels if c not in sub.channels)
+        new = tuple(sys.intern(c) for c in channels if c not in sub.channels)
         if not new:
             return
         sub.channels = sub.channels + new

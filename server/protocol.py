@@ -90,6 +90,102 @@ def close_frame(code: int, reason: str = "") -> bytes:
     return bytes((0x88, len(payload))) + payload
 
 
+def control_frame(opcode: int, payload: bytes = b"") -> bytes:
+    """An unmasked control frame (ping 0x9, pong 0xA); `payload` at most 125 bytes."""
+    return bytes((0x80 | opcode, len(payload))) + payload
+
+
+# --- client frames (RFC 6455 section 5) -------------------------------------------------
+
+OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+_OPCODES = frozenset((OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG))
+PROTOCOL_ERROR, INVALID_TEXT = 1002, 1007
+# Close codes a peer may send (RFC 6455 section 7.4; 1004-1006 and 1015 never on the wire).
+_PEER_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012,
+                               1013, 1014))  # fmt: skip
+
+
+class FrameError(Exception):
+    """A client frame that breaks RFC 6455: the socket is closed with `code`."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    n = len(payload)
+    if not n:
+        return payload
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "little")
+    return (int.from_bytes(payload, "little") ^ key).to_bytes(n, "little")
+
+
+def read_frames(
+    data: bytes | bytearray, max_size: int
+) -> tuple[list[tuple[bool, int, bytes]], int]:
+    """The complete frames at the start of `data` as (fin, opcode, unmasked payload),
+    and how many bytes they took (an incomplete frame may follow). Raises FrameError.
+
+    A data frame longer than `max_size` is refused from its header (1009) without
+    waiting for its payload. Unmasked client frames are accepted, as aiohttp does.
+    """
+    frames: list[tuple[bool, int, bytes]] = []
+    pos, end = 0, len(data)
+    while end - pos >= 2:
+        first, second = data[pos], data[pos + 1]
+        if first & 0x70:
+            raise FrameError(PROTOCOL_ERROR, "reserved bits set (no extension was agreed)")
+        opcode = first & 0x0F
+        if opcode not in _OPCODES:
+            raise FrameError(PROTOCOL_ERROR, f"unknown opcode {opcode}")
+        fin = bool(first & 0x80)
+        length = second & 0x7F
+        head = pos + 2
+        if length == 126:
+            if end - pos < 4:
+                break
+            length = int.from_bytes(data[head : head + 2], "big")
+            head += 2
+        elif length == 127:
+            if end - pos < 10:
+                break
+            length = int.from_bytes(data[head : head + 8], "big")
+            head += 8
+        if opcode >= OP_CLOSE:
+            if not fin or length > 125:
+                raise FrameError(PROTOCOL_ERROR, "control frames are short and unfragmented")
+        elif length > max_size:
+            raise FrameError(CloseCode.TOO_BIG, f"frame of {length} bytes exceeds {max_size}")
+        masked = second & 0x80
+        start = head + 4 if masked else head
+        stop = start + length
+        if stop > end:
+            break
+        payload = bytes(data[start:stop])
+        if masked:
+            payload = unmask(payload, bytes(data[head:start]))
+        frames.append((fin, opcode, payload))
+        pos = stop
+    return frames, pos
+
+
+def read_close(payload: bytes) -> int:
+    """The code of a peer's close frame (1005: none given). Raises FrameError."""
+    if not payload:
+        return 1005
+    if len(payload) == 1:
+        raise FrameError(PROTOCOL_ERROR, "a close frame's code takes two bytes")
+    code = int.from_bytes(payload[:2], "big")
+    if code not in _PEER_CLOSE_CODES and not 3000 <= code <= 4999:
+        raise FrameError(PROTOCOL_ERROR, f"invalid close code {code}")
+    try:
+        payload[2:].decode()
+    except UnicodeDecodeError:
+        raise FrameError(INVALID_TEXT, "close reason is not UTF-8") from None
+    return code
+
+
 def encode_frame(codec: Codec, message: dict[str, Any]) -> bytes:
     return ws_frame(codec.encode(message), codec.binary)
 

@@ -50,16 +50,32 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404
                405: "method_not_allowed", 413: "payload_too_large"}  # fmt: skip
 
 
+ENGINE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)
+
+# The websocket endpoint: its handler runs for the socket's whole life.
+WS_PATH = "/ws"
+
+
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place a refusal becomes the spec's error shape over HTTP."""
+def error_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """The one place a refusal becomes the spec's error shape over HTTP.
+
+    A plain function, not a coroutine: the websocket endpoint answers its own refusals
+    before the upgrade (engine_error_response) and is handed on without a coroutine
+    frame of this middleware kept alive for as long as each socket stays open.
+    """
+    if request.path == WS_PATH:
+        return handler(request)
+    return _errors_as_responses(request, handler)
+
+
+async def _errors_as_responses(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except DomainError as err:
         return error_response(err)
-    except (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError) as exc:
-        log.warning("engine unavailable: %s", exc)
-        return error_response(EngineUnavailable())
+    except ENGINE_ERRORS as exc:
+        return engine_error_response(exc)
     except web.HTTPRequestEntityTooLarge:
         return error_response(payload_too_large())
     except web.HTTPException as exc:
@@ -67,6 +83,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         return plain_error(exc.status, code, exc.reason)
+
+
+def engine_error_response(exc: BaseException) -> web.Response:
+    log.warning("engine unavailable: %s", exc)
+    return error_response(EngineUnavailable())
 
 
 async def read_json(request: web.Request) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from typing import Any
 
@@ -10,6 +11,7 @@ import aiohttp
 import msgpack
 import pytest
 
+from loadtest import wsproto
 from server.bus import RedisBus, encode_body
 from server.services.container import SERVICES
 from server.store.resp import EngineClient
@@ -318,6 +320,37 @@ async def test_heartbeat_drops_a_dead_peer(
     assert hub.connection_count == 0
 
 
+async def test_heartbeat_keeps_a_peer_that_answers(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
+) -> None:
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(settings.with_(heartbeat=0.2), engine_url))
+    member = await signup(client, rdb, "chatty")
+    # The client answers pings (autoping, while it reads) and says nothing else for
+    # many heartbeats.
+    ws = await client.ws_connect("/ws", headers=member.auth)
+    frames: list[Any] = []
+
+    async def read() -> None:
+        async for msg in ws:
+            frames.append(msg.json())
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(1.0)
+    hub = client.server.app[SERVICES].hub
+    assert hub.connection_count == 1 and hub.stats.dead_peers == 0
+    # The server answers a client's ping too (autoping off on the server side).
+    await ws.ping(b"hello")
+    await ws.send_json({"op": "ping", "id": 1})
+    async with asyncio.timeout(5):
+        while not frames:
+            await asyncio.sleep(0.01)
+    assert frames == [{"op": "pong", "id": 1}]
+    await ws.close()
+    await reader
+
+
 async def test_ack_cursor_on_an_already_live_channel_is_exact(
     app_client: Any, rdb: Any, engine_url: str
 ) -> None:
@@ -354,3 +387,88 @@ async def test_unknown_member_topic(app_client: Any, rdb: Any) -> None:
         reply = await ws.receive_json(timeout=5)
         assert reply["op"] == "error" and reply["code"] == "user_not_found", reply
     await ws.close()
+
+
+async def hand_socket(client: Any, auth: dict[str, str]) -> Any:
+    """A websocket by hand, to send what aiohttp's client never does (fragments, bad
+    frames). Returns (reader, writer) after the 101."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    host = f"{client.host}:{client.port}"
+    key = wsproto.new_key()
+    writer.write(wsproto.handshake_request(host, "/ws", key, headers=list(auth.items())))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert wsproto.accept_for(key).encode() in head
+    return reader, writer
+
+
+async def read_frame(reader: Any) -> tuple[int, bytes]:
+    first, second = await asyncio.wait_for(reader.readexactly(2), 5)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(await reader.readexactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(await reader.readexactly(8), "big")
+    return first & 0x0F, await reader.readexactly(length)
+
+
+async def test_fragmented_message_and_control_frames(app_client: Any, rdb: Any) -> None:
+    member = await signup(app_client, rdb, "fragments")
+    reader, writer = await hand_socket(app_client, member.auth)
+    enc = wsproto.encode_frame
+    writer.write(enc(wsproto.OP_TEXT, b'{"op":"pi', fin=False))
+    writer.write(enc(wsproto.OP_CONT, b'ng","id"', fin=False))
+    writer.write(enc(wsproto.OP_PING, b"hey"))  # control frames may come between fragments
+    writer.write(enc(wsproto.OP_CONT, b":5}"))
+    assert await read_frame(reader) == (wsproto.OP_PONG, b"hey")
+    opcode, payload = await read_frame(reader)
+    assert opcode == wsproto.OP_TEXT and json.loads(payload) == {"op": "pong", "id": 5}
+    # The client closes: the server answers 1000 and ends the connection.
+    writer.write(wsproto.encode_close(1000))
+    opcode, payload = await read_frame(reader)
+    assert opcode == wsproto.OP_CLOSE and wsproto.parse_close(payload)[0] == 1000
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    hub = app_client.server.app[SERVICES].hub
+    async with asyncio.timeout(5):
+        while hub.connection_count:
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (wsproto.encode_frame(wsproto.OP_TEXT, b"\xff\xfe"), 1007),  # text that is not UTF-8
+        (wsproto.encode_frame(wsproto.OP_CONT, b"x"), 1002),  # continuation of nothing
+        (bytes((0x81 | 0x40, 0x80)) + b"\0\0\0\0", 1002),  # RSV1 without an extension
+    ],
+)
+async def test_broken_frames_close_the_socket(
+    app_client: Any, rdb: Any, frame: bytes, code: int
+) -> None:
+    member = await signup(app_client, rdb, "broken")
+    reader, writer = await hand_socket(app_client, member.auth)
+    writer.write(frame)
+    opcode, payload = await read_frame(reader)
+    assert opcode == wsproto.OP_CLOSE and wsproto.parse_close(payload)[0] == code
+    writer.write(wsproto.encode_close(code))
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+
+
+async def test_frames_trickling_in_byte_by_byte(app_client: Any, rdb: Any) -> None:
+    member = await signup(app_client, rdb, "trickle")
+    reader, writer = await hand_socket(app_client, member.auth)
+    padded = b'{"op":"ping","id":1,"pad":"' + b"x" * 200 + b'"}'
+    frames = wsproto.encode_frame(wsproto.OP_TEXT, padded)
+    frames += wsproto.encode_frame(wsproto.OP_TEXT, b'{"op":"ping","id":2}')
+    for i in range(len(frames)):
+        writer.write(frames[i : i + 1])
+        await writer.drain()
+        if i % 16 == 0:
+            await asyncio.sleep(0.001)
+    for request_id in (1, 2):
+        opcode, payload = await read_frame(reader)
+        reply = json.loads(payload)
+        assert opcode == wsproto.OP_TEXT and reply["id"] == request_id, reply
+    writer.close()

@@ -10,17 +10,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from loadtest import wsproto
 from server.protocol import (
     JSON,
     MSGPACK,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_TEXT,
     CloseCode,
+    FrameError,
     ProtocolError,
     close_frame,
     codec_for,
     encode_frame,
     event_message,
     parse_cursor,
+    read_close,
+    read_frames,
     read_request,
+    unmask,
     ws_frame,
 )
 
@@ -149,3 +159,80 @@ def test_cursor_parse(raw: object, value: int) -> None:
 def test_cursor_rejects(raw: object) -> None:
     with pytest.raises(ValueError):
         parse_cursor(raw)
+
+
+# --- client frames (encoded by the load tester's independent client side) -------------
+
+_frames = st.lists(
+    st.tuples(
+        st.booleans(),
+        st.sampled_from([OP_CONTINUATION, OP_TEXT, OP_BINARY]),
+        st.binary(max_size=300),
+    )
+    | st.tuples(st.just(True), st.sampled_from([OP_CLOSE, OP_PING]), st.binary(max_size=125)),
+    max_size=8,
+)
+
+
+@given(frames=_frames, cut=st.integers(min_value=0), masked=st.booleans())
+def test_read_frames_whatever_the_split(
+    frames: list[tuple[bool, int, bytes]], cut: int, masked: bool
+) -> None:
+    stream = b"".join(wsproto.encode_frame(op, p, mask=masked, fin=fin) for fin, op, p in frames)
+    cut = cut % (len(stream) + 1)
+    first, used = read_frames(stream[:cut], 1000)
+    rest = bytearray(stream[used:cut])
+    rest += stream[cut:]
+    second, used = read_frames(rest, 1000)
+    assert first + second == frames
+    assert used == len(rest)
+
+
+@pytest.mark.parametrize("size", [125, 126, 65535, 65536])
+def test_read_frames_lengths(size: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    frame = wsproto.encode_frame(OP_BINARY, payload)
+    assert read_frames(frame, 1 << 20) == ([(True, OP_BINARY, payload)], len(frame))
+    assert read_frames(frame[:-1], 1 << 20) == ([], 0)
+
+
+def test_unmask_is_its_own_inverse() -> None:
+    assert unmask(unmask(b"hello world", b"abcd"), b"abcd") == b"hello world"
+    assert unmask(b"", b"abcd") == b""
+
+
+def test_oversize_frame_is_refused_from_its_header() -> None:
+    header = wsproto.encode_frame(OP_TEXT, b"x" * 17000)[:8]
+    with pytest.raises(FrameError) as info:
+        read_frames(header, 16 * 1024)
+    assert info.value.code == 1009
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        bytes((0xC1, 0x80)) + b"\0\0\0\0",  # RSV1 without an extension
+        bytes((0x83, 0x80)) + b"\0\0\0\0",  # reserved opcode 3
+        wsproto.encode_frame(OP_PING, b"x", fin=False),  # fragmented control frame
+        bytes((0x89, 0xFE, 0, 126)) + b"\0\0\0\0" + b"x" * 126,  # control frame > 125
+    ],
+)
+def test_protocol_violations_are_1002(frame: bytes) -> None:
+    with pytest.raises(FrameError) as info:
+        read_frames(frame, 1000)
+    assert info.value.code == 1002
+
+
+def test_read_close() -> None:
+    assert read_close(b"") == 1005
+    assert read_close(struct.pack("!H", 1000)) == 1000
+    assert read_close(struct.pack("!H", 4001) + "bye ✓".encode()) == 4001
+    for bad, code in (
+        (b"\x03", 1002),
+        (struct.pack("!H", 1005), 1002),
+        (struct.pack("!H", 999), 1002),
+        (struct.pack("!H", 1000) + b"\xff", 1007),
+    ):
+        with pytest.raises(FrameError) as info:
+            read_close(bad)
+        assert info.value.code == code
