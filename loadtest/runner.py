@@ -349,7 +349,7 @@ class Orchestra:
             ready = wait([*open_conns, *sentinels], timeout=min(left, 0.5))
             for r in ready:
                 if r in sentinels:
-                    i = sentinels[r]
+                    i = sentinels.pop(r)
                     if i not in got:
                         self.drain_dead(i, kind, got)
                     continue
@@ -371,6 +371,11 @@ class Orchestra:
         except (EOFError, OSError):
             self.ended.add(conn)
         if i not in got:
+            if self.procs[i].is_alive():
+                # its end of the sentinel pipe is closed, yet it runs: wait for it as
+                # for any worker (a timeout then asks for its stack)
+                self.progress.log(f"!! worker {i} closed its sentinel but is still running")
+                return
             code = self.procs[i].exitcode
             how = f"exit code {code}"
             if code is not None and code < 0:

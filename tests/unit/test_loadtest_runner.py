@@ -86,6 +86,15 @@ def test_a_worker_that_reported_then_exited_is_fine(fds: list[int]) -> None:
     assert orch.collect("result", within=5) == {0: {"ok": 1}}
 
 
+def test_a_worker_whose_sentinel_closed_but_which_runs_is_still_waited_for(
+    fds: list[int],
+) -> None:
+    parent, child = Pipe()
+    child.send(("result", 0, {"ok": 2}))
+    orch = orchestra_with([parent], [FakeProc(sentinel(fds, exited=True), exitcode=None)])
+    assert orch.collect("result", within=5) == {0: {"ok": 2}}
+
+
 def test_exit_codes_that_are_no_signal_are_shown_as_codes(fds: list[int]) -> None:
     parent, child = Pipe()
     child.close()
