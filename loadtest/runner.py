@@ -371,6 +371,7 @@ class Orchestra:
         except (EOFError, OSError):
             self.ended.add(conn)
         if i not in got:
+            self.procs[i].join(2.0)  # a process closes its files before it can be reaped
             if self.procs[i].is_alive():
                 # its end of the sentinel pipe is closed, yet it runs: wait for it as
                 # for any worker (a timeout then asks for its stack)

@@ -26,6 +26,9 @@ class FakeProc:
     def is_alive(self) -> bool:
         return self.exitcode is None
 
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
 
 def orchestra_with(conns: list[Connection], procs: list[FakeProc]) -> Orchestra:
     orch = Orchestra.__new__(Orchestra)  # no real processes
