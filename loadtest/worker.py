@@ -535,8 +535,10 @@ def worker_entry(conn: Connection, plan: WorkerPlan, cpus: list[int] | None = No
     import os
     import signal
 
-    # a worker that stops answering is asked for its stack (see Orchestra.collect)
+    # a worker that stops answering is asked for its stack (see Orchestra.collect);
+    # one that crashes in C code prints it too
     faulthandler.register(signal.SIGUSR1, all_threads=False)
+    faulthandler.enable()
 
     if cpus:
         with contextlib.suppress(OSError):
