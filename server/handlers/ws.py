@@ -137,6 +137,17 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def plain_fd(transport: asyncio.Transport) -> int:
+    """The socket's fd if frames may be written to it directly (plain TCP), else -1."""
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    try:
+        return int(sock.fileno()) if sock is not None else -1
+    except (AttributeError, OSError, ValueError):
+        return -1
+
+
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -233,7 +244,7 @@ class _Session:
         self.reader: asyncio.Task[None] | None = None
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # The session is the connection's closer itself (__call__): no bound method.
-        self.conn = svc.hub.connect(user.id, key, codec, transport, self)
+        self.conn = svc.hub.connect(user.id, key, codec, transport, self, plain_fd(transport))
         protocol = request.protocol
         protocol.keep_alive(False)
         protocol.set_parser(self)  # type: ignore[arg-type]

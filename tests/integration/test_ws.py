@@ -472,3 +472,74 @@ async def test_frames_trickling_in_byte_by_byte(app_client: Any, rdb: Any) -> No
         reply = json.loads(payload)
         assert opcode == wsproto.OP_TEXT and reply["id"] == request_id, reply
     writer.close()
+
+
+async def test_frames_keep_their_order_when_the_socket_backs_up(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any, raw_socket: socket.socket
+) -> None:
+    """Frames go straight to the socket while the transport has nothing queued, and
+    through the transport once the kernel pushes back: the reader sees every frame once,
+    in order, across both paths."""
+    from server.app import create_app
+
+    app_client = await aiohttp_client(
+        create_app(settings.with_(send_queue_limit=64 * 1024 * 1024), engine_url)
+    )
+    member = await signup(app_client, rdb, "backlog")
+    raw = raw_socket
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect((app_client.host, app_client.port))
+    raw.setblocking(False)
+    loop = asyncio.get_running_loop()
+    request = (
+        f"GET /ws HTTP/1.1\r\nHost: {app_client.host}:{app_client.port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {member.token}\r\n\r\n"
+    ).encode()
+    await loop.sock_sendall(raw, request)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += await loop.sock_recv(raw, 4096)
+    buf = buf.split(b"\r\n\r\n", 1)[1]
+    sub = b'{"op":"sub","id":1,"topic":"me"}'
+    await loop.sock_sendall(raw, bytes((0x81, 0x80 | len(sub))) + b"\x00\x00\x00\x00" + sub)
+
+    def frames() -> list[dict[str, Any]]:
+        nonlocal buf
+        out = []
+        while len(buf) >= 2:
+            length, start = buf[1] & 0x7F, 2
+            if length == 126:
+                length, start = int.from_bytes(buf[2:4], "big"), 4
+            elif length == 127:
+                length, start = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < start + length:
+                break
+            out.append(json.loads(buf[start : start + length]))
+            buf = buf[start + length :]
+        return out
+
+    received: list[dict[str, Any]] = []
+    while not any(f.get("op") == "ack" for f in received):
+        buf += await loop.sock_recv(raw, 65536)
+        received += frames()
+    hub = app_client.server.app[SERVICES].hub
+    (conn,) = hub.connections_of(member.user["id"])
+    assert conn.fd == raw_socket_peer_fd(conn)  # the direct path is in use
+    sent = 800
+    # ~6.4 MB to a reader that is not reading: more than the kernel's socket buffers
+    # take, so writes come back short and the rest queues in the transport.
+    await publish(rdb, engine_url, f"me:{member.user['id']}", {"pad": "y" * 8000}, sent)
+    events: list[dict[str, Any]] = []
+    while len(events) < sent:
+        chunk = await asyncio.wait_for(loop.sock_recv(raw, 65536), 10)
+        assert chunk, "the server closed the socket"
+        buf += chunk
+        events += [f for f in frames() if f.get("op") == "event"]
+    cursors = [int(e["cursor"]) for e in events]
+    assert len(events) == sent and cursors == sorted(set(cursors))
+
+
+def raw_socket_peer_fd(conn: Any) -> int:
+    return int(conn.transport.get_extra_info("socket").fileno())
