@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import resource
 import time
@@ -122,6 +123,17 @@ class Worker:
 
     def send(self, *msg: Any) -> None:
         self.conn.send(msg)
+
+    def listen(self) -> None:
+        """Take the parent's commands as they arrive, from the event loop."""
+        fd = self.conn.fileno()
+        asyncio.get_running_loop().add_reader(fd, self._on_command)
+        # add_reader made the pipe non-blocking (libuv does): a message longer than the
+        # pipe takes at once (the drain command carries every acked seq: ~18 KB at
+        # 6,000 posts) then arrived in pieces, recv() raised BlockingIOError and the
+        # worker took it for "stop" and quit without a result. Blocking again, recv()
+        # waits for the rest, and send() for room.
+        os.set_blocking(fd, True)
 
     def _on_command(self) -> None:
         try:
@@ -482,7 +494,7 @@ class Worker:
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
-        loop.add_reader(self.conn.fileno(), self._on_command)
+        self.listen()
         try:
             stats = await self.connect_all()
             self.send("ready", self.plan.index, stats)
@@ -532,7 +544,6 @@ def raise_nofile_limit() -> int:
 def worker_entry(conn: Connection, plan: WorkerPlan, cpus: list[int] | None = None) -> None:
     """The body of a worker process (spawned)."""
     import faulthandler
-    import os
     import signal
 
     # a worker that stops answering is asked for its stack (see Orchestra.collect);
