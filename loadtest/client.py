@@ -117,6 +117,7 @@ class Counters:
         "hist",
         "markers",
         "now_ns",
+        "reads",
         "sample_every",
         "sample_left",
         "start",
@@ -129,6 +130,7 @@ class Counters:
         self.sample_every = max(1, sample_every)
         self.sample_left = 1
         self.now_ns = 0  # time.time_ns() of the read being processed
+        self.reads = 0  # reads parsed by counting sockets (for frames per read)
         self.hist = LatencyHistogram()  # latency samples of the current interval
         self.markers: dict[bytes, Marked] = {}  # whole frame -> its marker
         # what a socket "read last" before its first marker frame (never in the cache)
@@ -185,6 +187,7 @@ class CountingParser(wsproto.FrameParser):
             data = bytes(pend)
             pend.clear()
         c = self.counters
+        c.reads += 1
         last = self.last
         n = len(data)
         pos = 0

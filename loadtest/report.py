@@ -107,7 +107,14 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append(("unexpected", fmt_count(d.get("unexpected"))))
     t = result.get("throughput") or {}
     if t:
-        rows.append(("delivered/s", fmt_count(t.get("delivered_per_s"))))
+        fpr = t.get("frames_per_read")
+        rows.append(
+            (
+                "delivered/s",
+                fmt_count(t.get("delivered_per_s"))
+                + (f" ({fpr:.1f} events per socket read)" if fpr else ""),
+            )
+        )
     lat = result.get("latency_us") or {}
     if lat.get("count"):
         rows.append(

@@ -477,6 +477,7 @@ class Worker:
                     "unexpected": total.unexpected,
                 },
                 "counted_frames": c.delivered,
+                "reads": c.reads,
                 "foreign": c.foreign,
                 "last_read_ns": c.now_ns,
                 "final_hist": c.take_hist().encode(),

@@ -52,6 +52,7 @@ async def test_same_frames_on_many_sockets_are_each_counted() -> None:
     assert len(counters.markers) == 10  # each payload parsed once for all sockets
     assert counters.hist.count == 50
     assert all(sock.parser.frames == 10 for sock in socks)
+    assert counters.reads == 5
 
 
 async def test_a_duplicate_and_a_gap_are_seen_through_the_cache() -> None:

@@ -46,7 +46,7 @@ def sample_result(target: str = "echohub", lost: int = 0) -> dict[str, Any]:
             "duplicated": 0,
             "unexpected": 0,
         },
-        "throughput": {"delivered_per_s": 49_876.5},
+        "throughput": {"delivered_per_s": 49_876.5, "frames_per_read": 3.25},
         "posting": {"per_s": 49.9, "lag_p50_us": 80, "lag_p99_us": 1500, "lag_max_us": 3000},
         "latency_us": {"count": 25_000, "p50": 900, "p90": 2000, "p99": 4000, "max": 9005},
         "latency_distribution": [
@@ -87,6 +87,7 @@ def test_table_lists_the_numbers_that_matter() -> None:
         "SATURATED",
         "10.00 µs",
         "posts/s offered (lag p99/max)  49.9 (1.5 ms / 3.0 ms)",
+        "49,876.5 (3.2 events per socket read)",
         "connect_refused: 2",
         "100% / 97% (22% / 14%); other processes 0.05 core",
         "a note",
