@@ -71,7 +71,7 @@ def test_fanout_delivers_everything_once(
     assert r["server"]["cpu_s"] >= 0
     assert r["machine"]["cores"] and r["machine"]["others_cpu_s"] >= 0
     assert r["params"]["poster_proc"] and len(r["client_cpu"]) == 3  # 2 procs + posters
-    assert r["throughput"]["frames_per_read"] >= 1
+    assert r["throughput"]["frames_per_read"] > 0  # (subscribe acks are reads too)
     assert r["timeline"], "progress intervals were recorded"
 
 
