@@ -2,10 +2,9 @@
 
 redis-py's asyncio client spends ~80 µs of CPU per command on this machine (a pool
 checkout, a timeout context per read, packing in Python); this client spends ~15. It
-keeps one connection per process; the first command of an event-loop iteration is
-written at once and every later one of that iteration, from any coroutine, goes out
-in one write at its end (auto-pipelining); hiredis parses the replies, which come
-back in order and resolve the callers' futures.
+keeps one connection per process; every command issued in one event-loop iteration,
+from any coroutine, goes out in one write (auto-pipelining); hiredis parses the
+replies, which come back in order and resolve the callers' futures.
 
 Errors keep redis-py's types, so callers and the HTTP/socket error mapping treat both
 clients alike: an error reply raises `ResponseError`; a lost or unreachable engine
@@ -186,17 +185,10 @@ class EngineClient:
         waiting = self._waiting
         for fut in futs:
             waiting.append((fut, now))
-        if proto is None or self._flush_scheduled:
-            self._out.extend(packed)
-            return futs
-        # The first commands of a loop iteration go out at once: their replies can come
-        # back one iteration sooner, which under load is milliseconds. Later ones ride
-        # one write at the end of the iteration (auto-pipelining).
-        self._flush_scheduled = True
-        loop.call_soon(self._flush)
-        proto.transport.write(packed[0] if len(packed) == 1 else b"".join(packed))  # type: ignore[union-attr]
-        if self._watchdog is None:
-            self._watchdog = loop.call_later(1.0, self._check_stall)
+        self._out.extend(packed)
+        if proto is not None and not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
         return futs
 
     def _flush(self) -> None:
