@@ -192,6 +192,25 @@ async def test_unsub_stops_delivery(app_client: Any, rdb: Any, engine_url: str) 
     await ws.close()
 
 
+async def open_tight_socket(raw: socket.socket, client: Any, token: str) -> bytes:
+    """Upgrade `raw` (with a 4 KiB receive buffer) to a websocket; the bytes after the 101."""
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect((client.host, client.port))
+    raw.setblocking(False)
+    loop = asyncio.get_running_loop()
+    request = (
+        f"GET /ws HTTP/1.1\r\nHost: {client.host}:{client.port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+    ).encode()
+    await loop.sock_sendall(raw, request)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(raw, 1)
+    assert b" 101 " in head
+    return head.split(b"\r\n\r\n", 1)[1]
+
+
 @pytest.fixture
 def raw_socket() -> Any:
     sock = socket.socket()
@@ -214,20 +233,8 @@ async def test_slow_reader_closed_4008_fast_reader_unaffected(
 
     # The slow reader: a raw socket with a tiny receive buffer that never reads.
     raw = raw_socket
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.connect((client.host, client.port))
-    raw.setblocking(False)
+    await open_tight_socket(raw, client, slow_member.token)
     loop = asyncio.get_running_loop()
-    request = (
-        f"GET /ws HTTP/1.1\r\nHost: {client.host}:{client.port}\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {slow_member.token}\r\n\r\n"
-    ).encode()
-    await loop.sock_sendall(raw, request)
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += await loop.sock_recv(raw, 1)
-    assert b" 101 " in head
     sub = b'{"op":"sub","id":1,"topic":"public"}'
     mask = b"\x00\x00\x00\x00"
     await loop.sock_sendall(raw, bytes((0x81, 0x80 | len(sub))) + mask + sub)
@@ -487,21 +494,8 @@ async def test_frames_keep_their_order_when_the_socket_backs_up(
     )
     member = await signup(app_client, rdb, "backlog")
     raw = raw_socket
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.connect((app_client.host, app_client.port))
-    raw.setblocking(False)
+    buf = await open_tight_socket(raw, app_client, member.token)
     loop = asyncio.get_running_loop()
-    request = (
-        f"GET /ws HTTP/1.1\r\nHost: {app_client.host}:{app_client.port}\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        f"Authorization: Bearer {member.token}\r\n\r\n"
-    ).encode()
-    await loop.sock_sendall(raw, request)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += await loop.sock_recv(raw, 4096)
-    buf = buf.split(b"\r\n\r\n", 1)[1]
     sub = b'{"op":"sub","id":1,"topic":"me"}'
     await loop.sock_sendall(raw, bytes((0x81, 0x80 | len(sub))) + b"\x00\x00\x00\x00" + sub)
 
