@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 MALFORMED_LIMIT = 10
 MALFORMED_WINDOW = 10.0
 MAX_POSTS_IN_FLIGHT = 16
-SOCKETS = web.AppKey("sockets", set)  # type: ignore[type-arg]
+SOCKETS = web.AppKey("sockets", set)
 
 
 def origin_allowed(request: web.Request, origin: str, allowed: tuple[str, ...]) -> bool:
@@ -437,7 +437,7 @@ class _Session:
         try:
             await self.dispatch(request)
         except DomainError as err:
-            extra = {}
+            extra: dict[str, Any] = {}
             if isinstance(err, RateLimited):
                 extra["retry_after"] = max(1, int(err.retry_after + 0.999))
             if err.field is not None:
