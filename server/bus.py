@@ -19,17 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
-from urllib.parse import unquote, urlparse
 
 import hiredis
 import orjson
 import redis.asyncio as redis
 
 from server.hub import Audience, Event
-from server.store.resp import EngineClient
+from server.store.resp import EngineClient, open_connection
 
 log = logging.getLogger(__name__)
 
@@ -180,23 +178,14 @@ class RedisBus:
                     fut.exception()
 
     async def _open(self) -> _PubSubProtocol:
-        loop = asyncio.get_running_loop()
-        parsed = urlparse(self.url)
-        if parsed.scheme == "unix":
-            _, proto = await loop.create_unix_connection(
-                lambda: _PubSubProtocol(self), unquote(parsed.path)
-            )
-        else:
-            ctx = ssl.create_default_context() if parsed.scheme == "rediss" else None
-            _, proto = await loop.create_connection(
-                lambda: _PubSubProtocol(self),
-                parsed.hostname or "127.0.0.1",
-                parsed.port or 6379,
-                ssl=ctx,
-            )
-        if parsed.password:
-            user = unquote(parsed.username) if parsed.username else "default"
-            proto.send("AUTH", user, unquote(parsed.password))
+        transport, proto, setup = await open_connection(
+            self.url, lambda: _PubSubProtocol(self), timeout=2.0
+        )
+        if setup:
+            # AUTH (and SELECT, harmless here): their replies are not pub/sub messages
+            # and _on_reply passes them by.
+            transport.write(b"".join(setup))
+        assert isinstance(proto, _PubSubProtocol)
         return proto
 
     async def _run(self) -> None:
@@ -207,7 +196,7 @@ class RedisBus:
                 mark = await self.head()
                 if first:
                     self._watermark = mark
-                proto = await asyncio.wait_for(self._open(), 2.0)
+                proto = await self._open()
             except (TimeoutError, OSError, redis.RedisError) as exc:
                 log.warning("bus: engine unreachable (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)

@@ -114,9 +114,6 @@ class GraphStore:
 
     async def circle(self, user: str) -> Circle:
         sets = await self.engine.calls([("SMEMBERS", f"eh:{name}:{user}") for name in _CIRCLE])
-        for reply in sets:
-            if isinstance(reply, Exception):
-                raise reply
         return Circle(*(frozenset(s) for s in sets))
 
     async def reach(self, author: str, *, friends: bool) -> Reach:
@@ -128,9 +125,6 @@ class GraphStore:
         if friends:
             commands.append(("SINTER", f"eh:following:{author}", f"eh:followers:{author}"))
         replies = await self.engine.calls(commands)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
         return Reach(
             frozenset(replies[0]),
             frozenset(replies[1]),

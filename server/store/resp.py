@@ -77,13 +77,12 @@ def _db_of(path: str, query: str) -> int:
 
 
 class _Protocol(asyncio.Protocol):
-    __slots__ = ("client", "lost", "reader", "transport")
+    __slots__ = ("client", "reader", "transport")
 
     def __init__(self, client: EngineClient) -> None:
         self.client = client
         self.reader = hiredis.Reader(encoding="utf-8", errors="replace", replyError=ResponseError)
         self.transport: asyncio.Transport | None = None
-        self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -113,7 +112,6 @@ class _Protocol(asyncio.Protocol):
                 fut.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
         self.client._drop(self, EngineConnectionError(f"engine connection lost: {exc or 'EOF'}"))
 
 
@@ -125,7 +123,7 @@ class EngineClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._proto: _Protocol | None = None
-        self._connecting: asyncio.Future[_Protocol] | None = None
+        self._connecting = False
         # (future or None for setup commands, monotonic time sent), in send order.
         self._waiting: collections.deque[tuple[asyncio.Future[Any] | None, float]] = (
             collections.deque()
@@ -141,14 +139,19 @@ class EngineClient:
         """Send one command; the future resolves with its reply."""
         return self._send([_pack(args)])[0]
 
-    async def calls(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
-        """Several commands in one write; every reply in order (error replies included,
-        as `ResponseError` instances, so one failing command does not hide the others)."""
+    async def calls(
+        self, commands: Sequence[Sequence[Arg]], *, raise_on_error: bool = True
+    ) -> list[Any]:
+        """Several commands in one write; every reply in order. An error reply raises,
+        unless `raise_on_error` is False: then it stands in its place as a
+        `ResponseError` instance, so one failing command does not hide the others."""
         futs = self._send([_pack(tuple(c)) for c in commands])
         replies = await asyncio.gather(*futs, return_exceptions=True)
         for reply in replies:
-            if isinstance(reply, BaseException) and not isinstance(reply, ResponseError):
-                raise reply  # the engine is gone or stalled: no reply is meaningful
+            if isinstance(reply, BaseException) and (
+                raise_on_error or not isinstance(reply, ResponseError)
+            ):
+                raise reply  # a lost or stalled engine always raises
         return list(replies)
 
     async def transaction(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
@@ -202,26 +205,22 @@ class EngineClient:
             self._watchdog = asyncio.get_running_loop().call_later(1.0, self._check_stall)
 
     def _ensure_connected(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._connecting is not None:
+        if self._connecting:
             return
-        self._connecting = loop.create_future()
+        self._connecting = True
         task = loop.create_task(self._connect())
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
     async def _connect(self) -> None:
-        connecting = self._connecting
         try:
             transport, proto, setup = await open_connection(
                 self.url, lambda: _Protocol(self), timeout=self.connect_timeout
             )
         except Exception as exc:
-            self._connecting = None
+            self._connecting = False
             self._fail_all(
                 exc if isinstance(exc, EngineConnectionError) else EngineConnectionError(str(exc))
             )
-            if connecting is not None and not connecting.done():
-                connecting.set_exception(exc)
-                connecting.exception()
             return
         assert isinstance(proto, _Protocol)
         if self._closed:
@@ -233,9 +232,7 @@ class EngineClient:
             self._waiting.appendleft((None, now))
         self._out[:0] = setup
         self._proto = proto
-        self._connecting = None
-        if connecting is not None and not connecting.done():
-            connecting.set_result(proto)
+        self._connecting = False
         self._flush()
 
     def _drop(self, proto: _Protocol, exc: Exception) -> None:

@@ -35,10 +35,14 @@ async def test_an_error_reply_raises_and_the_connection_stays_usable(
     with pytest.raises(ResponseError, match="unknown command"):
         await engine_client.call("NO_SUCH_COMMAND")
     await engine_client.call("SET", "s", "1")
-    replies = await engine_client.calls([("INCR", "s"), ("HGET", "s", "f"), ("GET", "s")])
+    commands = [("INCR", "s"), ("HGET", "s", "f"), ("GET", "s")]
+    replies = await engine_client.calls(commands, raise_on_error=False)
     assert replies[0] == 2
     assert isinstance(replies[1], ResponseError)  # WRONGTYPE, in its place
     assert replies[2] == "2"
+    # By default an error reply raises, as a redis-py pipeline does.
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await engine_client.calls(commands)
 
 
 async def test_transaction_applies_every_command(engine_client: EngineClient, rdb: Any) -> None:
