@@ -33,6 +33,12 @@ FRIENDS_LATEST = 5
 DISCOVER_WINDOW_MS = 24 * 3600 * 1000
 
 
+def _outcome_read(fut: asyncio.Future[Any]) -> None:
+    """Mark a future's failure as seen: the request already failed for another reason."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 class CommunityGate(Protocol):
     """What posting needs to know of communities (provided by the communities feature)."""
 
@@ -167,9 +173,15 @@ class EchoService:
             "visibility": visibility, "community": community or "",
             "reply_to": reply_to or "", "created_at": iso(now),
         }  # fmt: skip
-        # Storing and loading the audience are independent: one engine round trip, not
-        # two, before the publish (each round trip waits behind any fan-out in progress).
-        _, targets = await asyncio.gather(self.store.create(rec), self._targets(rec))
+        # Storing and loading the audience are independent: both go out in one write, one
+        # engine round trip before the publish (each waits behind any fan-out flush).
+        stored = self.store.create(rec)
+        try:
+            targets = await self._targets(rec)
+        except BaseException:
+            stored.add_done_callback(_outcome_read)
+            raise
+        await stored
         post = self.wire(rec)
         await self.publisher.publish("post.created", post, targets)
         return post

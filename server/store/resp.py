@@ -76,6 +76,52 @@ def _db_of(path: str, query: str) -> int:
     return int(raw) if raw.isdigit() else 0
 
 
+_CALLS, _CALLS_KEEP_ERRORS, _TRANSACTION = 0, 1, 2
+
+
+class _Batch:
+    """The replies of several commands, gathered into one future.
+
+    One future resolved when the last reply arrives, rather than a future per command
+    and `asyncio.gather`: gather resolves through two more rounds of callbacks, and
+    each round can wait behind a whole fan-out flush.
+    """
+
+    __slots__ = ("fut", "kind", "left", "replies")
+
+    def __init__(self, count: int, kind: int) -> None:
+        self.fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.kind = kind
+        self.left = count
+        self.replies: list[Any] = []
+
+    def add(self, reply: Any) -> None:
+        self.replies.append(reply)
+        self.left -= 1
+        if self.left or self.fut.done():
+            return
+        replies = self.replies
+        if self.kind == _TRANSACTION:
+            # An error before EXEC (a command the engine would not queue) aborts it;
+            # EXEC's own reply lists each command's reply, errors included.
+            failed = next((r for r in replies if isinstance(r, ResponseError)), None)
+            if failed is None:
+                replies = replies[-1] or []
+                failed = next((r for r in replies if isinstance(r, ResponseError)), None)
+            if failed is not None:
+                self.fut.set_exception(failed)
+                return
+        elif self.kind == _CALLS:
+            failed = next((r for r in replies if isinstance(r, ResponseError)), None)
+            if failed is not None:
+                self.fut.set_exception(failed)
+                return
+        self.fut.set_result(replies)
+
+
+_Target = asyncio.Future[Any] | _Batch | None
+
+
 class _Protocol(asyncio.Protocol):
     __slots__ = ("client", "reader", "transport")
 
@@ -98,18 +144,20 @@ class _Protocol(asyncio.Protocol):
             if not waiting:  # nobody asked: the stream is out of step
                 self.client._drop(self, EngineConnectionError("unexpected reply"))
                 return
-            fut = waiting.popleft()[0]
-            if fut is None:  # AUTH / SELECT sent at connect
+            target = waiting.popleft()[0]
+            if target is None:  # AUTH / SELECT sent at connect
                 if isinstance(reply, ResponseError):
                     self.client._drop(self, EngineConnectionError(f"engine setup: {reply}"))
                     return
                 continue
-            if fut.done():
+            if target.__class__ is _Batch:
+                target.add(reply)  # type: ignore[union-attr]
+            elif target.done():
                 continue
-            if isinstance(reply, ResponseError):
-                fut.set_exception(reply)
+            elif isinstance(reply, ResponseError):
+                target.set_exception(reply)
             else:
-                fut.set_result(reply)
+                target.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.client._drop(self, EngineConnectionError(f"engine connection lost: {exc or 'EOF'}"))
@@ -124,10 +172,8 @@ class EngineClient:
         self.connect_timeout = connect_timeout
         self._proto: _Protocol | None = None
         self._connecting = False
-        # (future or None for setup commands, monotonic time sent), in send order.
-        self._waiting: collections.deque[tuple[asyncio.Future[Any] | None, float]] = (
-            collections.deque()
-        )
+        # (where the reply goes, monotonic time sent), one per command, in send order.
+        self._waiting: collections.deque[tuple[_Target, float]] = collections.deque()
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._watchdog: asyncio.TimerHandle | None = None
@@ -137,62 +183,57 @@ class EngineClient:
 
     def call(self, *args: Arg) -> asyncio.Future[Any]:
         """Send one command; the future resolves with its reply."""
-        return self._send([_pack(args)])[0]
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._send([_pack(args)], fut)
+        return fut
 
-    async def calls(
+    def calls(
         self, commands: Sequence[Sequence[Arg]], *, raise_on_error: bool = True
-    ) -> list[Any]:
-        """Several commands in one write; every reply in order. An error reply raises,
-        unless `raise_on_error` is False: then it stands in its place as a
-        `ResponseError` instance, so one failing command does not hide the others."""
-        futs = self._send([_pack(tuple(c)) for c in commands])
-        replies = await asyncio.gather(*futs, return_exceptions=True)
-        for reply in replies:
-            if isinstance(reply, BaseException) and (
-                raise_on_error or not isinstance(reply, ResponseError)
-            ):
-                raise reply  # a lost or stalled engine always raises
-        return list(replies)
+    ) -> asyncio.Future[list[Any]]:
+        """Several commands in one write; one future for every reply, in order. An error
+        reply raises, unless `raise_on_error` is False: then it stands in its place as a
+        `ResponseError` instance, so one failing command does not hide the others.
 
-    async def transaction(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
-        """MULTI ... EXEC: all of `commands` or none; the replies of EXEC."""
+        Sent at once (not when awaited), like `call`."""
+        batch = _Batch(len(commands), _CALLS if raise_on_error else _CALLS_KEEP_ERRORS)
+        self._send([_pack(tuple(c)) for c in commands], batch)
+        return batch.fut
+
+    def transaction(self, commands: Sequence[Sequence[Arg]]) -> asyncio.Future[list[Any]]:
+        """MULTI ... EXEC: all of `commands` or none; one future for the replies of EXEC."""
         packed = [_pack(("MULTI",))]
         packed += [_pack(tuple(c)) for c in commands]
         packed.append(_pack(("EXEC",)))
-        futs = self._send(packed)
-        replies = await asyncio.gather(*futs, return_exceptions=True)
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        result = cast(list[Any], replies[-1])
-        for reply in result:
-            if isinstance(reply, Exception):
-                raise reply
-        return result
+        batch = _Batch(len(packed), _TRANSACTION)
+        self._send(packed, batch)
+        return batch.fut
 
     def script(self, source: str) -> Script:
         return Script(self, source)
 
     # --- connection ----------------------------------------------------------------------
 
-    def _send(self, packed: list[bytes]) -> list[asyncio.Future[Any]]:
+    def _send(self, packed: list[bytes], target: _Target) -> None:
+        """Queue `packed` for the next write; each reply goes to `target`."""
         if self._closed:
             raise EngineConnectionError("the engine client is closed")
-        loop = asyncio.get_running_loop()
-        futs = [loop.create_future() for _ in packed]
         proto = self._proto
         if proto is None:
             # Queue behind the connection attempt; a failed attempt fails them all.
-            self._ensure_connected(loop)
-        now = time.monotonic()
+            self._ensure_connected(asyncio.get_running_loop())
+        entry = (target, time.monotonic())
         waiting = self._waiting
-        for fut in futs:
-            waiting.append((fut, now))
+        for _ in packed:
+            waiting.append(entry)
         self._out.extend(packed)
         if proto is not None and not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._flush)
-        return futs
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def flush(self) -> None:
+        """Write what is queued now rather than at the end of this loop iteration."""
+        if self._out:
+            self._flush()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -250,10 +291,11 @@ class EngineClient:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        for fut, _ in waiting:
-            if fut is not None and not fut.done():
-                fut.set_exception(exc)
-                fut.exception()  # the caller may be gone (cancelled); never log as lost
+        for target, _ in waiting:
+            fut = target.fut if target.__class__ is _Batch else target
+            if fut is not None and not fut.done():  # type: ignore[union-attr]
+                fut.set_exception(exc)  # type: ignore[union-attr]
+                fut.exception()  # type: ignore[union-attr]  # the caller may be gone
 
     def _check_stall(self) -> None:
         self._watchdog = None

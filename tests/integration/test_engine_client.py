@@ -58,6 +58,35 @@ async def test_a_transaction_with_a_bad_command_applies_nothing(
     assert await rdb.get("u") is None
 
 
+async def test_a_runtime_error_inside_a_transaction_raises_after_the_others_apply(
+    engine_client: EngineClient, rdb: Any
+) -> None:
+    await rdb.set("w", "text")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await engine_client.transaction([("SET", "v", "1"), ("HGET", "w", "f")])
+    assert await rdb.get("v") == "1"  # the engine does not roll a transaction back
+
+
+async def test_commands_are_sent_when_issued_not_when_awaited(
+    engine_client: EngineClient, rdb: Any
+) -> None:
+    # Issued, never awaited: still sent in this iteration's write, ahead of the GET.
+    stored = engine_client.transaction([("SET", "a", "1")])
+    counted = engine_client.calls([("INCR", "n"), ("INCR", "n")])
+    assert await engine_client.call("MGET", "a", "n") == ["1", "2"]
+    assert stored.done() and counted.done()
+    assert await counted == [1, 2]
+
+
+async def test_a_lost_connection_fails_a_batch_once(engine_client: EngineClient, rdb: Any) -> None:
+    client_id = await engine_client.call("CLIENT", "ID")
+    batch = engine_client.calls([("BLPOP", "never-pushed", 0), ("PING",)])
+    await rdb.client_kill_filter(_id=client_id)
+    with pytest.raises(EngineConnectionError):
+        await batch
+    assert await engine_client.calls([("PING",), ("PING",)]) == ["PONG", "PONG"]
+
+
 async def test_script_is_loaded_again_after_the_engine_forgets_it(
     engine_client: EngineClient, rdb: Any
 ) -> None:
