@@ -78,6 +78,7 @@ def create_app(
         engine = EngineClient(redis_url)
         bus = RedisBus(redis_url, client, engine, history_size=settings.history_size)
         hub = Hub(bus, send_queue_limit=settings.send_queue_limit)
+        hub.before_flush.append(engine.flush)
         bus.sink = hub
         accounts = AccountService(
             AccountStore(client, engine), clock,

@@ -171,6 +171,10 @@ class Hub:
         self._flush_scheduled = False
         self._tasks: set[asyncio.Future[None]] = set()
         self._beat: asyncio.TimerHandle | None = None
+        # Run before each flush that writes: a flush to thousands of sockets takes
+        # milliseconds, and whatever else waits to be written (requests to the engine)
+        # should not wait behind it.
+        self.before_flush: list[Callable[[], None]] = []
 
     # --- connections -------------------------------------------------------------------
 
@@ -326,6 +330,10 @@ class Hub:
         """Write everything pending, one write per connection."""
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
+        if not dirty:
+            return
+        for hook in self.before_flush:
+            hook()
         limit = self.send_queue_limit
         frames = written = writes = 0
         for conn in dirty:

@@ -240,7 +240,7 @@ class _Session:
         self.closing = False
         self.buf: bytearray | None = None
         self.fragments: tuple[int, bytearray] | None = None
-        self.inbox: deque[bytes | str] | None = None
+        self.inbox: deque[bytes | str | Request] | None = None
         self.reader: asyncio.Task[None] | None = None
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # The session is the connection's closer itself (__call__): no bound method.
@@ -327,11 +327,24 @@ class _Session:
             transport.close()
 
     def _received(self, data: bytes | str) -> None:
-        """One client message: handled in order, by a reader task while there are any."""
+        """One client message: handled in order, by a reader task while there are any.
+
+        With nothing queued ahead of it, it is checked at once, and a post starts at
+        once: each hop through the reader task can wait behind a whole fan-out flush.
+        """
+        item: bytes | str | Request = data
+        if self.reader is None:
+            request = self._admit(data)
+            if request is None:
+                return
+            if request.op == "post" and self._may_post():
+                self._start_post(request)
+                return
+            item = request
         inbox = self.inbox
         if inbox is None:
             inbox = self.inbox = deque()
-        inbox.append(data)
+        inbox.append(item)
         if self.reader is None:
             self.reader = asyncio.get_running_loop().create_task(self._read())
         elif len(inbox) == INBOX_LIMIT:
@@ -344,7 +357,19 @@ class _Session:
             while inbox and not self.conn.closed:
                 if len(inbox) == INBOX_LIMIT:
                     self.transport.resume_reading()
-                await self.handle(inbox.popleft())
+                item = inbox.popleft()
+                request = item if isinstance(item, Request) else self._admit(item)
+                if request is None:
+                    continue
+                if request.op != "post":
+                    await self.run(request)
+                    continue
+                # Posts from one socket are handled concurrently (their acks carry ids),
+                # so a client may keep several in flight; beyond that, reading waits
+                # (backpressure).
+                while self.posting and not self._may_post():
+                    await asyncio.wait(self.posting, return_when=asyncio.FIRST_COMPLETED)
+                self._start_post(request)
         except Exception:
             log.exception("websocket request failed")
             self.transport.abort()
@@ -352,6 +377,16 @@ class _Session:
             self.reader = None
             if not inbox:
                 self.inbox = None
+
+    def _may_post(self) -> bool:
+        return self.posting is None or len(self.posting) < MAX_POSTS_IN_FLIGHT
+
+    def _start_post(self, request: Request) -> None:
+        if self.posting is None:
+            self.posting = set()
+        task = asyncio.ensure_future(self.run(request))
+        self.posting.add(task)
+        task.add_done_callback(self.posting.discard)
 
     # --- closing -----------------------------------------------------------------------
 
@@ -393,7 +428,8 @@ class _Session:
     def reply_error(self, request_id: Any, code: str, message: str, **extra: Any) -> None:
         self.svc.hub.send(self.conn, error_message(request_id, code, message, **extra))
 
-    async def handle(self, data: bytes | str) -> None:
+    def _admit(self, data: bytes | str) -> Request | None:
+        """The request in `data`, or None once refused (with an `error` frame)."""
         hub = self.svc.hub
         try:
             request = read_request(self.conn.codec, data)
@@ -407,7 +443,7 @@ class _Session:
                 self.malformed.popleft()
             if len(self.malformed) > MALFORMED_LIMIT:
                 hub.close(self.conn, CloseCode.PROTOCOL_ABUSE, "too many malformed frames")
-            return
+            return None
         if self.bucket is not None:
             wait = self.bucket.take()
             if wait > 0:
@@ -415,23 +451,12 @@ class _Session:
                 # Warn first; close only a client that keeps going far past the limit.
                 if self.limited_in_a_row > 3 * self.bucket.burst:
                     hub.close(self.conn, CloseCode.RATE_LIMITED, "rate limited")
-                    return
+                    return None
                 retry = max(1, int(wait + 0.999))
                 self.reply_error(request.id, "rate_limited", "too many messages", retry_after=retry)
-                return
+                return None
             self.limited_in_a_row = 0
-        if request.op == "post":
-            # Posts from one socket are handled concurrently (their acks carry ids), so a
-            # client may keep several in flight; beyond that, reading waits (backpressure).
-            if self.posting is None:
-                self.posting = set()
-            if len(self.posting) >= MAX_POSTS_IN_FLIGHT:
-                await asyncio.wait(self.posting, return_when=asyncio.FIRST_COMPLETED)
-            task = asyncio.ensure_future(self.run(request))
-            self.posting.add(task)
-            task.add_done_callback(self.posting.discard)
-            return
-        await self.run(request)
+        return request
 
     async def run(self, request: Request) -> None:
         try:

@@ -537,3 +537,51 @@ async def test_frames_keep_their_order_when_the_socket_backs_up(
 
 def raw_socket_peer_fd(conn: Any) -> int:
     return int(conn.transport.get_extra_info("socket").fileno())
+
+
+async def test_requests_behind_a_sub_wait_for_its_ack(app_client: Any, rdb: Any) -> None:
+    """A post or a malformed frame sent right behind a `sub` is answered after the sub's
+    ack, and the post then reaches the subscription; a post with nothing ahead of it
+    starts at once, concurrently with the next."""
+    member = await signup(app_client, rdb, "queued")
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    await ws.send_json({"op": "sub", "id": 1, "topic": "public"})
+    await ws.send_str("{not json")
+    await ws.send_json({"op": "post", "id": 2, "text": "first"})
+    await ws.send_json({"op": "post", "id": 3, "text": "second"})
+    first = await ws.receive_json(timeout=5)
+    assert first["op"] == "ack" and first["id"] == 1, first
+    second = await ws.receive_json(timeout=5)
+    assert second["op"] == "error" and second["code"] == "bad_frame", second
+    frames: list[dict[str, Any]] = []
+    async with asyncio.timeout(5):
+        while len(frames) < 4:  # two acks and two events, in any order
+            frames.append(await ws.receive_json())
+    texts = [f["data"]["text"] for f in frames if f["op"] == "event"]
+    assert sorted(texts) == ["first", "second"]
+    acks = {f["id"]: f["post"]["text"] for f in frames if f["op"] == "ack"}
+    assert acks == {2: "first", 3: "second"}
+    await ws.close()
+
+
+async def test_before_flush_hooks_run_ahead_of_each_write_out(
+    app_client: Any, rdb: Any, engine_url: str
+) -> None:
+    """What waits to be written elsewhere (the engine's requests) is written before a
+    fan-out flush, which can take milliseconds; a flush with nothing to write skips it."""
+    member = await signup(app_client, rdb, "hooked")
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    await ws.send_json({"op": "sub", "id": 1, "topic": "public"})
+    await receive_until(ws, lambda f: f["op"] == "ack")
+    hub = app_client.server.app[SERVICES].hub
+    calls: list[int] = []
+    hub.before_flush.append(lambda: calls.append(hub.stats.frames_out))
+    frames_before = hub.stats.frames_out
+    await publish(rdb, engine_url, "public", {"n": 1})
+    await receive_until(ws, lambda f: f["op"] == "event")
+    # Called before the event's frame was counted out, i.e. before it was written.
+    assert calls and calls[0] == frames_before
+    seen = len(calls)
+    hub.flush()
+    assert len(calls) == seen
+    await ws.close()
