@@ -4,7 +4,11 @@ Contract (what the hub and the services rely on):
 - `publish(entries)` publishes one event to one or more topics in ONE engine call: a Lua
   script assigns the event a cursor `seq` (the engine clock in microseconds, forced
   monotonic), appends it to each topic's history stream and PUBLISHes it once per topic.
-  Cursor order is therefore publish order, across all topics.
+  Cursor order is therefore publish order, across all topics. With a `guard` (key,
+  value) nothing is published unless the key still holds the value (the audience the
+  event carries was computed from data that has not changed since); `along` are writes
+  applied in the same transaction, just before (storing what is published), so a post
+  is stored and published in one round trip.
 - One pub/sub connection per process (`subscribe`/`unsubscribe` by topic). Every batch of
   messages read from it in one socket read is dispatched to the sink and then flushed
   once: that is where write coalescing starts.
@@ -27,7 +31,7 @@ import orjson
 import redis.asyncio as redis
 
 from server.hub import Audience, Event
-from server.store.resp import EngineClient, open_connection
+from server.store.resp import Arg, EngineClient, open_connection
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,9 @@ def stream_key(topic: str) -> str:
 
 
 _PUBLISH = """
+if ARGV[2] ~= '' and (redis.call('GET', KEYS[2]) or '0') ~= ARGV[2] then
+  return false
+end
 local t = redis.call('TIME')
 local seq = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -52,8 +59,8 @@ if seq <= last then seq = last + 1 end
 local s = string.format('%d', seq)
 redis.call('SET', KEYS[1], s)
 local id = s .. '-0'
-for i = 2, #KEYS do
-  local body = ARGV[i * 2 - 1]
+for i = 3, #KEYS do
+  local body = ARGV[i * 2 - 2]
   redis.call('XADD', KEYS[i], id, 'e', body)
   -- Trim by XDEL, not MAXLEN: only XDEL records max-deleted-entry-id, which is how a
   -- resume learns that history no longer reaches back to its cursor.
@@ -61,7 +68,7 @@ for i = 2, #KEYS do
     local oldest = redis.call('XRANGE', KEYS[i], '-', '+', 'COUNT', 1)
     redis.call('XDEL', KEYS[i], oldest[1][1])
   end
-  redis.call('PUBLISH', ARGV[i * 2 - 2], s .. ' ' .. body)
+  redis.call('PUBLISH', ARGV[i * 2 - 3], s .. ' ' .. body)
 end
 return s
 """
@@ -324,15 +331,37 @@ class RedisBus:
         if self._proto is not None and topics:
             self._proto.send("UNSUBSCRIBE", *[channel_key(t) for t in topics])
 
-    async def publish(self, entries: Sequence[tuple[str, bytes]]) -> int:
-        """Publish one event: `entries` is (topic, encoded body) per topic. Returns seq."""
-        keys = [SEQ_KEY, *[stream_key(t) for t, _ in entries]]
-        args: list[Any] = [self.history_size]
+    async def publish(
+        self,
+        entries: Sequence[tuple[str, bytes]],
+        *,
+        guard: tuple[str, str] | None = None,
+        along: Sequence[Sequence[Arg]] = (),
+    ) -> int | None:
+        """Publish one event: `entries` is (topic, encoded body) per topic. Returns its
+        seq, or None when `guard` no longer held (then nothing was published; `along`
+        was applied all the same)."""
+        guard_key, guard_value = guard if guard is not None else (SEQ_KEY, "")
+        keys = [SEQ_KEY, guard_key, *[stream_key(t) for t, _ in entries]]
+        args: list[Any] = [self.history_size, guard_value]
         for topic, body in entries:
             args.append(channel_key(topic))
             args.append(body)
-        seq = await self._script(keys=keys, args=args)
-        return int(seq)
+        if along:
+            replies = await self.engine.transaction(
+                [*along, self._script.command(keys, args)], raise_on_error=False
+            )
+            for reply in replies[:-1]:
+                if isinstance(reply, Exception):
+                    raise reply
+            seq = replies[-1]
+            if self._script.is_unknown(seq):
+                seq = await self._script(keys=keys, args=args)  # `along` is applied
+            elif isinstance(seq, Exception):
+                raise seq
+        else:
+            seq = await self._script(keys=keys, args=args)
+        return None if seq is None else int(seq)
 
     async def publish_control(self, message: dict[str, Any]) -> None:
         await self.client.publish(CONTROL_CHANNEL, orjson.dumps(message))

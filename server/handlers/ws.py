@@ -49,6 +49,7 @@ from server.protocol import (
 from server.services.container import SERVICES, Services
 from server.settings import RateLimit
 from server.store.accounts import session_key_of
+from server.store.resp import plain_fd
 
 log = logging.getLogger(__name__)
 
@@ -135,17 +136,6 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         sockets.discard(session)
         await session.finish()
     return response
-
-
-def plain_fd(transport: asyncio.Transport) -> int:
-    """The socket's fd if frames may be written to it directly (plain TCP), else -1."""
-    if transport.get_extra_info("sslcontext") is not None:
-        return -1
-    sock = transport.get_extra_info("socket")
-    try:
-        return int(sock.fileno()) if sock is not None else -1
-    except (AttributeError, OSError, ValueError):
-        return -1
 
 
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

@@ -9,8 +9,8 @@ engine anything.
 
 from __future__ import annotations
 
-import asyncio
 import re
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -25,18 +25,15 @@ from server.services.common import Clock, User, iso, new_id
 from server.services.graph import GraphService, user_channel
 from server.services.publish import Publisher, Target
 from server.store.echoes import EchoStore, id_ms
-from server.store.graph import Circle
+from server.store.graph import Circle, Reach
+from server.store.resp import Arg
 
 POST_ID = re.compile(r"[0-9a-f]{20}")
 PAGE = 25
 FRIENDS_LATEST = 5
 DISCOVER_WINDOW_MS = 24 * 3600 * 1000
-
-
-def _outcome_read(fut: asyncio.Future[Any]) -> None:
-    """Mark a future's failure as seen: the request already failed for another reason."""
-    if not fut.cancelled():
-        fut.exception()
+# Publishing gives up (503) after the author's graph changed this many times under it.
+AUDIENCE_ATTEMPTS = 5
 
 
 class CommunityGate(Protocol):
@@ -173,23 +170,34 @@ class EchoService:
             "visibility": visibility, "community": community or "",
             "reply_to": reply_to or "", "created_at": iso(now),
         }  # fmt: skip
-        # Storing and loading the audience are independent: both go out in one write, one
-        # engine round trip before the publish (each waits behind any fan-out flush).
-        stored = self.store.create(rec)
-        try:
-            targets = await self._targets(rec)
-        except BaseException:
-            stored.add_done_callback(_outcome_read)
-            raise
-        await stored
         post = self.wire(rec)
-        await self.publisher.publish("post.created", post, targets)
+        await self._publish("post.created", post, rec, along=self.store.creation(rec))
         return post
 
-    async def _targets(self, rec: dict[str, str]) -> list[Target]:
-        author = rec["author"]
+    async def _publish(
+        self, type_: str, data: dict[str, Any], rec: dict[str, str],
+        along: Sequence[Sequence[Arg]] = (),
+    ) -> None:  # fmt: skip
+        """Publish an event about post `rec` to its audience, with `along` (its storing)
+        in the same engine transaction.
+
+        The audience comes from the author's reach as this process last saw it, guarded:
+        if the author's blocks, mutes or friends changed since, nothing is published and
+        it is computed afresh. A post is then one engine round trip, not two.
+        """
         friends_only = rec["visibility"] == "friends"
-        reach = await self.graph.reach(author, friends=friends_only)
+        reach = await self.graph.reach(rec["author"], friends=friends_only)
+        for _ in range(AUDIENCE_ATTEMPTS):
+            targets = await self._targets(rec, reach)
+            seq = await self.publisher.publish_guarded(type_, data, targets, reach.guard, along)
+            if seq is not None:
+                return
+            along = ()  # applied
+            reach = await self.graph.reach(rec["author"], friends=friends_only, fresh=True)
+        raise TimeoutError("the author's audience kept changing while publishing")
+
+    async def _targets(self, rec: dict[str, str], reach: Reach) -> list[Target]:
+        author = rec["author"]
         blocked = reach.blocked_either_way
         only: frozenset[str] | None = None
         if reach.friends is not None:
@@ -222,12 +230,9 @@ class EchoService:
                 raise NotFound("echo_not_found", "no such echo")
             raise Forbidden("forbidden", "only the author, the community owner or a moderator "
                                          "may delete this echo")  # fmt: skip
-        targets = await self._targets(rec)
         if await self.store.delete(rec["id"]):
-            await self.publisher.publish(
-                "post.deleted", {"id": rec["id"], "community": rec.get("community") or None},
-                targets,
-            )  # fmt: skip
+            deleted = {"id": rec["id"], "community": rec.get("community") or None}
+            await self._publish("post.deleted", deleted, rec)
         return {"id": rec["id"], "deleted": True}
 
     # --- likes -------------------------------------------------------------------------

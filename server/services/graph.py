@@ -21,6 +21,9 @@ from server.store.graph import Circle, GraphStore, Reach
 
 ProfileHook = Callable[[User, User], Awaitable[None]]
 
+# Authors whose reach a process keeps (a few KB each at most).
+REACH_CACHE_SIZE = 10_000
+
 
 def user_channel(user_id: str) -> str:
     return f"user:{user_id}"
@@ -38,12 +41,29 @@ class GraphService:
         self.clock = clock
         # Called after a signed-in profile view (footprints hook in here).
         self.on_profile_view: list[ProfileHook] = []
+        self._reach: dict[tuple[str, bool], Reach] = {}
 
     async def circle(self, user_id: str) -> Circle:
         return await self.store.circle(user_id)
 
-    async def reach(self, author_id: str, *, friends: bool) -> Reach:
-        return await self.store.reach(author_id, friends=friends)
+    async def reach(self, author_id: str, *, friends: bool, fresh: bool = False) -> Reach:
+        """An author's reach, as this process last loaded it unless `fresh`.
+
+        The cached one may be stale: use it only with its `guard` (see
+        Publisher.publish_guarded), and load a fresh one when the guard fails. Posting
+        then needs no read before its one write.
+        """
+        key = (author_id, friends)
+        cached = None if fresh else self._reach.get(key)
+        if cached is not None:
+            return cached
+        reach = await self.store.reach(author_id, friends=friends)
+        cache = self._reach
+        cache.pop(key, None)
+        if len(cache) >= REACH_CACHE_SIZE:
+            del cache[next(iter(cache))]  # the least recently loaded
+        cache[key] = reach
+        return reach
 
     async def profile(self, viewer: User, handle: str, *, visit: bool = True) -> dict[str, Any]:
         target = await self.accounts.user_by_handle(handle)

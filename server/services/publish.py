@@ -7,6 +7,7 @@ from typing import Any
 
 from server.bus import RedisBus, encode_body
 from server.hub import Audience
+from server.store.resp import Arg
 
 Target = tuple[str, Audience | None]
 
@@ -20,7 +21,22 @@ class Publisher:
         if not targets:
             return 0
         entries = [(topic, encode_body(type_, data, audience)) for topic, audience in targets]
-        return await self.bus.publish(entries)
+        seq = await self.bus.publish(entries)
+        assert seq is not None  # no guard
+        return seq
+
+    async def publish_guarded(
+        self,
+        type_: str,
+        data: Any,
+        targets: Sequence[Target],
+        guard: tuple[str, str],
+        along: Sequence[Sequence[Arg]] = (),
+    ) -> int | None:
+        """Publish unless the engine's `guard` key changed value (then None); `along`
+        are writes applied in the same transaction, first, whatever the guard says."""
+        entries = [(topic, encode_body(type_, data, audience)) for topic, audience in targets]
+        return await self.bus.publish(entries, guard=guard, along=along)
 
     async def notify(self, user_id: str, type_: str, data: Any) -> int:
         """A notification on one member's `me` topic."""

@@ -12,9 +12,7 @@ Post ids start with 12 hex digits of creation milliseconds, so id order is time 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
-from typing import Any
 
 import redis.asyncio as redis
 
@@ -47,9 +45,9 @@ class EchoStore:
         self.engine = engine  # create() is on the posting hot path
         self._delete = client.register_script(_DELETE)
 
-    def create(self, post: dict[str, str]) -> asyncio.Future[Any]:
-        """Store a new post; sent at once (in the same write as whatever else this step
-        sends), done when the future is."""
+    @staticmethod
+    def creation(post: dict[str, str]) -> list[tuple[str | int, ...]]:
+        """The engine commands that store a new post (applied with its publication)."""
         ms = id_ms(post["id"])
         fields = [part for item in post.items() for part in item]
         commands: list[tuple[str | int, ...]] = [
@@ -58,7 +56,7 @@ class EchoStore:
         ]
         if post.get("community"):
             commands.append(("ZADD", f"eh:cposts:{post['community']}", ms, post["id"]))
-        return self.engine.transaction(commands)
+        return commands
 
     async def get(self, post_id: str) -> dict[str, str] | None:
         data = await self.r.hgetall(f"eh:post:{post_id}")

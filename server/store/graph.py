@@ -4,6 +4,9 @@ Keys (sets of user ids):
   eh:following:{id}  eh:followers:{id}
   eh:blocking:{id}   eh:blocked_by:{id}
   eh:muting:{id}     eh:muted_by:{id}
+and eh:gv:{id}, a counter bumped by every change to what `reach(id)` returns, in the
+same transaction as the change: a reach loaded with its version holds for exactly as
+long as the counter still has that value (publishing checks it, see server.bus).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1
 end
 local added = redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
+if added == 1 then redis.call('INCR', KEYS[5]); redis.call('INCR', KEYS[6]) end
 return added
 """
 
@@ -31,8 +35,13 @@ redis.call('SREM', KEYS[1], ARGV[2]); redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1]); redis.call('SREM', KEYS[4], ARGV[2])
 local added = redis.call('SADD', KEYS[5], ARGV[2])
 redis.call('SADD', KEYS[6], ARGV[1])
+redis.call('INCR', KEYS[7]); redis.call('INCR', KEYS[8])
 return added
 """
+
+
+def version_key(user: str) -> str:
+    return f"eh:gv:{user}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,8 @@ class Reach:
     blocked_either_way: frozenset[str]
     muted_by: frozenset[str]
     friends: frozenset[str] | None  # loaded only for a friends-only post
+    # (key, value): this reach holds while the engine's `key` still has `value`.
+    guard: tuple[str, str] = ("", "")
 
 
 # The id behind a handle, and whether that member blocked the viewer: what subscribing
@@ -117,43 +128,52 @@ class GraphStore:
         return Circle(*(frozenset(s) for s in sets))
 
     async def reach(self, author: str, *, friends: bool) -> Reach:
-        """What a post's audience needs of its author: O(blocks + mutes), not O(followers)."""
+        """What a post's audience needs of its author: O(blocks + mutes), not O(followers),
+        read in one transaction with the version that guards it."""
         commands: list[tuple[str, ...]] = [
+            ("GET", version_key(author)),
             ("SUNION", f"eh:blocking:{author}", f"eh:blocked_by:{author}"),
             ("SMEMBERS", f"eh:muted_by:{author}"),
         ]
         if friends:
             commands.append(("SINTER", f"eh:following:{author}", f"eh:followers:{author}"))
-        replies = await self.engine.calls(commands)
+        replies = await self.engine.transaction(commands)
         return Reach(
-            frozenset(replies[0]),
             frozenset(replies[1]),
-            frozenset(replies[2]) if friends else None,
+            frozenset(replies[2]),
+            frozenset(replies[3]) if friends else None,
+            (version_key(author), replies[0] or "0"),
         )
 
     async def follow(self, viewer: str, target: str) -> int:
         """1 added, 0 already following, -1 refused because of a block."""
         keys = [f"eh:following:{viewer}", f"eh:followers:{target}",
-                f"eh:blocking:{viewer}", f"eh:blocked_by:{viewer}"]  # fmt: skip
+                f"eh:blocking:{viewer}", f"eh:blocked_by:{viewer}",
+                version_key(viewer), version_key(target)]  # fmt: skip
         return int(await self._follow(keys=keys, args=[viewer, target]))
 
     async def unfollow(self, viewer: str, target: str) -> bool:
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.srem(f"eh:following:{viewer}", target)
             pipe.srem(f"eh:followers:{target}", viewer)
-            removed, _ = await pipe.execute()
+            pipe.incr(version_key(viewer))
+            pipe.incr(version_key(target))
+            removed, *_ = await pipe.execute()
         return bool(removed)
 
     async def block(self, viewer: str, target: str) -> bool:
         keys = [f"eh:following:{viewer}", f"eh:followers:{target}",
                 f"eh:following:{target}", f"eh:followers:{viewer}",
-                f"eh:blocking:{viewer}", f"eh:blocked_by:{target}"]  # fmt: skip
+                f"eh:blocking:{viewer}", f"eh:blocked_by:{target}",
+                version_key(viewer), version_key(target)]  # fmt: skip
         return bool(await self._block(keys=keys, args=[viewer, target]))
 
     async def unblock(self, viewer: str, target: str) -> None:
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.srem(f"eh:blocking:{viewer}", target)
             pipe.srem(f"eh:blocked_by:{target}", viewer)
+            pipe.incr(version_key(viewer))
+            pipe.incr(version_key(target))
             await pipe.execute()
 
     async def set_mute(self, viewer: str, target: str, on: bool) -> None:
@@ -164,6 +184,7 @@ class GraphStore:
             else:
                 pipe.srem(f"eh:muting:{viewer}", target)
                 pipe.srem(f"eh:muted_by:{target}", viewer)
+            pipe.incr(version_key(target))  # its muted_by changed
             await pipe.execute()
 
     async def counts(self, user: str) -> tuple[int, int]:

@@ -71,12 +71,23 @@ async def open_connection(
     return transport, protocol, setup
 
 
+def plain_fd(transport: asyncio.BaseTransport) -> int:
+    """The socket's fd if it may be read or written directly (no TLS), else -1."""
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    try:
+        return int(sock.fileno()) if sock is not None else -1
+    except (AttributeError, OSError, ValueError):
+        return -1
+
+
 def _db_of(path: str, query: str) -> int:
     raw = parse_qs(query).get("db", [""])[0] or path.strip("/")
     return int(raw) if raw.isdigit() else 0
 
 
-_CALLS, _CALLS_KEEP_ERRORS, _TRANSACTION = 0, 1, 2
+_CALLS, _CALLS_KEEP_ERRORS, _TRANSACTION, _TRANSACTION_KEEP_ERRORS = 0, 1, 2, 3
 
 
 class _Batch:
@@ -101,13 +112,14 @@ class _Batch:
         if self.left or self.fut.done():
             return
         replies = self.replies
-        if self.kind == _TRANSACTION:
+        if self.kind >= _TRANSACTION:
             # An error before EXEC (a command the engine would not queue) aborts it;
             # EXEC's own reply lists each command's reply, errors included.
             failed = next((r for r in replies if isinstance(r, ResponseError)), None)
             if failed is None:
                 replies = replies[-1] or []
-                failed = next((r for r in replies if isinstance(r, ResponseError)), None)
+                if self.kind == _TRANSACTION:
+                    failed = next((r for r in replies if isinstance(r, ResponseError)), None)
             if failed is not None:
                 self.fut.set_exception(failed)
                 return
@@ -199,12 +211,16 @@ class EngineClient:
         self._send([_pack(tuple(c)) for c in commands], batch)
         return batch.fut
 
-    def transaction(self, commands: Sequence[Sequence[Arg]]) -> asyncio.Future[list[Any]]:
-        """MULTI ... EXEC: all of `commands` or none; one future for the replies of EXEC."""
+    def transaction(
+        self, commands: Sequence[Sequence[Arg]], *, raise_on_error: bool = True
+    ) -> asyncio.Future[list[Any]]:
+        """MULTI ... EXEC: one future for the replies of EXEC. A command the engine
+        refuses to queue aborts them all; one that fails as it runs (the engine does not
+        roll back) raises, or with `raise_on_error` False stands in its place."""
         packed = [_pack(("MULTI",))]
         packed += [_pack(tuple(c)) for c in commands]
         packed.append(_pack(("EXEC",)))
-        batch = _Batch(len(packed), _TRANSACTION)
+        batch = _Batch(len(packed), _TRANSACTION if raise_on_error else _TRANSACTION_KEEP_ERRORS)
         self._send(packed, batch)
         return batch.fut
 
@@ -325,6 +341,15 @@ class Script:
         self.client = client
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def command(self, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> tuple[Arg, ...]:
+        """The EVALSHA command, to send along with others (see `is_unknown`)."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    @staticmethod
+    def is_unknown(reply: Any) -> bool:
+        """Whether `reply` says the engine does not know the script (then call it)."""
+        return isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT")
 
     async def __call__(self, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> Any:
         try:

@@ -359,3 +359,39 @@ async def test_post_rate_limit(aiohttp_client: Any, engine_url: str, rdb: Any,
     assert await ws.receive_json(timeout=5) == {"op": "pong", "id": 2}
     assert not ws.closed
     await ws.close()
+
+
+async def test_a_graph_change_reaches_the_very_next_post(app_client: Any, rdb: Any) -> None:
+    """Each process keeps an author's blocks, mutes and friends to publish without a
+    read; a change made since (here through the same process, which is told nothing)
+    must still decide who gets the next post, in both directions."""
+    author = await signup(app_client, rdb, "author")
+    viewer = await signup(app_client, rdb, "viewer")
+    other = await signup(app_client, rdb, "other")
+    ws = await subscribe(app_client, viewer, "public")
+    await post(app_client, author, "one")
+    assert await texts_until_marker(ws, "one") == ["one"]
+    assert (await app_client.post("/api/users/author/mute", headers=viewer.auth)).status == 200
+    await post(app_client, author, "while muted")
+    await post(app_client, other, "marker 1")
+    assert await texts_until_marker(ws, "marker 1") == ["marker 1"]
+    assert (await app_client.delete("/api/users/author/mute", headers=viewer.auth)).status == 200
+    await post(app_client, author, "unmuted")
+    assert await texts_until_marker(ws, "unmuted") == ["unmuted"]
+    assert (await app_client.post("/api/users/viewer/block", headers=author.auth)).status == 200
+    await post(app_client, author, "after the block")
+    await post(app_client, other, "marker 2")
+    assert await texts_until_marker(ws, "marker 2") == ["marker 2"]
+    await ws.close()
+
+    # Friends only: a friendship that ends takes the next friends-only post with it.
+    await follow(app_client, other, "author")
+    await follow(app_client, author, "other")
+    ws = await subscribe(app_client, other, "user:author")
+    await post(app_client, author, "for friends", visibility="friends")
+    assert await texts_until_marker(ws, "for friends") == ["for friends"]
+    assert (await app_client.delete("/api/users/author/follow", headers=other.auth)).status == 200
+    await post(app_client, author, "no longer friends", visibility="friends")
+    await post(app_client, author, "for all")
+    assert await texts_until_marker(ws, "for all") == ["for all"]
+    await ws.close()
