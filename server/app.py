@@ -79,6 +79,7 @@ def create_app(
         bus = RedisBus(redis_url, client, engine, history_size=settings.history_size)
         hub = Hub(bus, send_queue_limit=settings.send_queue_limit)
         hub.before_flush.append(engine.flush)
+        hub.before_flush.append(bus.read_now)
         bus.sink = hub
         accounts = AccountService(
             AccountStore(client, engine), clock,

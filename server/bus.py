@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -31,7 +32,7 @@ import orjson
 import redis.asyncio as redis
 
 from server.hub import Audience, Event
-from server.store.resp import Arg, EngineClient, open_connection
+from server.store.resp import Arg, EngineClient, open_connection, plain_fd
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +104,18 @@ class _PubSubProtocol(asyncio.Protocol):
         self.bus = bus
         self.reader = hiredis.Reader()
         self.transport: asyncio.Transport | None = None
+        self.fd = -1
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.fd = plain_fd(self.transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._take(data):
+            self.bus._end_of_batch()
+
+    def _take(self, data: bytes) -> bool:
         self.reader.feed(data)
         bus = self.bus
         got = False
@@ -118,8 +125,24 @@ class _PubSubProtocol(asyncio.Protocol):
                 break
             got = True
             bus._on_reply(reply)
-        if got:
-            bus._end_of_batch()
+        return got
+
+    def read_now(self) -> None:
+        """Take what the engine has sent and the loop has not read yet, without a flush."""
+        fd = self.fd
+        transport = self.transport
+        if fd < 0 or transport is None or transport.is_closing():
+            return
+        for _ in range(16):
+            try:
+                data = os.read(fd, 262144)
+            except OSError:  # nothing waiting (EAGAIN), or an error the loop will meet
+                return
+            if not data:
+                return  # end of stream: the loop sees it too, and reconnects
+            self._take(data)
+            if len(data) < 262144:
+                return
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -295,6 +318,15 @@ class RedisBus:
             self._watermark = event.seq
         if self.sink is not None:
             self.sink.dispatch(topic, event)
+
+    def read_now(self) -> None:
+        """Dispatch (without flushing) what has arrived but not been read yet.
+
+        Run just before a fan-out flush (Hub.before_flush): what the engine published
+        meanwhile goes out in this flush instead of waiting through it for the next.
+        """
+        if self._proto is not None and self._held is None:
+            self._proto.read_now()
 
     def _end_of_batch(self) -> None:
         if self.sink is not None:

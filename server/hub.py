@@ -329,11 +329,11 @@ class Hub:
     def flush(self) -> None:
         """Write everything pending, one write per connection."""
         self._flush_scheduled = False
-        dirty, self._dirty = self._dirty, []
-        if not dirty:
+        if not self._dirty:
             return
         for hook in self.before_flush:
             hook()
+        dirty, self._dirty = self._dirty, []
         limit = self.send_queue_limit
         frames = written = writes = 0
         for conn in dirty:

@@ -585,3 +585,34 @@ async def test_before_flush_hooks_run_ahead_of_each_write_out(
     hub.flush()
     assert len(calls) == seen
     await ws.close()
+
+
+async def test_a_flush_first_takes_what_the_bus_has_not_read_yet(
+    app_client: Any, rdb: Any, engine_url: str
+) -> None:
+    """Events the engine sent while the loop was busy go out in the next flush, not
+    after it: the flush reads the pub/sub socket itself first."""
+    import select
+
+    import redis
+
+    from server.bus import channel_key, encode_body
+
+    member = await signup(app_client, rdb, "prompt")
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    await ws.send_json({"op": "sub", "id": 1, "topic": "public"})
+    await receive_until(ws, lambda f: f["op"] == "ack")
+    svc = app_client.server.app[SERVICES]
+    hub, bus = svc.hub, svc.bus
+    before = hub.stats.events_in
+    # Published by a blocking client while this loop cannot run, so the message waits
+    # in the bus's socket, unread by the loop.
+    seq = 10**18
+    with redis.Redis.from_url(engine_url) as blocking:
+        blocking.publish(channel_key("public"), f"{seq} ".encode() + encode_body("x", {}, None))
+    assert select.select([bus._proto.fd], [], [], 5)[0], "the engine never sent it"
+    bus.read_now()
+    assert hub.stats.events_in == before + 1
+    frame = (await receive_until(ws, lambda f: f["op"] == "event"))[-1]
+    assert frame["cursor"] == str(seq) and frame["type"] == "x"
+    await ws.close()
