@@ -349,23 +349,23 @@ class Hub:
             if transport.is_closing():
                 continue
             queued = transport.get_write_buffer_size()
-            if queued + len(data) > limit:
-                self.stats.slow_closes += 1
-                self.close(conn, CloseCode.TOO_SLOW, "too slow")
-                continue
-            if queued or conn.fd < 0:
-                transport.write(data)
-            else:
+            rest = len(data)
+            if not queued and conn.fd >= 0:
                 # Nothing waits in the transport, so order is kept by writing straight
                 # to the socket: ~0.6 µs less per write than the transport's bookkeeping
                 # (measured). What the kernel does not take, the transport queues; an
                 # error the transport meets again on its own write, and handles.
                 try:
-                    sent = _write(conn.fd, data)
+                    rest -= _write(conn.fd, data)
                 except OSError:
-                    sent = 0
-                if sent < len(data):
-                    transport.write(data[sent:] if sent else data)
+                    pass
+            if rest:
+                # Whole frames only, so that a close frame can follow them.
+                transport.write(data[-rest:] if rest < len(data) else data)
+                if queued + rest > limit:
+                    self.stats.slow_closes += 1
+                    self.close(conn, CloseCode.TOO_SLOW, "too slow")
+                    continue
             written += len(data)
             writes += 1
         stats = self.stats
