@@ -140,6 +140,47 @@ class Subscription:
         self.last_seq = 0
 
 
+class _Frames(dict[str, bytes]):
+    """One event's frames by frame key, each encoded on first need."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def of(self, sub: Subscription) -> bytes:
+        frame = self.get(sub.frame_key)
+        if frame is None:
+            event = self.event
+            codec = sub.conn.codec
+            frame = self[sub.frame_key] = ws_frame(
+                codec.encode(event_message(sub.topic, event.seq, event.type, event.data)),
+                codec.binary,
+            )
+        return frame
+
+
+class _Plan:
+    """A channel's subscribers as fan-out serves them, valid while `epoch` is current.
+
+    `whole`: live, unfiltered subscriptions fed by this channel alone, by frame key:
+    a run of events is one shared chunk for each. `one_by_one`: the rest.
+    """
+
+    __slots__ = ("epoch", "one_by_one", "whole")
+
+    def __init__(self, epoch: int, subs: Collection[Subscription]) -> None:
+        self.epoch = epoch
+        self.whole: dict[str, list[Subscription]] = {}
+        self.one_by_one: list[Subscription] = []
+        for sub in subs:
+            if sub.buffer is None and sub.filter is None and len(sub.channels) == 1:
+                self.whole.setdefault(sub.frame_key, []).append(sub)
+            else:
+                self.one_by_one.append(sub)
+
+
 @dataclass
 class HubStats:
     events_in: int = 0
@@ -169,6 +210,13 @@ class Hub:
         self._connections: set[Connection] = set()
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
+        # Events dispatched since the last flush, in arrival (= seq) order; fanned out
+        # by the flush, all at once.
+        self._batch: list[tuple[str, Event]] = []
+        # Per channel, its subscribers split into those served a batch whole and the
+        # rest (see _plan); rebuilt after any subscription change (`_epoch`).
+        self._plans: dict[str, _Plan] = {}
+        self._epoch = 0
         self._tasks: set[asyncio.Future[None]] = set()
         self._beat: asyncio.TimerHandle | None = None
         # Run before each flush that writes: a flush to thousands of sockets takes
@@ -329,10 +377,12 @@ class Hub:
     def flush(self) -> None:
         """Write everything pending, one write per connection."""
         self._flush_scheduled = False
-        if not self._dirty:
+        if not self._dirty and not self._batch:
             return
         for hook in self.before_flush:
             hook()
+        if self._batch:
+            self._fan_out()
         dirty, self._dirty = self._dirty, []
         limit = self.send_queue_limit
         frames = written = writes = 0
@@ -437,6 +487,7 @@ class Hub:
                     topic, event.seq, event.type, event.data)))  # fmt: skip
                 last = event.seq
         buffered, sub.buffer = sub.buffer or [], None
+        self._epoch += 1  # the subscription is live: it may take batches whole
         last = max(last, head)
         for event in buffered:
             if event.seq > last and self._admits(sub, principal, event):
@@ -461,6 +512,7 @@ class Hub:
         if not new:
             return
         sub.channels = sub.channels + new
+        self._epoch += 1
         try:
             await self._attach(sub, new)
         except BaseException:
@@ -474,6 +526,7 @@ class Hub:
             return
         gone = tuple(c for c in channels if c in sub.channels)
         sub.channels = tuple(c for c in sub.channels if c not in gone)
+        self._epoch += 1
         self._detach(sub, gone)
 
     async def _attach(self, sub: Subscription, channels: Sequence[str] | None = None) -> bool:
@@ -493,6 +546,7 @@ class Hub:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             subs[sub] = None
+            self._epoch += 1
             waits.append(self._channel_ready[channel])
         for ready in waits:
             await asyncio.shield(ready)
@@ -507,6 +561,7 @@ class Hub:
                 del self._channel_ready[channel]
                 for sub in self._channels.pop(channel, {}):
                     sub.channels = tuple(c for c in sub.channels if c != channel)
+                self._epoch += 1
             if not ready.done():
                 ready.set_exception(exc)
                 ready.exception()  # mark retrieved: waiters re-raise it themselves
@@ -518,6 +573,7 @@ class Hub:
         self._detach(sub, sub.channels)
 
     def _detach(self, sub: Subscription, channels: Sequence[str]) -> None:
+        self._epoch += 1
         emptied = []
         for channel in channels:
             subs = self._channels.get(channel)
@@ -526,6 +582,7 @@ class Hub:
             subs.pop(sub, None)
             if not subs:
                 del self._channels[channel]
+                self._plans.pop(channel, None)
                 ready = self._channel_ready.pop(channel, None)
                 if ready is not None and ready.done() and ready.exception() is None:
                     emptied.append(channel)
@@ -552,16 +609,88 @@ class Hub:
     # --- fan-out -----------------------------------------------------------------------
 
     def dispatch(self, channel: str, event: Event) -> None:
-        """Deliver one bus event to the local subscribers of `channel` (no write yet)."""
-        subs = self._channels.get(channel)
-        stats = self.stats
-        stats.events_in += 1
+        """Take one bus event for the local subscribers of `channel`; the next flush
+        fans it out with the rest of its batch."""
+        self.stats.events_in += 1
         self._observe_latency(event.seq)
-        if not subs:
+        if channel not in self._channels:
             return
+        self._batch.append((channel, event))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def _plan(self, channel: str) -> _Plan | None:
+        plan = self._plans.get(channel)
+        if plan is not None and plan.epoch == self._epoch:
+            return plan
+        subs = self._channels.get(channel)
+        if not subs:
+            self._plans.pop(channel, None)
+            return None
+        plan = self._plans[channel] = _Plan(self._epoch, subs)
+        return plan
+
+    def _fan_out(self) -> None:
+        """Append the batch's frames to their recipients' pending lists.
+
+        A live, unfiltered subscription fed by this one channel gets a run of events
+        that restrict nobody as ONE chunk, joined once per (topic, codec) for all such
+        subscribers: its topic's order is the channel's order. Every other subscription
+        (replaying, filtered, fed by several channels, or an event with an audience) is
+        served event by event, in seq order across channels.
+        """
+        batch, self._batch = self._batch, []
+        runs: dict[str, list[Event]] = {}
+        frames: dict[int, _Frames] = {}  # per event (by seq): its frames by frame_key
+        for channel, event in batch:
+            plan = self._plan(channel)
+            if plan is None:
+                continue
+            its_frames = frames.get(event.seq)
+            if its_frames is None:
+                its_frames = frames[event.seq] = _Frames(event)
+            if plan.one_by_one:
+                self._each(plan.one_by_one, event, its_frames)
+            if plan.whole:
+                if event.audience is None:
+                    runs.setdefault(channel, []).append(event)
+                else:
+                    self._end_run(plan, runs.pop(channel, None), frames)
+                    for subs in plan.whole.values():
+                        self._each(subs, event, its_frames)
+        for channel, run in runs.items():
+            self._end_run(self._plans[channel], run, frames)
+
+    def _end_run(self, plan: _Plan, run: list[Event] | None, frames: dict[int, _Frames]) -> None:
+        """Serve a run of events that restrict nobody to the channel's whole-batch takers."""
+        if not run:
+            return
+        first, last = run[0].seq, run[-1].seq
+        dirty = self._dirty
+        served = 0
+        for subs in plan.whole.values():
+            head = subs[0]
+            chunk = b"".join([frames[event.seq].of(head) for event in run])
+            for sub in subs:
+                if first <= sub.last_seq:  # rare: its replay reached into this run
+                    for event in run:
+                        self._each((sub,), event, frames[event.seq])
+                    continue
+                sub.last_seq = last
+                conn = sub.conn
+                conn.pending.append(chunk)
+                served += 1
+                if not conn.dirty:
+                    conn.dirty = True
+                    dirty.append(conn)
+        # The flush counts a chunk as one frame.
+        self.stats.frames_out += served * (len(run) - 1)
+
+    def _each(self, subs: Sequence[Subscription], event: Event, frames: _Frames) -> None:
+        """Serve one event to `subs`, each checked on its own."""
         seq = event.seq
         audience = event.audience
-        frames: dict[str, bytes] = {}
         dirty = self._dirty
         for sub in subs:
             if sub.buffer is not None:
@@ -575,20 +704,10 @@ class Hub:
             if sub.filter is not None and not sub.filter(event):
                 continue
             sub.last_seq = seq
-            frame = frames.get(sub.frame_key)
-            if frame is None:
-                codec = conn.codec
-                frame = frames[sub.frame_key] = ws_frame(
-                    codec.encode(event_message(sub.topic, seq, event.type, event.data)),
-                    codec.binary,
-                )
-            conn.pending.append(frame)
+            conn.pending.append(frames.of(sub))
             if not conn.dirty:
                 conn.dirty = True
                 dirty.append(conn)
-        if dirty and not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
 
     def _observe_latency(self, seq: int) -> None:
         # seq is the engine's clock in microseconds at publish time.

@@ -616,3 +616,56 @@ async def test_a_flush_first_takes_what_the_bus_has_not_read_yet(
     frame = (await receive_until(ws, lambda f: f["op"] == "event"))[-1]
     assert frame["cursor"] == str(seq) and frame["type"] == "x"
     await ws.close()
+
+
+async def test_one_batch_mixing_audiences_and_channels_keeps_each_topics_order(
+    app_client: Any, rdb: Any, engine_url: str
+) -> None:
+    """A batch read at once is fanned out whole to plain subscriptions, and event by
+    event where an audience or a topic fed by several channels needs it: each member
+    gets what is theirs, in cursor order, every frame counted."""
+    import redis
+
+    from server.bus import channel_key, encode_body
+    from server.hub import Audience
+
+    aki = await signup(app_client, rdb, "aki")
+    ben = await signup(app_client, rdb, "ben")
+    cho = await signup(app_client, rdb, "cho")
+    assert (await app_client.post("/api/users/cho/follow", headers=ben.auth)).status == 200
+    on_public = await app_client.ws_connect("/ws", headers=aki.auth)
+    await on_public.send_json({"op": "sub", "id": 1, "topic": "public"})
+    await receive_until(on_public, lambda f: f["op"] == "ack")
+    on_home = await app_client.ws_connect("/ws", headers=ben.auth)
+    await on_home.send_json({"op": "sub", "id": 1, "topic": "home"})
+    await receive_until(on_home, lambda f: f["op"] == "ack")
+    hub = app_client.server.app[SERVICES].hub
+    frames_before = hub.stats.frames_out
+    aki_id, ben_id, cho_id = aki.user["id"], ben.user["id"], cho.user["id"]
+    others = Audience(None, frozenset({aki_id}))
+    only_aki = Audience(frozenset({aki_id}))
+    plan = [
+        ("public", None), ("public", others), (f"user:{cho_id}", None),
+        ("public", only_aki), (f"user:{ben_id}", None), ("public", None),
+        (f"user:{cho_id}", Audience(None, frozenset({ben_id}))), (f"user:{cho_id}", None),
+    ]  # fmt: skip
+    base = 10**17
+    # Published by a blocking client while this loop cannot run: one batch, read at once.
+    with redis.Redis.from_url(engine_url) as blocking:
+        for n, (channel, audience) in enumerate(plan):
+            body = encode_body("t", {"n": n}, audience)
+            blocking.publish(channel_key(channel), f"{base + n} ".encode() + body)
+
+    async def numbers(ws: Any, count: int) -> list[tuple[str, int]]:
+        got = []
+        while len(got) < count:
+            frame = await ws.receive_json(timeout=5)
+            got.append((frame["topic"], frame["data"]["n"]))
+            assert int(frame["cursor"]) == base + frame["data"]["n"]
+        return got
+
+    assert await numbers(on_public, 3) == [("public", 0), ("public", 3), ("public", 5)]
+    assert await numbers(on_home, 3) == [("home", 2), ("home", 4), ("home", 7)]
+    assert hub.stats.frames_out - frames_before == 6
+    await on_public.close()
+    await on_home.close()
