@@ -580,9 +580,10 @@ class Hub:
             if subs is None:
                 continue
             subs.pop(sub, None)
+            # Not kept until the channel's next event: a plan holds its subscribers.
+            self._plans.pop(channel, None)
             if not subs:
                 del self._channels[channel]
-                self._plans.pop(channel, None)
                 ready = self._channel_ready.pop(channel, None)
                 if ready is not None and ready.done() and ready.exception() is None:
                     emptied.append(channel)
