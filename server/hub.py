@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -589,16 +590,16 @@ class Hub:
                     emptied.append(channel)
                 elif ready is not None and not ready.done():
                     # Still subscribing: unsubscribe once that completes.
-                    ready.add_done_callback(
-                        lambda f, c=channel: (
-                            None
-                            if c in self._channels or f.exception()
-                            else self.bus.unsubscribe([c])
-                        )
-                    )
+                    ready.add_done_callback(functools.partial(self._unsubscribe_later, channel))
         if emptied:
             with contextlib.suppress(Exception):
                 self.bus.unsubscribe(emptied)
+
+    def _unsubscribe_later(self, channel: str, subscribed: asyncio.Future[None]) -> None:
+        """The bus confirmed a channel nobody wants any more (unless somebody came back)."""
+        if channel in self._channels or subscribed.cancelled() or subscribed.exception():
+            return
+        self.bus.unsubscribe([channel])
 
     @staticmethod
     def _admits(sub: Subscription, principal: str, event: Event) -> bool:
