@@ -19,8 +19,8 @@ hyphen, private-use and unassigned code points (future emoji).
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import regex
@@ -48,6 +48,11 @@ VISIBILITIES = ("public", "friends")
 LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _GRAPHEME = regex.compile(r"\X")
+# The same sets as patterns, so a text is searched in C rather than walked character
+# by character in Python: Unicode fixes `Cc` as U+0000-U+001F and U+007F-U+009F
+# forever, and `Cs` as U+D800-U+DFFF (tests/unit/test_echo.py checks every code point).
+_LINE_BREAK = re.compile("[" + "".join(sorted(LINE_BREAKS)) + "]")
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 # Budget of UTF-8 bytes per character for texts other than Echoes: a ZWJ family
 # emoji is 25 bytes, so 32 leaves room for real text but not for "zalgo" piles.
 _BYTES_PER_GRAPHEME = 32
@@ -64,6 +69,10 @@ class EchoText:
 
 def visible_length(text: str) -> int:
     """Length as a reader counts it: extended grapheme clusters (`regex` `\\X`)."""
+    if text.isascii():
+        # In ASCII only CR LF joins into one cluster: no ASCII character extends,
+        # prepends or joins.
+        return len(text) - text.count("\r\n")
     return len(_GRAPHEME.findall(text))
 
 
@@ -75,9 +84,10 @@ def is_forbidden_character(ch: str) -> bool:
     return ch in LINE_BREAKS or ch in _BIDI_CONTROLS or unicodedata.category(ch) in ("Cc", "Cs")
 
 
-def _find(text: str, test: Callable[[str], bool]) -> int | None:
-    """Index of the first character passing `test`, or None."""
-    return next((index for index, ch in enumerate(text) if test(ch)), None)
+def _find(text: str, pattern: re.Pattern[str]) -> int | None:
+    """Index of the first character matching `pattern`, or None."""
+    found = pattern.search(text)
+    return None if found is None else found.start()
 
 
 def _describe(ch: str) -> str:
@@ -97,23 +107,31 @@ def validate_echo_text(raw: object) -> EchoText:
         raise DomainError("invalid_text", "text must be a string", field="text")
     if not raw:
         raise DomainError("text_required", "text is required", field="text")
-    source = unicodedata.normalize("NFC", raw)
-    size = len(source.encode("utf-8", "surrogatepass"))
+    is_ascii = raw.isascii()
+    if is_ascii:
+        # NFC leaves ASCII as it is, and its UTF-8 is a byte a character.
+        source, size = raw, len(raw)
+    else:
+        source = unicodedata.normalize("NFC", raw)
+        size = len(source.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
         raise DomainError(
             "text_too_large",
             f"text is {size} bytes of UTF-8; the limit is {MAX_BYTES}",
             field="text",
         )
-    at = _find(source, LINE_BREAKS.__contains__)
-    if at is not None:
-        raise DomainError(
-            "text_multiline",
-            f"text must be one line; line break at position {at}",
-            field="text",
-        )
-    at = _find(source, is_forbidden_character)
-    if at is not None:
+    # Line breaks are forbidden characters too: one search clears a good text of both,
+    # and in ASCII the forbidden characters are exactly the unprintable ones.
+    forbidden = None if is_ascii and source.isprintable() else _FORBIDDEN.search(source)
+    if forbidden is not None:
+        at = _find(source, _LINE_BREAK)
+        if at is not None:
+            raise DomainError(
+                "text_multiline",
+                f"text must be one line; line break at position {at}",
+                field="text",
+            )
+        at = forbidden.start()
         raise DomainError(
             "text_control_character",
             f"control character {_describe(source[at])} at position {at} is not allowed",

@@ -79,11 +79,15 @@ _LITERAL_OPEN = re.compile(r"(\\*)\$\[")
 # Blank: nothing but whitespace and default-ignorable code points (ZWSP, ZWJ,
 # variation selectors, the Hangul filler...), i.e. nothing anyone can see.
 _BLANK = regex.compile(r"[\s\p{Default_Ignorable_Code_Point}]*")
+# The ASCII characters `_BLANK` matches (no ASCII character is default-ignorable).
+_ASCII_BLANK = "\t\n\v\f\r "
 _NAME_IN_MESSAGE = 20
 
 
 def is_blank(text: str) -> bool:
     """True if `text` has no visible character (only whitespace / default-ignorables)."""
+    if text.isascii():
+        return not text.strip(_ASCII_BLANK)
     return _BLANK.fullmatch(text) is not None
 
 
@@ -194,6 +198,10 @@ def parse_markup(source: str) -> tuple[Segment, ...]:
     Raises `DomainError` (field `text`) as described in the module docstring; never
     anything else, whatever the input.
     """
+    if _OPEN not in source:
+        # No effect and no escape (escapes only come before a `$[`): the source is
+        # one literal text, as the parser would find it, without walking it.
+        return (Text(source),) if source else ()
     return _Parser(source).sequence(0, None)
 
 

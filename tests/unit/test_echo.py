@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from server.domain.echo import (
+    _FORBIDDEN,
+    _GRAPHEME,
+    _LINE_BREAK,
+    LINE_BREAKS,
     MAX_BYTES,
     MAX_GRAPHEMES,
     EchoText,
@@ -18,7 +23,7 @@ from server.domain.echo import (
     validate_visibility,
     visible_length,
 )
-from server.domain.effects import Effect, Text, parse_markup, plain_text
+from server.domain.effects import _BLANK, Effect, Text, _Parser, parse_markup, plain_text
 from server.domain.errors import DomainError
 
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"  # one grapheme, 7 code points
@@ -272,3 +277,80 @@ def test_clean_text_rejected(raw: object, multiline: bool) -> None:
 
 def test_clean_text_optional_may_be_empty() -> None:
     assert clean_text("  ", field="f", code="c", label="f", max_graphemes=5, min_graphemes=0) == ""
+
+
+# --- shortcuts agree with the general rules ----------------------------------
+
+
+def test_forbidden_pattern_is_the_forbidden_characters() -> None:
+    """Every code point: the pattern searched in C says what the rule says."""
+    for code in range(0x110000):
+        ch = chr(code)
+        assert (_FORBIDDEN.match(ch) is not None) is is_forbidden_character(ch), hex(code)
+        assert (_LINE_BREAK.match(ch) is not None) is (ch in LINE_BREAKS), hex(code)
+
+
+@given(st.text(st.characters(max_codepoint=0x7F), max_size=60))
+@example("\r\n\r\r\n\n\x00\r")
+def test_ascii_length_matches_grapheme_count(text: str) -> None:
+    assert visible_length(text) == len(_GRAPHEME.findall(text))
+
+
+def reference_validate(raw: str) -> EchoText:
+    """validate_echo_text as first written: every rule applied to every character."""
+    if not raw:
+        raise DomainError("text_required", "text is required", field="text")
+    source = unicodedata.normalize("NFC", raw)
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise DomainError("text_too_large", f"text is {size} bytes of UTF-8; the limit is "
+                          f"{MAX_BYTES}", field="text")  # fmt: skip
+    at = next((i for i, ch in enumerate(source) if ch in LINE_BREAKS), None)
+    if at is not None:
+        raise DomainError("text_multiline", f"text must be one line; line break at position "
+                          f"{at}", field="text")  # fmt: skip
+    at = next((i for i, ch in enumerate(source) if is_forbidden_character(ch)), None)
+    if at is not None:
+        raise DomainError("text_control_character", f"control character U+{ord(source[at]):04X}"
+                          f" at position {at} is not allowed", field="text")  # fmt: skip
+    segments = _Parser(source).sequence(0, None)
+    text = plain_text(segments)
+    if _BLANK.fullmatch(text) is not None:
+        raise DomainError("text_blank", "text must contain a visible character", field="text")
+    length = len(_GRAPHEME.findall(text))
+    if length > MAX_GRAPHEMES:
+        raise DomainError("text_too_long", f"text is {length} characters; the limit is "
+                          f"{MAX_GRAPHEMES}", field="text")  # fmt: skip
+    return EchoText(text=text, segments=segments, markup=source)
+
+
+def outcome(validate: Callable[[str], EchoText], raw: str) -> object:
+    try:
+        return validate(raw)
+    except DomainError as exc:
+        return (exc.code, exc.message, exc.field)
+
+
+ASCII_PIECES = st.sampled_from(["a", "Z", "0", " ", "\t", "\n", "\r", "\x00", "\x1e", "\x7f",
+                                "$[big ", "$[shake ", "]", "\\", "$", "["])  # fmt: skip
+
+
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.text(st.characters(max_codepoint=0x7F), max_size=200),
+        st.lists(st.one_of(ASCII_PIECES, MARKUP_PIECES), max_size=80).map("".join),
+    )
+)
+@example("x" * 4097)
+@example("ab\x07c\nd")
+@example("\u202e\n")
+@example("   ")
+@example("x" * 151)
+def test_validation_matches_the_rules_applied_character_by_character(raw: str) -> None:
+    assert outcome(validate_echo_text, raw) == outcome(reference_validate, raw)
+
+
+def test_ascii_forbidden_characters_are_the_unprintable_ones() -> None:
+    for code in range(0x80):
+        assert chr(code).isprintable() is not is_forbidden_character(chr(code)), hex(code)

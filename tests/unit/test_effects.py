@@ -7,11 +7,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from server.domain.effects import (
+    _BLANK,
     EFFECTS,
     MAX_DEPTH,
     Effect,
     Segment,
     Text,
+    _Parser,
     is_blank,
     parse_markup,
     plain_text,
@@ -303,3 +305,26 @@ def test_parse_render_parse_is_stable(source: str) -> None:
     except DomainError:
         return
     assert parse_markup(render_markup(tree)) == tree
+
+
+# --- shortcuts agree with the general rules ----------------------------------
+
+
+ASCII = st.text(st.characters(max_codepoint=0x7F), max_size=60)
+
+
+@given(st.one_of(ASCII, st.text(max_size=60)).filter(lambda s: "$[" not in s))
+@example("a\\b] $ [ \\")
+def test_text_without_an_opener_parses_as_the_parser_would(source: str) -> None:
+    assert parse_markup(source) == _Parser(source).sequence(0, None)
+
+
+def test_ascii_blank_matches_the_general_rule_per_character() -> None:
+    for code in range(0x80):
+        assert is_blank(chr(code)) is (_BLANK.fullmatch(chr(code)) is not None), hex(code)
+
+
+@given(ASCII)
+@example(" \t\r\n")
+def test_ascii_blank_matches_the_general_rule(text: str) -> None:
+    assert is_blank(text) is (_BLANK.fullmatch(text) is not None)
