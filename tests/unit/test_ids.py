@@ -32,3 +32,11 @@ def test_a_new_millisecond_starts_a_fresh_random_part() -> None:
     assert first < second < third
     assert int(third[:12], 16) == 2000
     assert int(third[12:], 16) < 2**31
+
+
+def test_random_parts_differ_across_many_ids() -> None:
+    """The random part comes from a pool of system randomness refilled as it runs out."""
+    make = IdGenerator(iter(range(1, 1001)).__next__)
+    parts = {make()[12:] for _ in range(1000)}
+    assert len(parts) > 990
+    assert all(int(p, 16) < 2**31 for p in parts)
