@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 PREFIX = "eh:"
 SEQ_KEY = PREFIX + "seq"
 CONTROL_CHANNEL = PREFIX + "ctl"
+_CONTROL_CHANNEL = CONTROL_CHANNEL.encode()
 
 
 def channel_key(topic: str) -> str:
@@ -291,7 +292,7 @@ class RedisBus:
         if kind == b"message":
             channel = reply[1]
             payload: bytes = reply[2]
-            if channel == CONTROL_CHANNEL.encode():
+            if channel == _CONTROL_CHANNEL:
                 if self.on_control is not None:
                     with contextlib.suppress(Exception):
                         self.on_control(orjson.loads(payload))

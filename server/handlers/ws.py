@@ -374,7 +374,9 @@ class _Session:
     def _start_post(self, request: Request) -> None:
         if self.posting is None:
             self.posting = set()
-        task = asyncio.ensure_future(self.run(request))
+        # The loop from a future the session holds: asyncio.ensure_future asks for the
+        # running loop, a getpid system call on Python 3.11, on every post.
+        task = self.done.get_loop().create_task(self.run(request))
         self.posting.add(task)
         task.add_done_callback(self.posting.discard)
 

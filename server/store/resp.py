@@ -32,6 +32,8 @@ Arg = str | bytes | int | float
 
 # hiredis's stub types its argument as a 1-tuple; it takes any tuple of these.
 _pack = cast(Callable[[tuple[Arg, ...]], bytes], hiredis.pack_command)
+_MULTI = _pack(("MULTI",))
+_EXEC = _pack(("EXEC",))
 
 
 async def open_connection(
@@ -100,8 +102,8 @@ class _Batch:
 
     __slots__ = ("fut", "kind", "left", "replies")
 
-    def __init__(self, count: int, kind: int) -> None:
-        self.fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+    def __init__(self, count: int, kind: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.fut: asyncio.Future[list[Any]] = loop.create_future()
         self.kind = kind
         self.left = count
         self.replies: list[Any] = []
@@ -183,6 +185,9 @@ class EngineClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._proto: _Protocol | None = None
+        # The loop of `_proto`'s transport, which is the running loop whenever a command
+        # is sent on it: asyncio.get_running_loop() costs a getpid call on Python 3.11.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._connecting = False
         # (where the reply goes, monotonic time sent), one per command, in send order.
         self._waiting: collections.deque[tuple[_Target, float]] = collections.deque()
@@ -195,7 +200,7 @@ class EngineClient:
 
     def call(self, *args: Arg) -> asyncio.Future[Any]:
         """Send one command; the future resolves with its reply."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Any] = self._running_loop().create_future()
         self._send([_pack(args)], fut)
         return fut
 
@@ -207,7 +212,8 @@ class EngineClient:
         `ResponseError` instance, so one failing command does not hide the others.
 
         Sent at once (not when awaited), like `call`."""
-        batch = _Batch(len(commands), _CALLS if raise_on_error else _CALLS_KEEP_ERRORS)
+        kind = _CALLS if raise_on_error else _CALLS_KEEP_ERRORS
+        batch = _Batch(len(commands), kind, self._running_loop())
         self._send([_pack(tuple(c)) for c in commands], batch)
         return batch.fut
 
@@ -217,10 +223,11 @@ class EngineClient:
         """MULTI ... EXEC: one future for the replies of EXEC. A command the engine
         refuses to queue aborts them all; one that fails as it runs (the engine does not
         roll back) raises, or with `raise_on_error` False stands in its place."""
-        packed = [_pack(("MULTI",))]
+        packed = [_MULTI]
         packed += [_pack(tuple(c)) for c in commands]
-        packed.append(_pack(("EXEC",)))
-        batch = _Batch(len(packed), _TRANSACTION if raise_on_error else _TRANSACTION_KEEP_ERRORS)
+        packed.append(_EXEC)
+        kind = _TRANSACTION if raise_on_error else _TRANSACTION_KEEP_ERRORS
+        batch = _Batch(len(packed), kind, self._running_loop())
         self._send(packed, batch)
         return batch.fut
 
@@ -228,6 +235,12 @@ class EngineClient:
         return Script(self, source)
 
     # --- connection ----------------------------------------------------------------------
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None or self._proto is None:
+            return asyncio.get_running_loop()
+        return loop
 
     def _send(self, packed: list[bytes], target: _Target) -> None:
         """Queue `packed` for the next write; each reply goes to `target`."""
@@ -244,7 +257,7 @@ class EngineClient:
         self._out.extend(packed)
         if proto is not None and not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._running_loop().call_soon(self._flush)
 
     def flush(self) -> None:
         """Write what is queued now rather than at the end of this loop iteration."""
@@ -288,6 +301,7 @@ class EngineClient:
         for _ in setup:
             self._waiting.appendleft((None, now))
         self._out[:0] = setup
+        self._loop = asyncio.get_running_loop()
         self._proto = proto
         self._connecting = False
         self._flush()
