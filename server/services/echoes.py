@@ -75,12 +75,15 @@ class EchoService:
     # --- shape -------------------------------------------------------------------------
 
     @staticmethod
-    def wire(rec: dict[str, str]) -> dict[str, Any]:
+    def wire(
+        rec: dict[str, str], segments: list[dict[str, object]] | None = None
+    ) -> dict[str, Any]:
+        """A post on the wire; `segments` are the record's, already in their JSON form."""
         return {
             "id": rec["id"],
             "author": {"handle": rec["author_handle"], "display_name": rec["author_name"]},
             "text": rec["text"],
-            "segments": orjson.loads(rec["segments"]),
+            "segments": orjson.loads(rec["segments"]) if segments is None else segments,
             "visibility": rec["visibility"],
             "community": rec.get("community") or None,
             "reply_to": rec.get("reply_to") or None,
@@ -163,14 +166,15 @@ class EchoService:
         if limit is not None:
             await limit("posts", author.id)
         now = self.clock()
+        segments = segments_to_wire(echo.segments)
         rec = {
             "id": new_id(), "author": author.id, "author_handle": author.handle,
             "author_name": author.display_name, "text": echo.text, "markup": echo.markup,
-            "segments": orjson.dumps(segments_to_wire(echo.segments)).decode(),
+            "segments": orjson.dumps(segments).decode(),
             "visibility": visibility, "community": community or "",
             "reply_to": reply_to or "", "created_at": iso(now),
         }  # fmt: skip
-        post = self.wire(rec)
+        post = self.wire(rec, segments)
         await self._publish("post.created", post, rec, along=self.store.creation(rec))
         return post
 
