@@ -12,6 +12,11 @@ from server.store.resp import Arg
 Target = tuple[str, Audience | None]
 
 
+def _entries(type_: str, data: Any, targets: Sequence[Target]) -> list[tuple[str, bytes]]:
+    """The bus's (topic, body) per target: each body carries that target's audience."""
+    return [(topic, encode_body(type_, data, audience)) for topic, audience in targets]
+
+
 class Publisher:
     def __init__(self, bus: RedisBus) -> None:
         self.bus = bus
@@ -20,8 +25,7 @@ class Publisher:
         """Publish `data` as `type_` on each (topic, audience) in one engine call."""
         if not targets:
             return 0
-        entries = [(topic, encode_body(type_, data, audience)) for topic, audience in targets]
-        seq = await self.bus.publish(entries)
+        seq = await self.bus.publish(_entries(type_, data, targets))
         assert seq is not None  # no guard
         return seq
 
@@ -35,8 +39,7 @@ class Publisher:
     ) -> int | None:
         """Publish unless the engine's `guard` key changed value (then None); `along`
         are writes applied in the same transaction, first, whatever the guard says."""
-        entries = [(topic, encode_body(type_, data, audience)) for topic, audience in targets]
-        return await self.bus.publish(entries, guard=guard, along=along)
+        return await self.bus.publish(_entries(type_, data, targets), guard=guard, along=along)
 
     async def notify(self, user_id: str, type_: str, data: Any) -> int:
         """A notification on one member's `me` topic."""
