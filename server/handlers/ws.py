@@ -304,17 +304,15 @@ class _Session:
                 self._received(payload)
 
     def _control(self, opcode: int, payload: bytes) -> None:
-        transport = self.transport
         if opcode == OP_PING:
-            if not transport.is_closing():
-                transport.write(control_frame(OP_PONG, payload))
+            self.svc.hub.write_control(self.conn, control_frame(OP_PONG, payload))
         elif opcode == OP_CLOSE:
             read_close(payload)
             # The peer closes: what the hub has queued, our close frame (1000, as aiohttp
             # answers), then the connection ends.
             self.svc.hub.close(self.conn, 1000)
             self.closing = True
-            transport.close()
+            self.transport.close()
 
     def _received(self, data: bytes | str) -> None:
         """One client message: handled in order, by a reader task while there are any.

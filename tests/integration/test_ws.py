@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import socket
+import struct
+import termios
 from typing import Any
 
 import aiohttp
@@ -270,6 +273,105 @@ async def test_slow_reader_closed_4008_fast_reader_unaffected(
     assert received == published
     raw.close()
     await fast.close()
+
+
+async def test_a_reader_that_falls_behind_gets_every_frame_whole_and_in_order(
+    app_client: Any, rdb: Any, raw_socket: socket.socket
+) -> None:
+    """Frames go straight to the socket only while the transport holds nothing: after
+    the kernel took part of a frame, or a pong waits in the transport, the next frames
+    queue behind them even when the kernel has room again (the reads below free room
+    and the hub writes before the loop can drain the transport)."""
+    from server.hub import Event
+
+    member = await signup(app_client, rdb, "laggard")
+    raw = raw_socket
+    leftover = await open_tight_socket(raw, app_client, member.token)
+    loop = asyncio.get_running_loop()
+    sub = b'{"op":"sub","id":1,"topic":"public"}'
+    await loop.sock_sendall(raw, wsproto.encode_frame(wsproto.OP_TEXT, sub))
+    hub = app_client.server.app[SERVICES].hub
+    messages: list[dict[str, Any]] = []
+    pongs: list[bytes] = []
+    arrivals: list[str] = []
+
+    def on_message(data: bytes, start: int, end: int, op: int) -> None:
+        messages.append(json.loads(data[start:end]))
+        arrivals.append("message")
+
+    def on_control(op: int, payload: bytes) -> None:
+        assert op == wsproto.OP_PONG
+        pongs.append(payload)
+        arrivals.append("pong")
+
+    parser = wsproto.FrameParser(on_message, on_control)
+    parser.feed(leftover)
+    while not messages:
+        parser.feed(await loop.sock_recv(raw, 65536))
+    assert messages.pop()["op"] == "ack"
+    (conn,) = hub.connections_of(member.user["id"])
+    transport = conn.transport
+    # A fixed send buffer: the kernel's autotuning would otherwise take megabytes.
+    with socket.fromfd(conn.fd, socket.AF_INET, socket.SOCK_STREAM) as server_side:
+        server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+    seq = 10**18
+    sent: list[int] = []
+
+    def publish(size: int) -> None:
+        nonlocal seq
+        seq += 1
+        sent.append(seq)
+        hub.dispatch("public", Event(seq, "t", {"n": seq, "pad": "x" * size}))
+        hub.flush()
+
+    def unread(fd: int) -> int:
+        return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0])
+
+    def read_some() -> None:
+        """Free room in the kernel, and write at once, before the loop runs."""
+        for _ in range(64):
+            try:
+                parser.feed(raw.recv(65536))
+            except BlockingIOError:
+                break
+        publish(100)
+
+    # 1. A frame the kernel takes only part of.
+    while not transport.get_write_buffer_size():
+        assert len(sent) < 200, "the kernel never filled up"
+        publish(60_000)
+    read_some()
+    # 2. Pongs the kernel has no room for, once everything before them was read.
+    while len(messages) < len(sent):
+        parser.feed(await asyncio.wait_for(loop.sock_recv(raw, 65536), 5))
+    publish(100)  # its flush finds the transport empty again
+    while len(messages) < len(sent):
+        parser.feed(await asyncio.wait_for(loop.sock_recv(raw, 65536), 5))
+    assert not transport.get_write_buffer_size()
+    pings: list[bytes] = []
+    while not transport.get_write_buffer_size():
+        assert len(pings) < 5000, "the pongs never filled the kernel"
+        batch = [f"{len(pings) + i:0125d}".encode() for i in range(50)]
+        pings += batch
+        await loop.sock_sendall(raw, b"".join(wsproto.encode_frame(wsproto.OP_PING, p)
+                                              for p in batch))  # fmt: skip
+        for _ in range(1000):  # until the server has read them all (on this loop)
+            if not unread(conn.fd):
+                break
+            await asyncio.sleep(0)
+        else:
+            raise AssertionError("the server never read the pings")
+    read_some()
+    while len(messages) < len(sent) or len(pongs) < len(pings):
+        data = await asyncio.wait_for(loop.sock_recv(raw, 65536), 5)
+        assert data, "the server closed the socket"
+        parser.feed(data)
+    assert [m["cursor"] for m in messages] == [str(s) for s in sent]
+    assert all(m["data"]["n"] == int(m["cursor"]) for m in messages)
+    assert pongs == pings
+    # The message written after the pongs arrived after them.
+    assert arrivals[-len(pings) - 1 :] == ["pong"] * len(pings) + ["message"]
+    assert not conn.closed
 
 
 async def test_shutdown_closes_with_1001(
