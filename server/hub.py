@@ -6,10 +6,11 @@ topic name fed by one or more bus channels; the hub subscribes the bus to a chan
 its first local subscriber and unsubscribes after the last.
 
 Fan-out: an event from the bus is encoded once per (client topic, codec) and the same
-frame bytes are appended to every recipient's pending list. Every connection with
-pending frames is flushed in one `transport.write` per flush (coalescing), and a flush
-runs once per batch the bus read, not once per event. A connection whose unsent bytes
-exceed the cap is closed with 4008; nobody waits for it.
+frame bytes go to every recipient: written at once to a socket with nothing queued,
+else appended to its pending list. Every connection with pending frames is flushed in
+one write per flush (coalescing), and a flush runs once per batch the bus read, not
+once per event. A connection whose unsent bytes exceed the cap is closed with 4008;
+nobody waits for it.
 """
 
 from __future__ import annotations
