@@ -28,7 +28,7 @@ from server.hub import Hub
 from server.services.accounts import AccountService
 from server.services.common import Clock, system_clock
 from server.services.container import SERVICES, Services
-from server.services.topics import TopicResolver, resolve_me, resolve_mod, resolve_public
+from server.services.topics import TopicResolver, resolve_me, resolve_public
 from server.settings import Settings
 from server.store.accounts import AccountStore
 from server.store.ratelimit import RateLimitStore
@@ -91,7 +91,6 @@ def create_app(
         topics = TopicResolver()
         topics.register("me", resolve_me)
         topics.register("public", resolve_public)
-        topics.register("mod", resolve_mod)
         svc.extra["topics"] = topics
         from server import features
 

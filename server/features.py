@@ -17,6 +17,7 @@ from aiohttp import web
 from server.handlers import communities as community_handlers
 from server.handlers import events as event_handlers
 from server.handlers import footprints as footprint_handlers
+from server.handlers import moderation as moderation_handlers
 from server.handlers import social
 from server.services.common import User
 from server.services.communities import CommunityService
@@ -25,12 +26,14 @@ from server.services.echoes import EchoService
 from server.services.events import EventService
 from server.services.footprints import FootprintService
 from server.services.graph import GraphService
+from server.services.moderation import ModerationService
 from server.services.publish import Publisher
 from server.store.communities import CommunityStore
 from server.store.echoes import EchoStore
 from server.store.events import EventStore
 from server.store.footprints import FootprintStore
 from server.store.graph import GraphStore
+from server.store.moderation import ModerationStore
 
 
 def wire(svc: Services) -> None:
@@ -47,13 +50,16 @@ def wire(svc: Services) -> None:
                                   svc.clock)  # fmt: skip
     graph.on_profile_view.append(footprints.on_profile_view)
     events = EventService(graph, communities, EventStore(svc.client), publisher, svc.clock)
+    moderation = ModerationService(svc.accounts, echoes, ModerationStore(svc.client), publisher,
+                                   svc.clock, svc.close_user)  # fmt: skip
     svc.extra.update(graph=graph, echoes=echoes, communities=communities,
-                     footprints=footprints, events=events)  # fmt: skip
+                     footprints=footprints, events=events, moderation=moderation)  # fmt: skip
     topics = svc.extra["topics"]
     topics.register("home", graph.resolve_home)
     topics.register("user", graph.resolve_user, prefix=True)
     topics.register("community", communities.resolve_community, prefix=True)
     topics.register("event", events.resolve_event, prefix=True)
+    topics.register("mod", moderation.resolve_mod)
 
     async def post_op(user: User, body: dict[str, Any]) -> dict[str, Any]:
         return await echoes.create(user, body, svc.limit)
@@ -99,4 +105,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_routes(footprint_handlers.routes)
     app.router.add_routes(event_handlers.routes)
     app.router.add_routes(community_handlers.routes)
+    app.router.add_routes(moderation_handlers.routes)
     app.cleanup_ctx.append(_background)

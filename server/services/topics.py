@@ -5,7 +5,7 @@ Client topics (SPEC section 6) map to bus channels:
   public          -> public
   user:{handle}   -> user:{user id}
   home            -> user:{own id} + user:{id} of every followed, unmuted member
-  mod             -> mod (moderators only)
+  mod             -> mod (moderators only; registered by the moderation service)
 Feature services register further resolvers (community:, event:) by prefix.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.domain.errors import DomainError, Forbidden
+from server.domain.errors import DomainError
 from server.hub import EventFilter
 from server.services.common import User
 
@@ -46,9 +46,3 @@ async def resolve_me(user: User, _topic: str, _flt: dict[str, Any] | None) -> Re
 
 async def resolve_public(user: User, _topic: str, _flt: dict[str, Any] | None) -> Resolution:
     return ["public"], None
-
-
-async def resolve_mod(user: User, _topic: str, flt: dict[str, Any] | None) -> Resolution:
-    if not user.is_moderator:
-        raise Forbidden("forbidden", "the mod topic is for moderators")
-    return ["mod"], None

@@ -15,7 +15,7 @@ VALUES: list[Any] = [None, 0, -1, 1.5, True, "", "x", "a" * 5000, [], [1], {}, {
 FIELDS = ["text", "visibility", "community", "reply_to", "title", "description", "starts_at",
           "ends_at", "place", "capacity", "status", "name", "join_policy", "role", "uses",
           "expires_in_days", "invite", "handle", "password", "display_name",
-          "birthdate"]  # fmt: skip
+          "birthdate", "echo", "user", "reason"]  # fmt: skip
 ROUTES = """
 POST /api/signup|POST /api/login|POST /api/logout|GET /api/me|POST /api/invites
 GET /api/users/{h}|GET /api/users/{h}/echoes|POST /api/users/{h}/follow
@@ -30,7 +30,9 @@ GET /api/communities/{id}|POST /api/communities/{id}/join|POST /api/communities/
 POST /api/communities/{id}/requests/{h}/approve|POST /api/communities/{id}/requests/{h}/reject
 GET /api/communities/{id}/echoes|GET /api/communities/{id}/events
 GET /api/communities/{id}/members|GET /api/communities/{id}/requests
-PUT /api/admin/users/{h}/role
+PUT /api/admin/users/{h}/role|POST /api/reports|GET /api/mod/reports
+POST /api/mod/reports/{id}/resolve|POST /api/mod/echoes/{id}/remove
+POST /api/mod/users/{h}/suspend|POST /api/mod/users/{h}/unsuspend|GET /api/mod/audit
 """
 
 
@@ -63,7 +65,8 @@ async def test_no_route_answers_5xx_or_a_malformed_error(app_client: Any, rdb: A
         for _ in range(6):
             path = template.replace("{h}", rnd.choice(handles)).replace("{id}", rnd.choice(ids))
             query = rnd.choice(["", "?before=x", "?before=0", "?before=" + "9" * 30,
-                                "?limit=0", "?limit=abc", "?limit=1000", "?limit=3"])  # fmt: skip
+                                "?limit=0", "?limit=abc", "?limit=1000", "?limit=3",
+                                "?status=x", "?status=all"])  # fmt: skip
             body = rnd.choice([{f: rnd.choice(VALUES) for f in rnd.sample(FIELDS, 4)},
                                rnd.choice(VALUES)])  # fmt: skip
             app_client.session.cookie_jar.clear()

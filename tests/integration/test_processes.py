@@ -73,6 +73,25 @@ async def test_post_on_a_reaches_follower_on_b(two_servers: tuple[Server, Server
         await ws.close()
 
 
+async def test_a_suspension_on_a_closes_the_members_sockets_on_b_with_4003(
+    two_servers: tuple[Server, Server], rdb: Any
+) -> None:
+    a, b = two_servers
+    admin = await signup(a, rdb, "root", admin=True)
+    ben = await signup(b, rdb, "ben")
+    sockets = [await b.ws(ben), await a.ws(ben)]
+    for ws in sockets:
+        await sub(ws, "public")
+    resp = await a.post("/api/mod/users/ben/suspend", json={"reason": "spam"},
+                        headers=admin.auth)  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    for ws in sockets:
+        msg = await ws.receive(timeout=5)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4003
+        await ws.close()
+    assert (await b.get("/api/me", headers=ben.auth)).status == 401
+
+
 async def test_resume_on_the_other_process(two_servers: tuple[Server, Server], rdb: Any) -> None:
     a, b = two_servers
     reader = await signup(a, rdb, "reader")

@@ -1,0 +1,74 @@
+"""Reports and moderation over HTTP."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.handlers.common import current_user, json_response, query_limit, read_json
+from server.services.container import SERVICES
+from server.services.moderation import ModerationService
+
+routes = web.RouteTableDef()
+
+
+def _moderation(request: web.Request) -> ModerationService:
+    service: ModerationService = request.app[SERVICES].extra["moderation"]
+    return service
+
+
+@routes.post("/api/reports")
+async def create_report(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    user = current_user(request)
+    body = await read_json(request)
+    await svc.limit("reports", user.id)
+    return json_response(await _moderation(request).report(user, body), status=201)
+
+
+@routes.get("/api/mod/reports")
+async def reports(request: web.Request) -> web.Response:
+    page = await _moderation(request).reports(
+        current_user(request), request.query.get("status"), request.query.get("before"),
+        query_limit(request),
+    )  # fmt: skip
+    return json_response(page)
+
+
+@routes.post("/api/mod/reports/{id}/resolve")
+async def resolve_report(request: web.Request) -> web.Response:
+    report = await _moderation(request).resolve(
+        current_user(request), request.match_info["id"], await read_json(request)
+    )
+    return json_response(report)
+
+
+@routes.post("/api/mod/echoes/{id}/remove")
+async def remove_echo(request: web.Request) -> web.Response:
+    action = await _moderation(request).remove_echo(
+        current_user(request), request.match_info["id"], await read_json(request)
+    )
+    return json_response(action)
+
+
+@routes.post("/api/mod/users/{handle}/suspend")
+async def suspend(request: web.Request) -> web.Response:
+    result = await _moderation(request).suspend(
+        current_user(request), request.match_info["handle"], await read_json(request)
+    )
+    return json_response(result)
+
+
+@routes.post("/api/mod/users/{handle}/unsuspend")
+async def unsuspend(request: web.Request) -> web.Response:
+    result = await _moderation(request).unsuspend(
+        current_user(request), request.match_info["handle"], await read_json(request)
+    )
+    return json_response(result)
+
+
+@routes.get("/api/mod/audit")
+async def audit(request: web.Request) -> web.Response:
+    page = await _moderation(request).audit(
+        current_user(request), request.query.get("before"), query_limit(request)
+    )
+    return json_response(page)

@@ -1,0 +1,167 @@
+"""Reports, moderators' actions and the audit log; the `mod` topic's filter.
+
+Every report and every action goes live on the `mod` topic (`report.created`,
+`mod.action`), next to the posts the echo service already publishes there. Every
+action (removing a post, suspending or unsuspending a member, resolving a report) is
+kept in the audit log with who, what, when and why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.domain import moderation as rules
+from server.domain.accounts import require_object
+from server.domain.errors import Conflict, DomainError, Forbidden, NotFound
+from server.protocol import CloseCode
+from server.services.accounts import AccountService
+from server.services.common import Clock, User, iso, new_id
+from server.services.echoes import EchoService, check_cursor, check_post_id
+from server.services.publish import Publisher
+from server.services.topics import Resolution
+from server.store.moderation import ModerationStore
+
+REPORT_ID = re.compile(r"[0-9a-f]{20}")
+# Closes a member's sockets on every process with a close code.
+UserCloser = Callable[[str, int], Awaitable[None]]
+
+
+def _require_moderator(user: User) -> None:
+    if not user.is_moderator:
+        raise Forbidden("forbidden", "only moderators may do this")
+
+
+def _page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+
+
+class ModerationService:
+    def __init__(
+        self, accounts: AccountService, echoes: EchoService, store: ModerationStore,
+        publisher: Publisher, clock: Clock, close_user: UserCloser,
+    ) -> None:  # fmt: skip
+        self.accounts = accounts
+        self.echoes = echoes
+        self.store = store
+        self.publisher = publisher
+        self.clock = clock
+        self.close_user = close_user
+
+    # --- reports -----------------------------------------------------------------------
+
+    async def report(self, reporter: User, body: object) -> dict[str, Any]:
+        """A member reports a post they can see, or another member."""
+        request = rules.validate_report(body)
+        echo = user = None
+        if request.echo is not None:
+            rec = await self.echoes.visible_post(reporter, request.echo, field="echo")
+            if rec["author"] == reporter.id:
+                raise DomainError("cannot_report_self", "you cannot report your own echo",
+                                  field="echo")  # fmt: skip
+            echo = EchoService.wire(rec)
+        else:
+            assert request.user is not None
+            target = await self.accounts.user_by_handle(request.user)
+            if target.id == reporter.id:
+                raise DomainError("cannot_report_self", "you cannot report yourself",
+                                  field="user")  # fmt: skip
+            user = target.brief()
+        report = {
+            "id": new_id(), "reporter": reporter.brief(), "reason": request.reason,
+            "created_at": iso(self.clock()), "status": "open", "echo": echo, "user": user,
+            "resolved_by": None, "resolved_at": None, "resolution": None,
+        }  # fmt: skip
+        await self.store.add_report(report)
+        await self.publisher.publish("report.created", report, [("mod", None)])
+        return report
+
+    async def reports(
+        self, moderator: User, status: str | None, before: str | None, limit: int
+    ) -> dict[str, Any]:
+        _require_moderator(moderator)
+        wanted = rules.validate_report_status(status)
+        return _page(await self.store.reports(wanted, check_cursor(before), limit), limit)
+
+    async def resolve(self, moderator: User, report_id: str, body: object) -> dict[str, Any]:
+        _require_moderator(moderator)
+        reason = self._reason(body)
+        report = await self.store.report(report_id) if REPORT_ID.fullmatch(report_id) else None
+        if report is None:
+            raise NotFound("report_not_found", "no such report")
+        if report["status"] != "open":
+            raise Conflict("already_resolved", "this report is already resolved")
+        now = iso(self.clock())
+        report.update(status="resolved", resolved_by=moderator.brief(), resolved_at=now,
+                      resolution=reason)  # fmt: skip
+        if not await self.store.resolve(report):
+            raise Conflict("already_resolved", "this report is already resolved")
+        await self._record(moderator, "resolve_report", reason, echo=report["echo"],
+                           user=report["user"], report=report["id"])  # fmt: skip
+        return report
+
+    # --- actions -----------------------------------------------------------------------
+
+    async def remove_echo(self, moderator: User, post_id: str, body: object) -> dict[str, Any]:
+        """Remove a post: it disappears from every open page (post.deleted)."""
+        _require_moderator(moderator)
+        reason = self._reason(body)
+        rec = await self.echoes.store.get(check_post_id(post_id))
+        if rec is None:
+            raise NotFound("echo_not_found", "no such echo")
+        await self.echoes.delete(moderator, rec["id"])
+        author = {"handle": rec["author_handle"], "display_name": rec["author_name"]}
+        return await self._record(moderator, "remove_echo", reason,
+                                  echo=EchoService.wire(rec), user=author)  # fmt: skip
+
+    async def suspend(self, moderator: User, handle: str, body: object) -> dict[str, Any]:
+        """Suspend a member: their sessions end and their sockets close with 4003."""
+        _require_moderator(moderator)
+        reason = self._reason(body)
+        target = await self.accounts.user_by_handle(handle)
+        rules.check_may_suspend(moderator.id, moderator.role, target.id, target.role)
+        if not await self.accounts.store.set_suspended(target.id, True):
+            raise Conflict("already_suspended", f"@{target.handle} is already suspended")
+        await self.accounts.store.end_all_sessions(target.id)
+        await self.close_user(target.id, int(CloseCode.SUSPENDED))
+        action = await self._record(moderator, "suspend", reason, user=target.brief())
+        return {"user": {**target.to_wire(), "suspended": True}, "action": action}
+
+    async def unsuspend(self, moderator: User, handle: str, body: object) -> dict[str, Any]:
+        _require_moderator(moderator)
+        reason = self._reason(body)
+        target = await self.accounts.user_by_handle(handle)
+        rules.check_may_suspend(moderator.id, moderator.role, target.id, target.role)
+        if not await self.accounts.store.set_suspended(target.id, False):
+            raise Conflict("not_suspended", f"@{target.handle} is not suspended")
+        action = await self._record(moderator, "unsuspend", reason, user=target.brief())
+        return {"user": {**target.to_wire(), "suspended": False}, "action": action}
+
+    async def audit(self, moderator: User, before: str | None, limit: int) -> dict[str, Any]:
+        _require_moderator(moderator)
+        return _page(await self.store.actions(check_cursor(before), limit), limit)
+
+    @staticmethod
+    def _reason(body: object) -> str:
+        return rules.validate_reason(require_object(body).get("reason"), required=False)
+
+    async def _record(
+        self, moderator: User, action: str, reason: str, *,
+        echo: dict[str, Any] | None = None, user: dict[str, Any] | None = None,
+        report: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Keep the action in the audit log and show it on the `mod` topic."""
+        entry = {"id": new_id(), "actor": moderator.brief(), "action": action,
+                 "reason": reason, "at": iso(self.clock()), "echo": echo, "user": user,
+                 "report": report}  # fmt: skip
+        await self.store.add_action(entry)
+        await self.publisher.publish("mod.action", entry, [("mod", None)])
+        return entry
+
+    # --- the mod topic -----------------------------------------------------------------
+
+    async def resolve_mod(self, user: User, _topic: str, flt: dict[str, Any] | None) -> Resolution:
+        if not user.is_moderator:
+            raise Forbidden("forbidden", "the mod topic is for moderators")
+        return ["mod"], rules.event_filter(rules.parse_mod_filter(flt))

@@ -1,0 +1,85 @@
+"""Reports and the moderators' audit log.
+
+Keys:
+  eh:report:{id}          hash  json (the report as moderators see it) status
+  eh:reports:{status}     zset  report ids, all scored 0: lexical order is id order, so
+                                time order (ids start with their creation ms); status
+                                is open, resolved or all
+  eh:audit:{id}           str   json (one moderation action)
+  eh:audit                zset  action ids, scored 0, like the reports
+A report keeps a snapshot of what it is about (the post, the member), so that it still
+says what was reported after the post is removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+
+_RESOLVE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
+redis.call('HSET', KEYS[1], 'json', ARGV[2], 'status', 'resolved')
+redis.call('ZREM', 'eh:reports:open', ARGV[1])
+redis.call('ZADD', 'eh:reports:resolved', 0, ARGV[1])
+return 1
+"""
+
+
+def _page_range(before: str | None) -> str:
+    return f"({before}" if before else "+"
+
+
+class ModerationStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._resolve = client.register_script(_RESOLVE)
+
+    async def add_report(self, report: dict[str, Any]) -> None:
+        report_id = report["id"]
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(f"eh:report:{report_id}",
+                      mapping={"json": orjson.dumps(report), "status": "open"})  # fmt: skip
+            pipe.zadd("eh:reports:open", {report_id: 0})
+            pipe.zadd("eh:reports:all", {report_id: 0})
+            await pipe.execute()
+
+    async def report(self, report_id: str) -> dict[str, Any] | None:
+        raw = await self.r.hget(f"eh:report:{report_id}", "json")
+        return orjson.loads(raw) if raw else None
+
+    async def resolve(self, report: dict[str, Any]) -> bool:
+        """Store `report` (now resolved) if it was still open; False if it was not."""
+        report_id = report["id"]
+        done = await self._resolve(keys=[f"eh:report:{report_id}"],
+                                   args=[report_id, orjson.dumps(report)])  # fmt: skip
+        return bool(done)
+
+    async def reports(self, status: str, before: str | None, limit: int) -> list[dict[str, Any]]:
+        """Newest first, strictly older than the `before` id."""
+        ids = await self.r.zrevrangebylex(f"eh:reports:{status}", _page_range(before), "-",
+                                          start=0, num=limit)  # fmt: skip
+        if not ids:
+            return []
+        async with self.r.pipeline(transaction=False) as pipe:
+            for report_id in ids:
+                pipe.hget(f"eh:report:{report_id}", "json")
+            raws = await pipe.execute()
+        return [orjson.loads(raw) for raw in raws if raw]
+
+    async def add_action(self, action: dict[str, Any]) -> None:
+        action_id = action["id"]
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(f"eh:audit:{action_id}", orjson.dumps(action))
+            pipe.zadd("eh:audit", {action_id: 0})
+            await pipe.execute()
+
+    async def actions(self, before: str | None, limit: int) -> list[dict[str, Any]]:
+        """The audit log, newest first, strictly older than the `before` id."""
+        ids = await self.r.zrevrangebylex("eh:audit", _page_range(before), "-", start=0,
+                                          num=limit)  # fmt: skip
+        if not ids:
+            return []
+        raws = await self.r.mget([f"eh:audit:{action_id}" for action_id in ids])
+        return [orjson.loads(raw) for raw in raws if raw]
