@@ -6,9 +6,11 @@ Contract (what the hub and the services rely on):
   monotonic), appends it to each topic's history stream and PUBLISHes it once per topic.
   Cursor order is therefore publish order, across all topics. With a `guard` (key,
   value) nothing is published unless the key still holds the value (the audience the
-  event carries was computed from data that has not changed since); `along` are writes
-  applied in the same transaction, just before (storing what is published), so a post
-  is stored and published in one round trip.
+  event carries was computed from data that has not changed since, or the process
+  still holds the claim it published under); `settle` then sets the guard key to a new
+  value in the same script (a claim marked done). `along` are writes applied in the
+  same transaction, just before (storing what is published), so a post is stored and
+  published in one round trip.
 - One pub/sub connection per process (`subscribe`/`unsubscribe` by topic). Every batch of
   messages read from it in one socket read is dispatched to the sink and then flushed
   once: that is where write coalescing starts.
@@ -62,7 +64,7 @@ local s = string.format('%d', seq)
 redis.call('SET', KEYS[1], s)
 local id = s .. '-0'
 for i = 3, #KEYS do
-  local body = ARGV[i * 2 - 2]
+  local body = ARGV[i * 2 - 1]
   redis.call('XADD', KEYS[i], id, 'e', body)
   -- Trim by XDEL, not MAXLEN: only XDEL records max-deleted-entry-id, which is how a
   -- resume learns that history no longer reaches back to its cursor.
@@ -70,8 +72,9 @@ for i = 3, #KEYS do
     local oldest = redis.call('XRANGE', KEYS[i], '-', '+', 'COUNT', 1)
     redis.call('XDEL', KEYS[i], oldest[1][1])
   end
-  redis.call('PUBLISH', ARGV[i * 2 - 3], s .. ' ' .. body)
+  redis.call('PUBLISH', ARGV[i * 2 - 2], s .. ' ' .. body)
 end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3]) end
 return s
 """
 
@@ -370,13 +373,17 @@ class RedisBus:
         *,
         guard: tuple[str, str] | None = None,
         along: Sequence[Sequence[Arg]] = (),
+        settle: str = "",
     ) -> int | None:
         """Publish one event: `entries` is (topic, encoded body) per topic. Returns its
         seq, or None when `guard` no longer held (then nothing was published; `along`
-        was applied all the same)."""
+        was applied all the same). With `settle`, the guard key is set to it once
+        published, in the same script."""
         guard_key, guard_value = guard if guard is not None else (SEQ_KEY, "")
+        if settle and guard is None:
+            raise ValueError("settle needs a guard")
         keys = [SEQ_KEY, guard_key, *[stream_key(t) for t, _ in entries]]
-        args: list[Any] = [self.history_size, guard_value]
+        args: list[Any] = [self.history_size, guard_value, settle]
         for topic, body in entries:
             args.append(channel_key(topic))
             args.append(body)

@@ -14,9 +14,12 @@ Every publication carries the event's audience (community readers, blocks), so a
 process filters its own subscribers without asking the engine.
 
 The start is scheduled in the zset `eh:events:pending`. Every process runs
-`run_scheduler`; a due event is announced by the one process whose ZREM of it
-succeeds, so it is sent once however many processes run, and late by at most one
-poll after a restart that missed the moment.
+`run_scheduler`; a due event is claimed by the one process whose ZREM of it succeeds
+(moving it to `eh:events:firing` under a token), so it is sent once however many
+processes run, and late by at most one poll after a restart that missed the moment.
+The announcement is published only while that token holds and marks the claim done in
+the same script; a claim that lapses unannounced (`START_CLAIM_LEASE`, its process died
+or stalled) is taken over by another process. Exactly once, crashes included.
 """
 
 from __future__ import annotations
@@ -40,16 +43,19 @@ from server.domain.events import (
 )
 from server.domain.visibility import can_post_in_community, can_read_community
 from server.hub import Audience
-from server.services.common import Clock, User, iso, new_id
+from server.services.common import Clock, User, iso, new_id, new_secret
 from server.services.communities import CommunityService
 from server.services.graph import GraphService, user_channel
 from server.services.publish import Publisher, Target
 from server.services.topics import Resolution
-from server.store.events import EventStore
+from server.store.events import START_DONE, EventStore, start_key
 
 log = logging.getLogger(__name__)
 
 EVENT_ID = re.compile(r"[0-9a-f]{20}")
+# Seconds a process has between claiming a start and announcing it before another
+# process takes the start over (only a dead or stalled one takes that long).
+START_CLAIM_LEASE = 30.0
 
 
 def event_not_found() -> NotFound:
@@ -158,12 +164,23 @@ class EventService:
                 only = readers | {rec["host"]}
         return Audience(only, circle.blocked_either_way)
 
-    async def _to_attendees(self, type_: str, rec: dict[str, str], skip: str | None) -> None:
-        """`type_` with the event on `event:{id}` and on each attendee's `me`, in one call."""
+    async def _to_attendees(
+        self, type_: str, rec: dict[str, str], skip: str | None,
+        claim: tuple[str, str] | None = None,
+    ) -> bool:  # fmt: skip
+        """`type_` with the event on `event:{id}` and on each attendee's `me`, in one call.
+        With `claim` (key, token): only while the claim holds, and marked done with it;
+        False if it no longer held."""
         attendees = await self.store.attendees(rec["id"])
         targets: list[Target] = [(f"event:{rec['id']}", await self._audience(rec))]
         targets += [(f"me:{uid}", None) for uid in attendees if uid != skip]
-        await self.publisher.publish(type_, await self._public_wire(rec), targets)
+        data = await self._public_wire(rec)
+        if claim is None:
+            await self.publisher.publish(type_, data, targets)
+            return True
+        seq = await self.publisher.publish_guarded(type_, data, targets, claim,
+                                                   settle=START_DONE)  # fmt: skip
+        return seq is not None
 
     # --- use cases ---------------------------------------------------------------------
 
@@ -309,16 +326,35 @@ class EventService:
     # --- the start -----------------------------------------------------------------------
 
     async def fire_due(self) -> int:
-        """Announce `event.starting` for every due event this process claims."""
+        """Announce `event.starting` for every due event this process claims, and for
+        every claim that lapsed unannounced (its process died or stalled)."""
+        now = int(self.clock() * 1000)
+        lapse = now + int(START_CLAIM_LEASE * 1000)
         sent = 0
-        for event_id in await self.store.due(int(self.clock() * 1000)):
-            if not await self.store.claim_start(event_id):
-                continue  # another process has it
-            rec = await self.store.get(event_id)
-            if rec is None or rec["cancelled"] == "1":
-                continue
-            await self._to_attendees("event.starting", rec, None)
-            sent += 1
+        for event_id in await self.store.due(now):
+            token = new_secret()
+            if await self.store.claim_start(event_id, token, lapse):
+                sent += await self._announce_start(event_id, token)
+        for event_id in await self.store.lapsed_starts(now):
+            token = new_secret()
+            if await self.store.reclaim_start(event_id, token, lapse, now):
+                log.warning("event %s: taking over a start claim that lapsed", event_id)
+                sent += await self._announce_start(event_id, token)
+        return sent
+
+    async def _announce_start(self, event_id: str, token: str) -> bool:
+        """Publish `event.starting` under the claim `token`: the publication marks the
+        claim done in the same engine script, so a process that dies before it leaves
+        the start to be taken over, and one that dies after leaves nothing to resend.
+        A stalled claimant whose claim was taken over publishes nothing."""
+        rec = await self.store.get(event_id)
+        sent = False
+        if rec is not None and rec["cancelled"] != "1":
+            sent = await self._to_attendees("event.starting", rec, None,
+                                            claim=(start_key(event_id), token))  # fmt: skip
+            if not sent:
+                return False  # taken over: the process that holds the claim finishes it
+        await self.store.finish_start(event_id)
         return sent
 
     async def run_scheduler(self, interval: float, stopping: asyncio.Event) -> None:

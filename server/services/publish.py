@@ -36,10 +36,13 @@ class Publisher:
         targets: Sequence[Target],
         guard: tuple[str, str],
         along: Sequence[Sequence[Arg]] = (),
+        settle: str = "",
     ) -> int | None:
         """Publish unless the engine's `guard` key changed value (then None); `along`
-        are writes applied in the same transaction, first, whatever the guard says."""
-        return await self.bus.publish(_entries(type_, data, targets), guard=guard, along=along)
+        are writes applied in the same transaction, first, whatever the guard says;
+        `settle` is the guard key's value once published."""
+        return await self.bus.publish(_entries(type_, data, targets), guard=guard, along=along,
+                                      settle=settle)  # fmt: skip
 
     async def notify(self, user_id: str, type_: str, data: Any) -> int:
         """A notification on one member's `me` topic."""

@@ -7,6 +7,8 @@ Keys:
   eh:going:{id}           zset  member id -> RSVP ms   (the seats: capacity counts these)
   eh:interested:{id}      zset  member id -> RSVP ms
   eh:events:pending       zset  event id -> start ms, until one process claims the start
+  eh:events:firing        zset  event id -> ms its claim lapses: claimed, not yet announced
+  eh:event:{id}:start     str   the claim's token while firing; "done" once announced
   eh:hevents:{host}       zset  event id -> created ms
   eh:cevents:{community}  zset  event id -> created ms
   eh:myrsvps:{user}       zset  event id -> created ms (events the member answered)
@@ -70,6 +72,36 @@ return 'ok'
 """
 
 PENDING = "eh:events:pending"
+FIRING = "eh:events:firing"
+START_DONE = "done"
+
+# KEYS: pending, firing, start key. ARGV: event id, token, lapse ms. Moves a due event
+# from pending to firing under a fresh claim; 1 for exactly one caller.
+_CLAIM = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[2])
+return 1
+"""
+
+# KEYS: firing, start key. ARGV: event id, token, lapse ms, now ms. Takes over a claim
+# that lapsed (its process died or stalled between claim and announcement); an event
+# already announced only leaves the firing set.
+_RECLAIM = """
+local lapse = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not lapse or tonumber(lapse) > tonumber(ARGV[4]) then return 0 end
+if redis.call('GET', KEYS[2]) == 'done' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+def start_key(event_id: str) -> str:
+    return f"eh:event:{event_id}:start"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +126,8 @@ class EventStore:
         self._rsvp = client.register_script(_RSVP)
         self._update = client.register_script(_UPDATE)
         self._cancel = client.register_script(_CANCEL)
+        self._claim = client.register_script(_CLAIM)
+        self._reclaim = client.register_script(_RECLAIM)
 
     async def create(self, rec: dict[str, str], starts_ms: int) -> None:
         eid, ms = rec["id"], _ms(rec["id"])
@@ -161,9 +195,23 @@ class EventStore:
         first = await self.r.zrange(PENDING, 0, 0, withscores=True)
         return int(first[0][1]) if first else None
 
-    async def claim_start(self, event_id: str) -> bool:
-        """True for exactly one caller, whatever the number of processes asking."""
-        return bool(await self.r.zrem(PENDING, event_id))
+    async def claim_start(self, event_id: str, token: str, lapse_ms: int) -> bool:
+        """True for exactly one caller, whatever the number of processes asking: the
+        start is then this caller's to announce, under `token`, until `lapse_ms`."""
+        keys = [PENDING, FIRING, start_key(event_id)]
+        return bool(await self._claim(keys=keys, args=[event_id, token, lapse_ms]))
+
+    async def lapsed_starts(self, now_ms: int, count: int = 100) -> list[str]:
+        """Claimed starts whose claim lapsed before they were announced."""
+        return list(await self.r.zrangebyscore(FIRING, "-inf", now_ms, start=0, num=count))
+
+    async def reclaim_start(self, event_id: str, token: str, lapse_ms: int, now_ms: int) -> bool:
+        """Take over a lapsed claim (True), unless the start was announced after all."""
+        keys = [FIRING, start_key(event_id)]
+        return bool(await self._reclaim(keys=keys, args=[event_id, token, lapse_ms, now_ms]))
+
+    async def finish_start(self, event_id: str) -> None:
+        await self.r.zrem(FIRING, event_id)
 
     async def upcoming_ids(self, now_ms: int, offset: int, count: int) -> list[str]:
         """Events not started yet (nor cancelled), soonest first."""

@@ -54,3 +54,20 @@ async def test_a_failing_write_along_raises(bus: RedisBus, rdb: Any) -> None:
     await rdb.set("text", "x")
     with pytest.raises(Exception, match="WRONGTYPE"):
         await bus.publish(entry(1), along=[("HSET", "text", "f", "v")])
+
+
+async def test_settle_marks_the_guard_done_in_the_same_script(bus: RedisBus, rdb: Any) -> None:
+    await rdb.set("claim", "token")
+    first = await bus.publish([*entry(1), ("u", encode_body("test", {}, None))],
+                              guard=("claim", "token"), settle="done")  # fmt: skip
+    assert first is not None and await rdb.get("claim") == "done"
+    assert await rdb.xlen(stream_key("t")) == 1 and await rdb.xlen(stream_key("u")) == 1
+    # The claim is spent: publishing under it again publishes nothing.
+    assert await bus.publish(entry(2), guard=("claim", "token"), settle="done") is None
+    assert await rdb.xlen(stream_key("t")) == 1
+    # A stale guard leaves the key as it was.
+    await rdb.set("other", "new")
+    assert await bus.publish(entry(3), guard=("other", "old"), settle="done") is None
+    assert await rdb.get("other") == "new"
+    with pytest.raises(ValueError):
+        await bus.publish(entry(4), settle="done")

@@ -33,8 +33,11 @@ async def event_snapshot(rdb: Any) -> dict[str, Any]:
     for pattern in ("eh:event:*", "eh:going:*", "eh:interested:*", "eh:events:pending",
                     "eh:hevents:*", "eh:cevents:*", "eh:myrsvps:*"):  # fmt: skip
         for key in await rdb.keys(pattern):
-            if await rdb.type(key) == "hash":
+            kind = await rdb.type(key)
+            if kind == "hash":
                 snap[key] = await rdb.hgetall(key)
+            elif kind == "string":
+                snap[key] = await rdb.get(key)
             else:
                 snap[key] = await rdb.zrange(key, 0, -1, withscores=True)
     return snap
@@ -326,6 +329,56 @@ async def test_starting_caught_up_once_after_a_restart(
     assert [f["type"] for f in frames if f["op"] == "event"].count("event.starting") == 1
     await me.close()
     await replay.close()
+
+
+async def test_a_start_whose_claimant_died_or_stalled_is_announced_exactly_once(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
+) -> None:
+    """A process that claimed a start and died before announcing it: another takes the
+    lapsed claim over. One that stalled past its lease: its late publication is refused.
+    One that announced and died before clearing its claim: nothing is sent again."""
+    from server.services.container import SERVICES
+    from server.store.events import start_key
+
+    clock = ManualClock()
+    # The background scheduler sleeps through the test: this test plays the processes.
+    quiet = settings.with_(scheduler_interval=3600.0)
+    client = await aiohttp_client(create_app(quiet, engine_url, clock=clock))
+    events = client.server.app[SERVICES].extra["events"]
+    host = await signup(client, rdb, "host")
+    ann = await signup(client, rdb, "ann")
+    marker = await signup(client, rdb, "marker")
+    orphaned = await announce(client, host, title="orphaned", starts_at=at(600, clock.now))
+    settled = await announce(client, host, title="settled", starts_at=at(600, clock.now))
+    for event in (orphaned, settled):
+        await call(client, "put", f"/api/events/{event['id']}/rsvp", ann, 200,
+                   {"status": "going"})  # fmt: skip
+    me = await subscribe(client, ann, "me")
+    start_ms = int((clock.now + 600) * 1000)
+    # A process claims both starts and has until a second after the start to announce.
+    for event in (orphaned, settled):
+        assert await events.store.claim_start(event["id"], "dead", start_ms + 1000)
+        assert not await events.store.claim_start(event["id"], "late", start_ms + 1000)
+    clock.now += 700
+    # It announced one of them, then died before clearing its claim.
+    rec = await events.store.get(settled["id"])
+    assert await events._to_attendees("event.starting", rec, None,
+                                      claim=(start_key(settled["id"]), "dead"))  # fmt: skip
+    await events.fire_due()  # the lapsed claims: one taken over, one only cleared
+    assert await rdb.zcard("eh:events:firing") == 0
+    assert await rdb.get(start_key(orphaned["id"])) == "done"
+    # The dead process was only stalled: its own announcement now publishes nothing.
+    rec = await events.store.get(orphaned["id"])
+    assert not await events._to_attendees("event.starting", rec, None,
+                                          claim=(start_key(orphaned["id"]), "dead"))  # fmt: skip
+    await events.fire_due()
+    frames = await receive_until(
+        me, lambda f: f.get("type") == "event.starting" and f["data"]["title"] == "orphaned"
+    )
+    titles = [f["data"]["title"] for f in frames if f.get("type") == "event.starting"]
+    assert sorted(titles) == ["orphaned", "settled"]
+    assert await types_until_marker(client, me, marker, "ann") == []
+    await me.close()
 
 
 async def test_upcoming_events_list(app_client: Any, rdb: Any) -> None:
