@@ -6,11 +6,11 @@ topic name fed by one or more bus channels; the hub subscribes the bus to a chan
 its first local subscriber and unsubscribes after the last.
 
 Fan-out: an event from the bus is encoded once per (client topic, codec) and the same
-frame bytes go to every recipient: written at once to a socket with nothing queued,
-else appended to its pending list. Every connection with pending frames is flushed in
-one write per flush (coalescing), and a flush runs once per batch the bus read, not
-once per event. A connection whose unsent bytes exceed the cap is closed with 4008;
-nobody waits for it.
+frame bytes go to every recipient: written at once to a socket with one subscription
+and nothing queued, else appended to its pending list. Every connection with pending
+frames is flushed in one write per flush (coalescing), and a flush runs once per batch
+the bus read, not once per event. A connection whose unsent bytes exceed the cap is
+closed with 4008; nobody waits for it.
 """
 
 from __future__ import annotations
@@ -113,8 +113,9 @@ class Connection:
         self.fd = fd
         # The transport may hold bytes the kernel has not taken yet: the fd is written
         # directly only after the transport is found empty. Set by every write through
-        # the transport, so that the common case asks the transport nothing.
-        self.backlog = False
+        # the transport (and at first: the 101 went through it), so that the common
+        # case asks the transport nothing.
+        self.backlog = True
         self.session = session
         self.codec = codec
         self.transport = transport
@@ -692,10 +693,12 @@ class Hub:
     def _end_run(self, plan: _Plan, run: list[Event] | None, frames: dict[int, _Frames]) -> None:
         """Serve a run of events that restrict nobody to the channel's whole-batch takers.
 
-        A connection with nothing queued, in the flush or in its transport, is written
-        to here and now: the common case at moderate rates, where a flush carries one
-        event, and one pass over the recipients instead of two. The rest queue the chunk
-        behind what they have pending.
+        A connection with this one subscription and nothing queued, in the flush or in
+        its transport, is written to here and now: the common case at moderate rates,
+        where a flush carries one event, and one pass over the recipients instead of
+        two. The rest queue the chunk behind what they have pending: a connection with
+        several subscriptions may get more from this batch, all in the flush's one
+        write.
         """
         if not run:
             return
@@ -713,7 +716,7 @@ class Hub:
                     continue
                 sub.last_seq = last
                 conn = sub.conn
-                if conn.dirty or conn.backlog or conn.fd < 0:
+                if conn.dirty or conn.backlog or conn.fd < 0 or len(conn.subs) > 1:
                     conn.pending.append(chunk)
                     queued += 1
                     if not conn.dirty:
@@ -733,6 +736,7 @@ class Hub:
                     if rest > self.send_queue_limit:
                         # Closed after the fan-out: closing detaches subscriptions.
                         self._too_slow.append(conn)
+                        continue
                 sent += 1
                 written += size
         stats = self.stats

@@ -275,13 +275,15 @@ async def test_slow_reader_closed_4008_fast_reader_unaffected(
     await fast.close()
 
 
+@pytest.mark.parametrize("also", [None, "me"], ids=["written-in-fan-out", "written-in-flush"])
 async def test_a_reader_that_falls_behind_gets_every_frame_whole_and_in_order(
-    app_client: Any, rdb: Any, raw_socket: socket.socket
+    app_client: Any, rdb: Any, raw_socket: socket.socket, also: str | None
 ) -> None:
     """Frames go straight to the socket only while the transport holds nothing: after
     the kernel took part of a frame, or a pong waits in the transport, the next frames
     queue behind them even when the kernel has room again (the reads below free room
-    and the hub writes before the loop can drain the transport)."""
+    and the hub writes before the loop can drain the transport). With one subscription
+    the fan-out writes; with two, the flush does."""
     from server.hub import Event
 
     member = await signup(app_client, rdb, "laggard")
@@ -309,6 +311,13 @@ async def test_a_reader_that_falls_behind_gets_every_frame_whole_and_in_order(
     while not messages:
         parser.feed(await loop.sock_recv(raw, 65536))
     assert messages.pop()["op"] == "ack"
+    if also:
+        sub = f'{{"op":"sub","id":2,"topic":"{also}"}}'.encode()
+        await loop.sock_sendall(raw, wsproto.encode_frame(wsproto.OP_TEXT, sub))
+        while not messages:
+            parser.feed(await loop.sock_recv(raw, 65536))
+        assert messages.pop()["op"] == "ack"
+    arrivals.clear()
     (conn,) = hub.connections_of(member.user["id"])
     transport = conn.transport
     # A fixed send buffer: the kernel's autotuning would otherwise take megabytes.
@@ -717,6 +726,33 @@ async def test_a_flush_first_takes_what_the_bus_has_not_read_yet(
     assert hub.stats.events_in == before + 1
     frame = (await receive_until(ws, lambda f: f["op"] == "event"))[-1]
     assert frame["cursor"] == str(seq) and frame["type"] == "x"
+    await ws.close()
+
+
+async def test_one_batch_for_several_subscriptions_of_a_socket_is_one_write(
+    app_client: Any, rdb: Any, engine_url: str
+) -> None:
+    import redis
+
+    from server.bus import channel_key, encode_body
+
+    aki = await signup(app_client, rdb, "aki")
+    cho = await signup(app_client, rdb, "cho")
+    ws = await app_client.ws_connect("/ws", headers=aki.auth)
+    for n, topic in enumerate(("public", "user:cho")):
+        await ws.send_json({"op": "sub", "id": n, "topic": topic})
+        await receive_until(ws, lambda f: f["op"] == "ack")
+    hub = app_client.server.app[SERVICES].hub
+    writes, frames = hub.stats.writes, hub.stats.frames_out
+    base = 10**17
+    # Published by a blocking client while this loop cannot run: one batch, read at once.
+    with redis.Redis.from_url(engine_url) as blocking:
+        for n, channel in enumerate(("public", f"user:{cho.user['id']}") * 2):
+            body = f"{base + n} ".encode() + encode_body("t", {"n": n}, None)
+            blocking.publish(channel_key(channel), body)
+    got = [(await ws.receive_json(timeout=5))["data"]["n"] for _ in range(4)]
+    assert sorted(got) == [0, 1, 2, 3]
+    assert (hub.stats.writes - writes, hub.stats.frames_out - frames) == (1, 4)
     await ws.close()
 
 
