@@ -7,6 +7,7 @@ a moderator's filter (community, member, keyword). No I/O.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,12 @@ def validate_report(body: object) -> ReportRequest:
                           field="echo" if echo is not None else None)  # fmt: skip
     if echo is not None and (not isinstance(echo, str) or not 1 <= len(echo) <= 64):
         raise DomainError("invalid_report", "echo must be an echo id", field="echo")
-    handle = normalize_handle(user) if user is not None else None
+    handle = None
+    if user is not None:
+        try:
+            handle = normalize_handle(user)
+        except DomainError as err:
+            raise DomainError(err.code, err.message, field="user") from None
     return ReportRequest(echo, handle, validate_reason(data.get("reason"), required=True))
 
 
@@ -78,15 +84,17 @@ def validate_report_status(raw: str | None) -> str:
     return raw
 
 
-def check_may_suspend(actor_id: str, actor_role: str, target_id: str, target_role: str) -> None:
-    """Moderators suspend members; admins suspend members and moderators; nobody
-    suspends themselves or an admin."""
+def check_may_suspend(
+    actor_id: str, actor_role: str, target_id: str, target_role: str, verb: str = "suspend"
+) -> None:
+    """Moderators suspend (and unsuspend) members; admins members and moderators;
+    nobody themselves or an admin."""
     if actor_id == target_id:
-        raise Forbidden("forbidden", "you cannot suspend yourself")
+        raise Forbidden("forbidden", f"you cannot {verb} yourself")
     if _RANK.get(actor_role, 0) < 1:
-        raise Forbidden("forbidden", "only moderators may suspend members")
+        raise Forbidden("forbidden", f"only moderators may {verb} members")
     if _RANK.get(target_role, 0) >= _RANK.get(actor_role, 0):
-        raise Forbidden("forbidden", f"a {actor_role} cannot suspend a {target_role}")
+        raise Forbidden("forbidden", f"a {actor_role} cannot {verb} a {target_role}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,10 @@ class ModFilter:
     keyword: str | None = None
 
     def __call__(self, type_: str, data: Mapping[str, Any]) -> bool:
+        if type_ == "post.deleted":
+            # It carries only the post's id: every page that shows the post must hear
+            # of it, and a page that does not show it ignores an unknown id.
+            return True
         if not isinstance(data, Mapping):
             return False
         if self.community is not None and self.community not in set(_communities(data)):
@@ -145,7 +157,7 @@ def parse_mod_filter(raw: object) -> ModFilter | None:
         if len(raw_keyword) > MAX_KEYWORD:
             raise DomainError("bad_filter", f"keyword is longer than {MAX_KEYWORD} characters",
                               field="filter")  # fmt: skip
-        keyword = raw_keyword.strip().casefold()
+        keyword = unicodedata.normalize("NFC", raw_keyword.strip()).casefold()
     if community is None and member is None and keyword is None:
         return None
     return ModFilter(community, member, keyword)

@@ -76,4 +76,6 @@ async def set_role(request: web.Request) -> web.Response:
     user = await svc.accounts.set_role(
         admin, request.match_info["handle"], await read_json(request)
     )
+    if not user.is_moderator:
+        await svc.revoke_topic(user.id, "mod", "you are no longer a moderator")
     return json_response(user.to_wire())

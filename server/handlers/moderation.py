@@ -6,7 +6,7 @@ from aiohttp import web
 
 from server.handlers.common import current_user, json_response, query_limit, read_json
 from server.services.container import SERVICES
-from server.services.moderation import ModerationService
+from server.services.moderation import ModerationService, require_moderator
 
 routes = web.RouteTableDef()
 
@@ -36,32 +36,40 @@ async def reports(request: web.Request) -> web.Response:
 
 @routes.post("/api/mod/reports/{id}/resolve")
 async def resolve_report(request: web.Request) -> web.Response:
+    moderator = current_user(request)
+    require_moderator(moderator)
     report = await _moderation(request).resolve(
-        current_user(request), request.match_info["id"], await read_json(request)
+        moderator, request.match_info["id"], await read_json(request)
     )
     return json_response(report)
 
 
 @routes.post("/api/mod/echoes/{id}/remove")
 async def remove_echo(request: web.Request) -> web.Response:
+    moderator = current_user(request)
+    require_moderator(moderator)
     action = await _moderation(request).remove_echo(
-        current_user(request), request.match_info["id"], await read_json(request)
+        moderator, request.match_info["id"], await read_json(request)
     )
     return json_response(action)
 
 
 @routes.post("/api/mod/users/{handle}/suspend")
 async def suspend(request: web.Request) -> web.Response:
+    moderator = current_user(request)
+    require_moderator(moderator)
     result = await _moderation(request).suspend(
-        current_user(request), request.match_info["handle"], await read_json(request)
+        moderator, request.match_info["handle"], await read_json(request)
     )
     return json_response(result)
 
 
 @routes.post("/api/mod/users/{handle}/unsuspend")
 async def unsuspend(request: web.Request) -> web.Response:
+    moderator = current_user(request)
+    require_moderator(moderator)
     result = await _moderation(request).unsuspend(
-        current_user(request), request.match_info["handle"], await read_json(request)
+        moderator, request.match_info["handle"], await read_json(request)
     )
     return json_response(result)
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from server.bus import RedisBus
 from server.domain.errors import RateLimited
 from server.hub import Hub
-from server.protocol import CloseCode
+from server.protocol import CloseCode, error_message
 from server.services.accounts import AccountService
 from server.services.common import Clock, User
 from server.settings import Settings
@@ -55,18 +55,30 @@ class Services:
             {"close_session": session_key_of(token), "code": int(CloseCode.SESSION_ENDED)}
         )
 
-    async def close_user(self, user_id: str, code: int) -> None:
+    async def close_user(self, user_id: str, code: int, reason: str = "account closed") -> None:
         """Close the user's sockets on every process."""
-        await self.bus.publish_control({"close_user": user_id, "code": code})
+        await self.bus.publish_control({"close_user": user_id, "code": code, "reason": reason})
+
+    async def revoke_topic(self, user_id: str, topic: str, why: str) -> None:
+        """End the member's subscriptions to `topic` on every process (they lost the
+        right to it); each socket gets a `forbidden` error frame naming the topic."""
+        await self.bus.publish_control({"revoke": user_id, "topic": topic, "why": why})
 
     def on_control(self, message: dict[str, Any]) -> None:
+        if "revoke" in message:
+            topic, why = str(message.get("topic", "")), str(message.get("why", ""))[:200]
+            for conn in self.hub.connections_of(str(message["revoke"])):
+                if self.hub.unsubscribe(conn, topic):
+                    self.hub.send(conn, error_message(None, "forbidden", why, topic=topic))
+            return
         if "home" in message:
             self._rebind_home(str(message["home"]), message.get("add", []),
                               message.get("remove", []))  # fmt: skip
             return
         code = int(message.get("code", CloseCode.SESSION_ENDED))
         if "close_user" in message:
-            self.hub.close_principal(str(message["close_user"]), code, "account closed")
+            reason = str(message.get("reason", "account closed"))[:100]
+            self.hub.close_principal(str(message["close_user"]), code, reason)
         elif "close_session" in message:
             self.hub.close_session(str(message["close_session"]), code, "session ended")
 

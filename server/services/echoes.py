@@ -234,9 +234,11 @@ class EchoService:
                 raise NotFound("echo_not_found", "no such echo")
             raise Forbidden("forbidden", "only the author, the community owner or a moderator "
                                          "may delete this echo")  # fmt: skip
-        if await self.store.delete(rec["id"]):
-            deleted = {"id": rec["id"], "community": rec.get("community") or None}
-            await self._publish("post.deleted", deleted, rec)
+        if not await self.store.delete(rec["id"]):
+            # Deleted by someone else since it was read: only one delete counts.
+            raise NotFound("echo_not_found", "no such echo")
+        deleted = {"id": rec["id"], "community": rec.get("community") or None}
+        await self._publish("post.deleted", deleted, rec)
         return {"id": rec["id"], "deleted": True}
 
     # --- likes -------------------------------------------------------------------------

@@ -24,17 +24,19 @@ from server.services.topics import Resolution
 from server.store.moderation import ModerationStore
 
 REPORT_ID = re.compile(r"[0-9a-f]{20}")
-# Closes a member's sockets on every process with a close code.
-UserCloser = Callable[[str, int], Awaitable[None]]
+# Closes a member's sockets on every process with a close code and reason.
+UserCloser = Callable[[str, int, str], Awaitable[None]]
 
 
-def _require_moderator(user: User) -> None:
+def require_moderator(user: User) -> None:
     if not user.is_moderator:
         raise Forbidden("forbidden", "only moderators may do this")
 
 
 def _page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
-    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+    """A page from `limit + 1` items: the extra one only says there is a next page."""
+    page = items[:limit]
+    return {"items": page, "next": page[-1]["id"] if len(items) > limit else None}
 
 
 class ModerationService:
@@ -75,17 +77,20 @@ class ModerationService:
         }  # fmt: skip
         await self.store.add_report(report)
         await self.publisher.publish("report.created", report, [("mod", None)])
+        if user is not None:
+            # The reporter may be blocked by the member: their name is not theirs to see.
+            return {**report, "user": {"handle": user["handle"]}}
         return report
 
     async def reports(
         self, moderator: User, status: str | None, before: str | None, limit: int
     ) -> dict[str, Any]:
-        _require_moderator(moderator)
+        require_moderator(moderator)
         wanted = rules.validate_report_status(status)
-        return _page(await self.store.reports(wanted, check_cursor(before), limit), limit)
+        return _page(await self.store.reports(wanted, check_cursor(before), limit + 1), limit)
 
     async def resolve(self, moderator: User, report_id: str, body: object) -> dict[str, Any]:
-        _require_moderator(moderator)
+        require_moderator(moderator)
         reason = self._reason(body)
         report = await self.store.report(report_id) if REPORT_ID.fullmatch(report_id) else None
         if report is None:
@@ -105,7 +110,7 @@ class ModerationService:
 
     async def remove_echo(self, moderator: User, post_id: str, body: object) -> dict[str, Any]:
         """Remove a post: it disappears from every open page (post.deleted)."""
-        _require_moderator(moderator)
+        require_moderator(moderator)
         reason = self._reason(body)
         rec = await self.echoes.store.get(check_post_id(post_id))
         if rec is None:
@@ -117,34 +122,50 @@ class ModerationService:
 
     async def suspend(self, moderator: User, handle: str, body: object) -> dict[str, Any]:
         """Suspend a member: their sessions end and their sockets close with 4003."""
-        _require_moderator(moderator)
+        require_moderator(moderator)
         reason = self._reason(body)
         target = await self.accounts.user_by_handle(handle)
         rules.check_may_suspend(moderator.id, moderator.role, target.id, target.role)
-        if not await self.accounts.store.set_suspended(target.id, True):
-            raise Conflict("already_suspended", f"@{target.handle} is already suspended")
+        action = self._action(moderator, "suspend", reason, user=target.brief())
+        changed = await self.store.set_suspended(target.id, True, action)
+        # Also when it was suspended already: a suspension that failed half-way (the
+        # engine went away) is completed by trying again.
         await self.accounts.store.end_all_sessions(target.id)
-        await self.close_user(target.id, int(CloseCode.SUSPENDED))
-        action = await self._record(moderator, "suspend", reason, user=target.brief())
+        await self.close_user(target.id, int(CloseCode.SUSPENDED), "suspended")
+        if not changed:
+            raise Conflict("already_suspended", f"@{target.handle} is already suspended")
+        await self.publisher.publish("mod.action", action, [("mod", None)])
         return {"user": {**target.to_wire(), "suspended": True}, "action": action}
 
     async def unsuspend(self, moderator: User, handle: str, body: object) -> dict[str, Any]:
-        _require_moderator(moderator)
+        require_moderator(moderator)
         reason = self._reason(body)
         target = await self.accounts.user_by_handle(handle)
-        rules.check_may_suspend(moderator.id, moderator.role, target.id, target.role)
-        if not await self.accounts.store.set_suspended(target.id, False):
+        rules.check_may_suspend(moderator.id, moderator.role, target.id, target.role,
+                                verb="unsuspend")  # fmt: skip
+        action = self._action(moderator, "unsuspend", reason, user=target.brief())
+        if not await self.store.set_suspended(target.id, False, action):
             raise Conflict("not_suspended", f"@{target.handle} is not suspended")
-        action = await self._record(moderator, "unsuspend", reason, user=target.brief())
+        await self.publisher.publish("mod.action", action, [("mod", None)])
         return {"user": {**target.to_wire(), "suspended": False}, "action": action}
 
     async def audit(self, moderator: User, before: str | None, limit: int) -> dict[str, Any]:
-        _require_moderator(moderator)
-        return _page(await self.store.actions(check_cursor(before), limit), limit)
+        require_moderator(moderator)
+        return _page(await self.store.actions(check_cursor(before), limit + 1), limit)
 
     @staticmethod
     def _reason(body: object) -> str:
         return rules.validate_reason(require_object(body).get("reason"), required=False)
+
+    def _action(
+        self, moderator: User, action: str, reason: str, *,
+        echo: dict[str, Any] | None = None, user: dict[str, Any] | None = None,
+        report: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """An audit log entry: who, what, when, why."""
+        return {"id": new_id(), "actor": moderator.brief(), "action": action,
+                "reason": reason, "at": iso(self.clock()), "echo": echo, "user": user,
+                "report": report}  # fmt: skip
 
     async def _record(
         self, moderator: User, action: str, reason: str, *,
@@ -152,9 +173,7 @@ class ModerationService:
         report: str | None = None,
     ) -> dict[str, Any]:  # fmt: skip
         """Keep the action in the audit log and show it on the `mod` topic."""
-        entry = {"id": new_id(), "actor": moderator.brief(), "action": action,
-                 "reason": reason, "at": iso(self.clock()), "echo": echo, "user": user,
-                 "report": report}  # fmt: skip
+        entry = self._action(moderator, action, reason, echo=echo, user=user, report=report)
         await self.store.add_action(entry)
         await self.publisher.publish("mod.action", entry, [("mod", None)])
         return entry

@@ -52,16 +52,6 @@ def _as_dict(flat: list[str] | None) -> dict[str, str] | None:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-# 1 if the flag changed, 0 if it already had that value, -1 if there is no such user.
-_SET_SUSPENDED = """
-local now = redis.call('HGET', KEYS[1], 'suspended')
-if not now then return -1 end
-if now == ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'suspended', ARGV[1])
-return 1
-"""
-
-
 def session_key_of(token: str) -> str:
     # Only a hash of the token is stored: a leaked dump does not leak live sessions.
     return hashlib.sha256(token.encode()).hexdigest()
@@ -71,7 +61,6 @@ class AccountStore:
     def __init__(self, client: redis.Redis, engine: EngineClient) -> None:
         self.r = client
         self._signup = client.register_script(_SIGNUP)
-        self._set_suspended = client.register_script(_SET_SUSPENDED)
         # Every authenticated request and socket resolves a session: the lean client.
         self._user_via = engine.script(_USER_VIA)
 
@@ -121,12 +110,6 @@ class AccountStore:
 
     async def set_fields(self, user_id: str, **fields: str) -> None:
         await self.r.hset(f"eh:user:{user_id}", mapping=fields)
-
-    async def set_suspended(self, user_id: str, suspended: bool) -> bool:
-        """Set the flag; False if it already had that value."""
-        changed = await self._set_suspended(keys=[f"eh:user:{user_id}"],
-                                            args=["1" if suspended else "0"])  # fmt: skip
-        return int(changed) == 1
 
     async def create_session(self, token: str, user_id: str, ttl: int) -> None:
         key = session_key_of(token)

@@ -7,6 +7,7 @@ Keys:
                                 is open, resolved or all
   eh:audit:{id}           str   json (one moderation action)
   eh:audit                zset  action ids, scored 0, like the reports
+  eh:user:{id} suspended  set here with the action that suspends or unsuspends
 A report keeps a snapshot of what it is about (the post, the member), so that it still
 says what was reported after the post is removed.
 """
@@ -27,6 +28,20 @@ return 1
 """
 
 
+# KEYS: user hash, audit entry, audit zset. ARGV: "1"/"0", entry id, entry json. Sets a
+# member's suspended flag and logs the action in one step: 0 if it already had that
+# value (nothing logged), -1 if there is no such member.
+_SUSPEND = """
+local now = redis.call('HGET', KEYS[1], 'suspended')
+if not now then return -1 end
+if now == ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'suspended', ARGV[1])
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[2])
+return 1
+"""
+
+
 def _page_range(before: str | None) -> str:
     return f"({before}" if before else "+"
 
@@ -35,6 +50,7 @@ class ModerationStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._resolve = client.register_script(_RESOLVE)
+        self._suspend = client.register_script(_SUSPEND)
 
     async def add_report(self, report: dict[str, Any]) -> None:
         report_id = report["id"]
@@ -67,6 +83,13 @@ class ModerationStore:
                 pipe.hget(f"eh:report:{report_id}", "json")
             raws = await pipe.execute()
         return [orjson.loads(raw) for raw in raws if raw]
+
+    async def set_suspended(self, user_id: str, suspended: bool, action: dict[str, Any]) -> bool:
+        """Set the member's flag and log `action` with it; False (nothing logged) if the
+        flag already had that value."""
+        keys = [f"eh:user:{user_id}", f"eh:audit:{action['id']}", "eh:audit"]
+        args = ["1" if suspended else "0", action["id"], orjson.dumps(action)]
+        return int(await self._suspend(keys=keys, args=args)) == 1
 
     async def add_action(self, action: dict[str, Any]) -> None:
         action_id = action["id"]

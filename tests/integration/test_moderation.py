@@ -3,6 +3,7 @@ real HTTP and sockets on a real engine."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -62,12 +63,18 @@ async def test_a_report_reaches_the_mod_stream_and_the_reports_list(
                                  headers=ben.auth)  # fmt: skip
     assert resp.status == 201
     about_aki = await resp.json()
-    assert about_aki["user"] == {"handle": "aki", "display_name": "Aki"}
+    # The reporter learns nothing new about the member (who may have blocked them).
+    assert about_aki["user"] == {"handle": "aki"}
     assert about_aki["echo"] is None
+    live = await next_event(stream, "report.created")
+    assert live["data"]["user"] == {"handle": "aki", "display_name": "Aki"}
 
     listed = await (await app_client.get("/api/mod/reports", headers=mia.auth)).json()
     assert [r["id"] for r in listed["items"]] == [about_aki["id"], report["id"]]
     assert listed["next"] is None
+    assert listed["items"][0]["user"] == {"handle": "aki", "display_name": "Aki"}
+    exactly = await (await app_client.get("/api/mod/reports?limit=2", headers=mia.auth)).json()
+    assert len(exactly["items"]) == 2 and exactly["next"] is None
     resp = await app_client.get("/api/mod/reports", headers=ben.auth)
     assert (await error(resp, 403))["code"] == "forbidden"
     await stream.close()
@@ -84,7 +91,7 @@ async def test_a_report_reaches_the_mod_stream_and_the_reports_list(
         ({"user": "aki", "reason": "two\nlines"}, 400, "invalid_reason", "reason"),
         ({"user": "aki", "reason": 5}, 400, "invalid_reason", "reason"),
         ({"user": "nobody_here", "reason": "spam"}, 404, "user_not_found", None),
-        ({"user": "x!", "reason": "spam"}, 400, "invalid_handle", "handle"),
+        ({"user": "x!", "reason": "spam"}, 400, "invalid_handle", "user"),
         ({"user": "ben", "reason": "spam"}, 400, "cannot_report_self", "user"),
         ({"echo": "0" * 20, "reason": "spam"}, 404, "echo_not_found", "echo"),
         ({"echo": 17, "reason": "spam"}, 400, "invalid_report", "echo"),
@@ -353,3 +360,75 @@ async def test_bad_mod_filters_and_members_are_refused(app_client: Any, rdb: Any
     frame = (await receive_until(ws, lambda f: f["op"] in ("ack", "error")))[-1]
     assert frame["op"] == "error" and frame["code"] == "forbidden"
     await ws.close()
+
+
+async def test_two_moderators_removing_one_post_count_once(app_client: Any, rdb: Any) -> None:
+    mia = await moderator(app_client, rdb, "mia")
+    max_ = await moderator(app_client, rdb, "max")
+    aki = await signup(app_client, rdb, "aki")
+    created = await post(app_client, aki, "contested")
+    url = f"/api/mod/echoes/{created['id']}/remove"
+    answers = await asyncio.gather(app_client.post(url, headers=mia.auth),
+                                   app_client.post(url, headers=max_.auth))  # fmt: skip
+    assert sorted(r.status for r in answers) == [200, 404]
+    log = await (await app_client.get("/api/mod/audit", headers=mia.auth)).json()
+    assert [a["action"] for a in log["items"]] == ["remove_echo"]
+
+
+async def test_a_filtered_mod_stream_hears_of_every_deletion(app_client: Any, rdb: Any) -> None:
+    mia = await moderator(app_client, rdb)
+    aki = await signup(app_client, rdb, "aki")
+    stream = await subscribe(app_client, mia, "mod", filter={"member": "aki"})
+    created = await post(app_client, aki, "soon gone")
+    assert (await next_event(stream, "post.created"))["data"]["id"] == created["id"]
+    resp = await app_client.delete(f"/api/echoes/{created['id']}", headers=aki.auth)
+    assert resp.status == 200
+    assert (await next_event(stream, "post.deleted"))["data"]["id"] == created["id"]
+    await stream.close()
+
+
+async def test_a_demoted_moderator_loses_the_mod_stream_at_once(app_client: Any, rdb: Any) -> None:
+    mia = await moderator(app_client, rdb)
+    admin = await signup(app_client, rdb, "root", admin=True)
+    ben = await signup(app_client, rdb, "ben")
+    await signup(app_client, rdb, "aki")
+    stream = await subscribe(app_client, mia, "mod")
+    await stream.send_json({"op": "sub", "id": 2, "topic": "public"})
+    await receive_until(stream, lambda f: f["op"] == "ack")
+    resp = await app_client.put("/api/admin/users/mia/role", json={"role": "member"},
+                                headers=admin.auth)  # fmt: skip
+    assert resp.status == 200
+    frame = (await receive_until(stream, lambda f: f["op"] == "error"))[-1]
+    assert frame["code"] == "forbidden" and frame["topic"] == "mod"
+    resp = await app_client.post("/api/reports", json={"user": "aki", "reason": "secret"},
+                                 headers=ben.auth)  # fmt: skip
+    assert resp.status == 201
+    marker = await post(app_client, ben, "marker")  # public: the socket's other topic
+    frames = await receive_until(stream, lambda f: f.get("data", {}).get("id") == marker["id"])
+    assert [f["topic"] for f in frames if f["op"] == "event"] == ["public"]
+    await stream.close()
+
+
+async def test_a_suspension_that_failed_half_way_completes_on_retry(
+    app_client: Any, rdb: Any
+) -> None:
+    mia = await moderator(app_client, rdb)
+    ben = await signup(app_client, rdb, "ben")
+    ws = await subscribe(app_client, ben, "public")
+    # As if a suspension set the flag and the engine went away before the rest.
+    await rdb.hset(f"eh:user:{ben.user['id']}", "suspended", "1")
+    resp = await app_client.post("/api/mod/users/ben/suspend", headers=mia.auth)
+    assert (await error(resp, 409))["code"] == "already_suspended"
+    msg = await ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4003
+    assert await rdb.scard(f"eh:sessions:{ben.user['id']}") == 0
+
+
+async def test_members_get_403_from_moderator_endpoints_whatever_they_send(
+    app_client: Any, rdb: Any
+) -> None:
+    ben = await signup(app_client, rdb, "ben")
+    for path in ("/api/mod/reports/0/resolve", "/api/mod/echoes/0/remove",
+                 "/api/mod/users/ben/suspend", "/api/mod/users/ben/unsuspend"):  # fmt: skip
+        resp = await app_client.post(path, data=b"{not json", headers=ben.auth)
+        assert (await error(resp, 403))["code"] == "forbidden", path

@@ -31,7 +31,7 @@ def test_a_report_names_a_post_or_a_member_and_says_why() -> None:
         ({"echo": "e1", "user": "aki", "reason": "x"}, "invalid_report", "echo"),
         ({"echo": "", "reason": "x"}, "invalid_report", "echo"),
         ({"echo": "e" * 65, "reason": "x"}, "invalid_report", "echo"),
-        ({"user": "a", "reason": "x"}, "invalid_handle", "handle"),
+        ({"user": "a", "reason": "x"}, "invalid_handle", "user"),
         ({"user": "aki"}, "invalid_reason", "reason"),
         ({"user": "aki", "reason": ""}, "invalid_reason", "reason"),
         ({"user": "aki", "reason": "\u200b"}, "invalid_reason", "reason"),
@@ -106,20 +106,20 @@ DELETED = {"id": "p1", "community": None}
 @pytest.mark.parametrize(
     ("flt", "matches"),
     [
-        ({"member": "aki"}, {"post": True, "report": True, "action": False, "deleted": False}),
-        ({"member": "BEN"}, {"post": False, "report": True, "action": False, "deleted": False}),
-        ({"member": "cho"}, {"post": False, "report": False, "action": True, "deleted": False}),
-        ({"member": "mia"}, {"post": False, "report": False, "action": True, "deleted": False}),
-        ({"keyword": "sale"}, {"post": True, "report": True, "action": False, "deleted": False}),
-        ({"keyword": " SPAM "}, {"post": False, "report": True, "action": False, "deleted": False}),
-        ({"community": "c1"}, {"post": True, "report": True, "action": False, "deleted": False}),
+        ({"member": "aki"}, {"post": True, "report": True, "action": False, "deleted": True}),
+        ({"member": "BEN"}, {"post": False, "report": True, "action": False, "deleted": True}),
+        ({"member": "cho"}, {"post": False, "report": False, "action": True, "deleted": True}),
+        ({"member": "mia"}, {"post": False, "report": False, "action": True, "deleted": True}),
+        ({"keyword": "sale"}, {"post": True, "report": True, "action": False, "deleted": True}),
+        ({"keyword": " SPAM "}, {"post": False, "report": True, "action": False, "deleted": True}),
+        ({"community": "c1"}, {"post": True, "report": True, "action": False, "deleted": True}),
         (
             {"community": "c1", "member": "ben"},
-            {"post": False, "report": True, "action": False, "deleted": False},
+            {"post": False, "report": True, "action": False, "deleted": True},
         ),
         (
             {"keyword": "abuse", "member": "aki"},
-            {"post": False, "report": False, "action": False, "deleted": False},
+            {"post": False, "report": False, "action": False, "deleted": True},
         ),
     ],  # fmt: skip
 )
@@ -131,6 +131,19 @@ def test_the_filter_matches_what_an_event_is_about(
     events = {"post": ("post.created", POST), "report": ("report.created", REPORT),
               "action": ("mod.action", ACTION), "deleted": ("post.deleted", DELETED)}  # fmt: skip
     assert {name: check(*event) for name, event in events.items()} == matches
+
+
+def test_a_deletion_passes_every_filter() -> None:
+    # It names only the post: a page showing that post must hear of it.
+    for flt in ({"member": "zed"}, {"keyword": "nothing"}, {"community": "c9"}):
+        check = parse_mod_filter(flt)
+        assert check is not None and check("post.deleted", DELETED)
+
+
+def test_keywords_match_whatever_the_normal_form() -> None:
+    check = parse_mod_filter({"keyword": "Cafe\u0301"})  # e + combining acute
+    assert check is not None
+    assert check("post.created", {**POST, "text": "the CAF\u00c9 opens"})
 
 
 def test_no_filter_or_an_empty_one_is_everything() -> None:
