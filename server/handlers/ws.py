@@ -112,6 +112,7 @@ async def admit(
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     svc: Services = request.app[SERVICES]
+    started = time.monotonic()
     refusal, user, session_key = await admit(request, svc)
     if refusal is not None:
         return refusal
@@ -128,6 +129,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     session = _Session(svc, request, transport, codec_for(subprotocol), user, session_key)
     sockets: set[_Session] = request.app[SOCKETS]
     sockets.add(session)
+    ended = svc.ended_since(user.id, session_key, started)
+    if ended is not None:  # logged out or suspended while this socket was upgrading
+        svc.hub.close(session.conn, *ended)
     try:
         # Frames arrive through _Session.feed_data; this frame only keeps aiohttp from
         # closing the connection until the socket ends (connection lost: feed_eof).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,9 @@ from server.store.accounts import session_key_of
 from server.store.ratelimit import RateLimitStore
 from server.store.resp import EngineClient
 
+# Seconds a member's or session's close is remembered for sockets still upgrading.
+ENDED_MEMORY = 60.0
+
 
 @dataclass
 class Services:
@@ -34,6 +38,9 @@ class Services:
     # Filled by the feature modules as they are wired (topics, echoes, graph, ...).
     extra: dict[str, Any] = field(default_factory=dict)
     _tasks: set[asyncio.Future[None]] = field(default_factory=set)
+    # Sockets closed by member or session, recently: (monotonic time, code, reason) by
+    # principal or session key, for sockets whose upgrade was under way (see ended_since).
+    _ended: dict[str, tuple[float, int, str]] = field(default_factory=dict)
 
     def base_url(self, request: web.Request) -> str:
         if self.settings.public_url:
@@ -78,9 +85,33 @@ class Services:
         code = int(message.get("code", CloseCode.SESSION_ENDED))
         if "close_user" in message:
             reason = str(message.get("reason", "account closed"))[:100]
+            self._remember_end(str(message["close_user"]), code, reason)
             self.hub.close_principal(str(message["close_user"]), code, reason)
         elif "close_session" in message:
+            self._remember_end(str(message["close_session"]), code, "session ended")
             self.hub.close_session(str(message["close_session"]), code, "session ended")
+
+    def _remember_end(self, key: str, code: int, reason: str) -> None:
+        now = time.monotonic()
+        ended = self._ended
+        ended.pop(key, None)
+        ended[key] = (now, code, reason)
+        # Oldest first (insertion order): an upgrade takes far less than a minute.
+        while ended:
+            oldest = next(iter(ended))
+            if ended[oldest][0] > now - ENDED_MEMORY:
+                break
+            del ended[oldest]
+
+    def ended_since(self, principal: str, session: str, since: float) -> tuple[int, str] | None:
+        """The close (code, reason) of a member's or session's sockets broadcast after
+        `since` (monotonic): a socket whose upgrade began before it was not registered
+        yet, so the broadcast missed it."""
+        for key in (principal, session):
+            end = self._ended.get(key)
+            if end is not None and end[0] >= since:
+                return end[1], end[2]
+        return None
 
     def _rebind_home(self, user_id: str, add: list[str], remove: list[str]) -> None:
         """Widen or narrow the live `home` subscriptions of a member on this process."""

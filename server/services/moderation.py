@@ -181,6 +181,9 @@ class ModerationService:
     # --- the mod topic -----------------------------------------------------------------
 
     async def resolve_mod(self, user: User, _topic: str, flt: dict[str, Any] | None) -> Resolution:
-        if not user.is_moderator:
+        # The role as it is now, not as it was when the socket opened: a moderator
+        # demoted since must not subscribe again on a socket opened before.
+        record = await self.accounts.store.user(user.id) if user.is_moderator else None
+        if record is None or not User.from_record(record).is_moderator:
             raise Forbidden("forbidden", "the mod topic is for moderators")
         return ["mod"], rules.event_filter(rules.parse_mod_filter(flt))

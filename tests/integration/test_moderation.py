@@ -432,3 +432,41 @@ async def test_members_get_403_from_moderator_endpoints_whatever_they_send(
                  "/api/mod/users/ben/suspend", "/api/mod/users/ben/unsuspend"):  # fmt: skip
         resp = await app_client.post(path, data=b"{not json", headers=ben.auth)
         assert (await error(resp, 403))["code"] == "forbidden", path
+
+
+async def test_a_demoted_moderator_cannot_resubscribe_on_a_socket_opened_before(
+    app_client: Any, rdb: Any
+) -> None:
+    mia = await moderator(app_client, rdb)
+    admin = await signup(app_client, rdb, "root", admin=True)
+    ws = await subscribe(app_client, mia, "public")  # opened while a moderator
+    resp = await app_client.put("/api/admin/users/mia/role", json={"role": "member"},
+                                headers=admin.auth)  # fmt: skip
+    assert resp.status == 200
+    await ws.send_json({"op": "sub", "id": 7, "topic": "mod"})
+    frame = (await receive_until(ws, lambda f: f["op"] in ("ack", "error")))[-1]
+    assert frame["op"] == "error" and frame["code"] == "forbidden" and frame["id"] == 7
+    await ws.close()
+
+
+async def test_a_socket_upgrading_while_its_member_is_suspended_is_closed_4003(
+    app_client: Any, rdb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suspension's broadcast lands after the upgrade authenticated the member and
+    before the socket is registered, so the broadcast itself cannot reach it."""
+    from server.services.container import SERVICES
+
+    ben = await signup(app_client, rdb, "ben")
+    svc = app_client.server.app[SERVICES]
+    authenticate = svc.accounts.authenticate
+
+    async def suspended_meanwhile(token: str | None) -> Any:
+        user = await authenticate(token)
+        svc.on_control({"close_user": user.id, "code": 4003, "reason": "suspended"})
+        return user
+
+    monkeypatch.setattr(svc.accounts, "authenticate", suspended_meanwhile)
+    ws = await app_client.ws_connect("/ws", headers=ben.auth)
+    msg = await ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4003
+    await ws.close()
