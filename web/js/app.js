@@ -15,11 +15,13 @@ import { notificationsView } from "./views/notifications.js";
 import { eventsView, eventView } from "./views/events.js";
 import { communitiesView, communityView } from "./views/communities.js";
 import { inviteView } from "./views/invite.js";
+import { isModerator, moderationView } from "./views/moderation.js";
 
 const main = document.getElementById("main");
 const topbar = document.getElementById("topbar");
 const conn = document.getElementById("conn");
 const badge = document.getElementById("notif-badge");
+const modNav = document.getElementById("nav-mod");
 
 const ctx = { me: null, hub: null, notifications: null, navigate };
 window.echohub = ctx; // for the console and end-to-end tests
@@ -36,10 +38,14 @@ const routes = [
   [/^\/communities$/, (_m, root) => communitiesView(root, {}, ctx)],
   [/^\/c\/([^/]+)$/, (m, root) => communityView(root, { id: decodeURIComponent(m[1]) }, ctx)],
   [/^\/invite$/, (_m, root) => inviteView(root, {}, ctx)],
+  [/^\/mod$/, (_m, root) => moderationView(root, {}, ctx)],
 ];
 
 let cleanup = null;
 let routeSeq = 0;
+// Why the member was signed out (a suspension), shown on the sign-in page until the
+// next sign-in.
+let signedOutNotice = null;
 
 function navigate(hash) {
   if (location.hash === hash) route();
@@ -53,7 +59,9 @@ async function route() {
   main.replaceChildren();
   if (!ctx.me) {
     const join = location.pathname.match(/^\/join\/([^/]+)$/);
-    cleanup = join ? joinView(main, { code: decodeURIComponent(join[1]) }, onSignedIn) : signInView(main, {}, onSignedIn);
+    cleanup = join
+      ? joinView(main, { code: decodeURIComponent(join[1]) }, onSignedIn)
+      : signInView(main, { notice: signedOutNotice }, onSignedIn);
     main.setAttribute("aria-busy", "false");
     return;
   }
@@ -125,12 +133,26 @@ function startSession(me) {
   document.body.dataset.handle = me.handle;
   topbar.hidden = false;
   document.getElementById("nav-me").href = `#/u/${enc(me.handle)}`;
+  modNav.hidden = !isModerator(me);
   const hub = new EchoHub();
   ctx.hub = hub;
   hub.addEventListener("status", (e) => paintStatus(e.detail.status));
   hub.addEventListener("ended", (e) => {
-    toast(e.detail.code === 4003 ? "Your account is suspended." : "Your session has ended. Please sign in again.");
-    endSession();
+    if (e.detail.code === 4003) {
+      // Suspended: every session ended and the socket closed for good (no reconnect).
+      endSession("Your account is suspended. A moderator suspended it, and you have been signed out.");
+    } else {
+      toast("Your session has ended. Please sign in again.");
+      endSession();
+    }
+  });
+  // No longer a moderator (demoted while the page is open): the server ends the `mod`
+  // subscription with `forbidden`; the page stops offering moderation.
+  hub.addEventListener("suberror", (e) => {
+    if (e.detail.topic === "mod" && e.detail.error.code === "forbidden" && ctx.me) {
+      ctx.me = { ...ctx.me, role: "member" };
+      modNav.hidden = true;
+    }
   });
   // A deletion on any topic removes the post from every list on the page.
   hub.addEventListener("event", (e) => {
@@ -156,12 +178,14 @@ function startSession(me) {
   hub.connect();
 }
 
-function endSession() {
+function endSession(notice = null) {
   ctx.hub?.close();
   ctx.hub = null;
   ctx.me = null;
   ctx.notifications = null;
+  signedOutNotice = notice;
   topbar.hidden = true;
+  modNav.hidden = true;
   paintStatus("idle");
   if (location.pathname !== "/") history.replaceState(null, "", "/");
   location.hash = "";
@@ -169,6 +193,7 @@ function endSession() {
 }
 
 function onSignedIn(user) {
+  signedOutNotice = null;
   if (location.pathname !== "/") history.replaceState(null, "", "/#/");
   else location.hash = "#/";
   startSession(user);

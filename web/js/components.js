@@ -4,7 +4,7 @@
 import { api, ApiError, del, enc, post, withQuery } from "./api.js";
 import { h, replace, timeEl } from "./dom.js";
 import { renderBody, renderSegments } from "./effects.js";
-import { checkEcho, MAX_GRAPHEMES, wrapSelection } from "./markup.js";
+import { checkEcho, MAX_GRAPHEMES, visibleLength, wrapSelection } from "./markup.js";
 
 /** A link to a member's profile showing their display name and @handle. */
 export function memberLink(member) {
@@ -82,7 +82,7 @@ export function postCard(p, ctx) {
     });
     actions.append(who);
   }
-  if (mine || moderator) {
+  if (mine) {
     const remove = h("button.linkish.danger.delete", { type: "button" }, "Delete");
     remove.addEventListener("click", async () => {
       if (!window.confirm("Delete this Echo?")) return;
@@ -94,15 +94,94 @@ export function postCard(p, ctx) {
       }
     });
     actions.append(remove);
+  } else {
+    // Someone else's post: members report it; moderators also remove it, through the
+    // moderation endpoint so the removal and its reason go in the audit log.
+    const panel = h("div.echo-panel");
+    const open = (button, make) => () => {
+      const wasOpen = button.getAttribute("aria-expanded") === "true";
+      for (const b of actions.querySelectorAll("[aria-expanded]")) b.setAttribute("aria-expanded", "false");
+      panel.replaceChildren();
+      if (wasOpen) return;
+      button.setAttribute("aria-expanded", "true");
+      const close = () => {
+        button.setAttribute("aria-expanded", "false");
+        panel.replaceChildren();
+        button.focus();
+      };
+      panel.append(make(close));
+      panel.querySelector("input")?.focus();
+    };
+    const report = h("button.linkish.report", { type: "button", "aria-expanded": "false" }, "Report");
+    report.addEventListener("click", open(report, (close) => reportForm({ echo: p.id }, close)));
+    actions.append(report);
+    if (moderator) {
+      const remove = h("button.linkish.danger.remove", { type: "button", "aria-expanded": "false" }, "Remove");
+      remove.addEventListener("click", open(remove, (close) => reasonForm({
+        label: "Why remove it? (optional)",
+        submit: "Remove for everyone",
+        danger: true,
+        onCancel: close,
+        onSubmit: async (reason) => {
+          await post(`/api/mod/echoes/${enc(p.id)}/remove`, reason ? { reason } : {});
+          removePostEverywhere(p.id);
+          toast("Echo removed");
+        },
+      })));
+      actions.append(remove);
+    }
+    card.append(actions, panel);
+    return card;
   }
   card.append(actions);
   return card;
 }
 
+export const MAX_REASON = 500;
+
+/**
+ * A one-line reason form: `onSubmit(reason)` sends it (an ApiError shows by the input,
+ * the server's message as it is); `onDone(result)` may replace the form afterwards.
+ * With `required`, the browser asks for some text; length is counted like the server
+ * (graphemes after NFC, at most 500).
+ */
+export function reasonForm({ label, submit, onSubmit, onCancel = null, onDone = null, required = false, danger = false, placeholder = "" }) {
+  const form = h("form.reason-form", { "aria-label": submit });
+  const input = field(label, { name: "reason", required, autocomplete: "off", placeholder, enterKeyHint: "send" }, `One line, up to ${MAX_REASON} characters.`);
+  form.append(input, h("div.row", null,
+    h(`button.${danger ? "danger" : "primary"}`, { type: "submit" }, submit),
+    onCancel ? h("button.plain", { type: "button", onclick: onCancel }, "Cancel") : null));
+  handleForm(form, async (data) => {
+    const reason = String(data.get("reason") ?? "").trim();
+    if (visibleLength(reason.normalize("NFC")) > MAX_REASON) {
+      throw new ApiError(400, { code: "invalid_reason", message: `The reason is longer than ${MAX_REASON} characters.`, field: "reason" });
+    }
+    const result = await onSubmit(reason);
+    onDone?.(result, form);
+  });
+  return form;
+}
+
+/** Report a post (`{echo: id}`) or a member (`{user: handle}`): a reason is required. */
+export function reportForm(target, close) {
+  const what = target.echo ? "this Echo" : `@${target.user}`;
+  return reasonForm({
+    label: `Why are you reporting ${what}?`,
+    submit: "Send report",
+    required: true,
+    placeholder: "e.g. spam, harassment, impersonation",
+    onCancel: close,
+    onSubmit: (reason) => post("/api/reports", { ...target, reason }),
+    onDone: (_report, form) => {
+      form.replaceWith(h("p.report-sent", { role: "status", tabIndex: -1 }, "Thanks. Your report was sent to the moderators."));
+    },
+  });
+}
+
 const communityNames = new Map(); // id -> Promise<name>
 
 /** A link to a post's community, labelled with its name once known. */
-function communityTag(id) {
+export function communityTag(id) {
   const tag = h("a.tag", { href: `#/c/${enc(id)}` }, "community");
   if (!communityNames.has(id)) {
     communityNames.set(id, api("GET", `/api/communities/${enc(id)}`).then((c) => c.name, () => null));
@@ -122,14 +201,19 @@ export function removePostEverywhere(id) {
 /**
  * A list of posts: newest first, de-duplicated by id, pages fetched with `before`
  * as the sentinel scrolls into view, live posts prepended through `hub` on `topic`.
- * `accept(post)` filters live posts (e.g. a community's own feed).
+ * `accept(post)` filters live posts (e.g. a community's own feed). With
+ * `watchAuthors` (a list without a topic of its own, like discover), each shown
+ * author's `user:{handle}` topic is followed for deletions, so a post deleted or
+ * removed by a moderator leaves the page live as it does from the other feeds.
  */
 export class FeedList {
-  constructor({ url, ctx, topic = null, accept = null, empty = "Nothing here yet.", limit = null, label }) {
+  constructor({ url, ctx, topic = null, accept = null, empty = "Nothing here yet.", limit = null, label, watchAuthors = false }) {
     this.url = url;
     this.ctx = ctx;
     this.topic = topic;
     this.accept = accept;
+    this.watchAuthors = watchAuthors;
+    this.watched = new Set();
     this.limit = limit;
     this.next = null;
     this.done = false;
@@ -173,9 +257,18 @@ export class FeedList {
   }
 
   stop() {
+    this.stopped = true;
     for (const off of this.offs) off();
     this.offs = [];
     this.observer?.disconnect();
+  }
+
+  watch(author) {
+    if (!this.watchAuthors || this.stopped || this.watched.has(author.handle)) return;
+    this.watched.add(author.handle);
+    this.offs.push(this.ctx.hub.subscribe(`user:${author.handle}`, (ev) => {
+      if (ev.type === "post.deleted") this.onEvent(ev);
+    }));
   }
 
   onEvent(ev) {
@@ -209,6 +302,7 @@ export class FeedList {
       if (this.ids.has(p.id)) continue;
       this.ids.add(p.id);
       this.list.append(postCard(p, this.ctx));
+      this.watch(p.author);
     }
     this.paintEmpty();
   }

@@ -95,12 +95,14 @@ export class EchoHub extends EventTarget {
    * Listen to `topic`. `handler(event)` gets each `{type, data, cursor, topic}` in order.
    * `since` starts from a known cursor (replaying what came after it); `onReset` is
    * called when the server cannot fill a gap; `onAck` once the subscription is live
-   * (after each (re)connect); `onError(err)` if the server refuses it. Returns `off()`.
+   * (after each (re)connect); `onError(err)` if the server refuses it. `filter` (an
+   * object, e.g. `{member: "aki"}` on `mod`) goes with every `sub` of the topic; it is
+   * set by the topic's first subscriber. Returns `off()`.
    */
-  subscribe(topic, handler, { since = null, onReset = null, onAck = null, onError = null } = {}) {
+  subscribe(topic, handler, { since = null, onReset = null, onAck = null, onError = null, filter = null } = {}) {
     let entry = this.topics.get(topic);
     if (!entry) {
-      entry = { handlers: new Set(), cursor: since, onReset: new Set(), onAck: new Set(), onError: new Set(), acked: false };
+      entry = { handlers: new Set(), cursor: since, filter, onReset: new Set(), onAck: new Set(), onError: new Set(), acked: false };
       this.topics.set(topic, entry);
       this.sendSub(topic);
     } else if (entry.acked && onAck) {
@@ -279,6 +281,7 @@ export class EchoHub extends EventTarget {
     const entry = this.topics.get(topic);
     const frame = { op: "sub", topic };
     if (entry.cursor != null) frame.since = entry.cursor;
+    if (entry.filter != null) frame.filter = entry.filter;
     this.request(frame).then(
       (ack) => {
         if (this.topics.get(topic) !== entry) return;
@@ -327,9 +330,17 @@ export class EchoHub extends EventTarget {
         if (waiter) {
           this.pending.delete(frame.id);
           waiter.reject(err);
-        } else {
-          this.dispatchEvent(new CustomEvent("error", { detail: err }));
+          return;
         }
+        const entry = frame.topic != null ? this.topics.get(frame.topic) : null;
+        if (entry) {
+          // The server ended a live subscription (a moderator demoted loses `mod`): its
+          // listeners hear of it as of a refused `sub`.
+          entry.acked = false;
+          for (const fn of entry.onError) safely(fn, err);
+          this.dispatchEvent(new CustomEvent("suberror", { detail: { topic: frame.topic, error: err } }));
+        }
+        this.dispatchEvent(new CustomEvent("error", { detail: err }));
         return;
       }
       default:

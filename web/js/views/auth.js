@@ -4,18 +4,19 @@ import { post } from "../api.js";
 import { field, handleForm } from "../components.js";
 import { h } from "../dom.js";
 
-function shell(root, title, intro, form, footer) {
+function shell(root, title, intro, form, footer, notice = null) {
   root.append(
     h("section.auth", null,
       h("div.auth-brand", { "aria-hidden": "true" }, "◉"),
       h("h1", null, title),
+      notice ? h("p.banner.danger.signed-out", { role: "alert" }, notice) : null,
       h("p.lead", null, intro),
       form,
       footer),
   );
 }
 
-export function signInView(root, _params, onSignedIn) {
+export function signInView(root, { notice = null } = {}, onSignedIn) {
   const form = h("form.stack", { "aria-label": "Sign in" },
     field("Handle", { name: "handle", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: false }),
     field("Password", { name: "password", type: "password", autocomplete: "current-password", required: true }),
@@ -25,7 +26,7 @@ export function signInView(root, _params, onSignedIn) {
     onSignedIn(res.user);
   });
   shell(root, "Sign in to Echo Hub", "Short Echoes, playful effects and footprints from your friends — live.", form,
-    h("p.muted", null, "New here? Echo Hub is invite-only: ask a member for an invite link."));
+    h("p.muted", null, "New here? Echo Hub is invite-only: ask a member for an invite link."), notice);
   form.querySelector("input").focus();
 }
 

@@ -11,6 +11,7 @@ export async function homeView(root, { tab }, ctx) {
     topic: follow ? "home" : null,
     ctx,
     label: follow ? "Home feed" : "Discover",
+    watchAuthors: !follow,
     empty: follow
       ? "Your feed is quiet. Post an Echo, or follow people from Discover."
       : "Nothing to discover yet: posts liked by people you follow in the last day show up here.",

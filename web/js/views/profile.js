@@ -2,7 +2,7 @@
 // `user:{handle}`). Opening it leaves a footprint (the server's doing).
 
 import { api, enc } from "../api.js";
-import { FeedList, composer, createEcho, toast } from "../components.js";
+import { FeedList, composer, createEcho, reportForm, toast } from "../components.js";
 import { formatDate, h, replace } from "../dom.js";
 
 export async function profileView(root, { handle }, ctx) {
@@ -28,6 +28,7 @@ export async function profileView(root, { handle }, ctx) {
           toggle("follow", rel.following, "Follow", "Following", "primary"),
           toggle("mute", rel.muting, "Mute", "Unmute"),
           toggle("block", rel.blocking, "Block", "Unblock", "danger"),
+          reportButton,
         ];
     replace(
       head,
@@ -62,8 +63,23 @@ export async function profileView(root, { handle }, ctx) {
     });
     return b;
   };
+  // Reporting a member: a small form under the profile card (kept across repaints).
+  const reportBox = h("div.report-box");
+  const reportButton = h("button.plain", { type: "button", "aria-expanded": "false", dataset: { action: "report" } }, "Report member");
+  reportButton.addEventListener("click", () => {
+    const opening = reportButton.getAttribute("aria-expanded") !== "true";
+    reportButton.setAttribute("aria-expanded", String(opening));
+    reportBox.replaceChildren();
+    if (!opening) return;
+    reportBox.append(h("section.card", { "aria-label": `Report @${handle}` }, reportForm({ user: profile.handle }, () => {
+      reportButton.setAttribute("aria-expanded", "false");
+      reportBox.replaceChildren();
+      reportButton.focus();
+    })));
+    reportBox.querySelector("input")?.focus();
+  });
   paint();
-  root.append(head);
+  root.append(head, reportBox);
   if (self) {
     root.append(composer({ onPost: async (body) => { archive.prepend(await createEcho(body)); } }));
   }
