@@ -20,9 +20,8 @@ def _moderation(request: web.Request) -> ModerationService:
 async def create_report(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     user = current_user(request)
-    body = await read_json(request)
-    await svc.limit("reports", user.id)
-    return json_response(await _moderation(request).report(user, body), status=201)
+    report = await _moderation(request).report(user, await read_json(request), svc.limit)
+    return json_response(report, status=201)
 
 
 @routes.get("/api/mod/reports")

@@ -10,7 +10,7 @@ engine anything.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -46,6 +46,9 @@ class CommunityGate(Protocol):
     async def owner(self, community_id: str) -> str: ...
 
 
+ModerationLog = Callable[[User, dict[str, str], str], Awaitable[dict[str, Any]]]
+
+
 def check_post_id(raw: object, field: str = "id") -> str:
     if not isinstance(raw, str) or not POST_ID.fullmatch(raw):
         raise NotFound("echo_not_found", "no such echo", field=field)
@@ -71,6 +74,8 @@ class EchoService:
         self.publisher = publisher
         self.clock = clock
         self.communities: CommunityGate | None = None
+        # Records a moderator's deletion in the audit log; returns the entry.
+        self.on_moderation: ModerationLog | None = None
 
     # --- shape -------------------------------------------------------------------------
 
@@ -221,14 +226,20 @@ class EchoService:
         targets.append(("mod", None))
         return targets
 
-    async def delete(self, actor: User, post_id: str) -> dict[str, Any]:
+    async def delete(
+        self, actor: User, post_id: str, *, reason: str = "", audit: bool = False
+    ) -> dict[str, Any]:
+        """Delete a post (its author, its community's owner, or a moderator). A deletion
+        only a moderator may make, or any with `audit`, is a moderation action: it goes
+        to `on_moderation` (the audit log), whose entry the answer carries as `action`."""
         rec = await self.store.get(check_post_id(post_id))
         if rec is None:
             raise NotFound("echo_not_found", "no such echo")
-        allowed = rec["author"] == actor.id or actor.is_moderator
+        allowed = rec["author"] == actor.id
         if not allowed and rec.get("community") and self.communities is not None:
             allowed = await self.communities.owner(rec["community"]) == actor.id
-        if not allowed:
+        moderation = audit or (not allowed and actor.is_moderator)
+        if not allowed and not actor.is_moderator:
             circle = await self.graph.circle(actor.id)
             if not await self._visible(actor, [rec], circle, feed=False):
                 raise NotFound("echo_not_found", "no such echo")
@@ -239,7 +250,10 @@ class EchoService:
             raise NotFound("echo_not_found", "no such echo")
         deleted = {"id": rec["id"], "community": rec.get("community") or None}
         await self._publish("post.deleted", deleted, rec)
-        return {"id": rec["id"], "deleted": True}
+        result: dict[str, Any] = {"id": rec["id"], "deleted": True}
+        if moderation and self.on_moderation is not None:
+            result["action"] = await self.on_moderation(actor, rec, reason)
+        return result
 
     # --- likes -------------------------------------------------------------------------
 

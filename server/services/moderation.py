@@ -18,7 +18,7 @@ from server.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from server.protocol import CloseCode
 from server.services.accounts import AccountService
 from server.services.common import Clock, User, iso, new_id
-from server.services.echoes import EchoService, check_cursor, check_post_id
+from server.services.echoes import EchoService, check_cursor
 from server.services.publish import Publisher
 from server.services.topics import Resolution
 from server.store.moderation import ModerationStore
@@ -53,8 +53,9 @@ class ModerationService:
 
     # --- reports -----------------------------------------------------------------------
 
-    async def report(self, reporter: User, body: object) -> dict[str, Any]:
-        """A member reports a post they can see, or another member."""
+    async def report(self, reporter: User, body: object, limit: Any = None) -> dict[str, Any]:
+        """A member reports a post they can see, or another member; `limit` takes from
+        the `reports` limit once the report is valid."""
         request = rules.validate_report(body)
         echo = user = None
         if request.echo is not None:
@@ -70,6 +71,8 @@ class ModerationService:
                 raise DomainError("cannot_report_self", "you cannot report yourself",
                                   field="user")  # fmt: skip
             user = target.brief()
+        if limit is not None:
+            await limit("reports", reporter.id)
         report = {
             "id": new_id(), "reporter": reporter.brief(), "reason": request.reason,
             "created_at": iso(self.clock()), "status": "open", "echo": echo, "user": user,
@@ -112,10 +115,14 @@ class ModerationService:
         """Remove a post: it disappears from every open page (post.deleted)."""
         require_moderator(moderator)
         reason = self._reason(body)
-        rec = await self.echoes.store.get(check_post_id(post_id))
-        if rec is None:
-            raise NotFound("echo_not_found", "no such echo")
-        await self.echoes.delete(moderator, rec["id"])
+        result = await self.echoes.delete(moderator, post_id, reason=reason, audit=True)
+        action: dict[str, Any] = result["action"]
+        return action
+
+    async def log_removal(
+        self, moderator: User, rec: dict[str, str], reason: str
+    ) -> dict[str, Any]:
+        """The audit entry of a post a moderator removed (through either endpoint)."""
         author = {"handle": rec["author_handle"], "display_name": rec["author_name"]}
         return await self._record(moderator, "remove_echo", reason,
                                   echo=EchoService.wire(rec), user=author)  # fmt: skip

@@ -470,3 +470,39 @@ async def test_a_socket_upgrading_while_its_member_is_suspended_is_closed_4003(
     msg = await ws.receive(timeout=5)
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4003
     await ws.close()
+
+
+async def test_a_moderator_deleting_someone_elses_post_is_audited_an_author_is_not(
+    app_client: Any, rdb: Any
+) -> None:
+    mia = await moderator(app_client, rdb)
+    aki = await signup(app_client, rdb, "aki")
+    theirs = await post(app_client, aki, "theirs")
+    own = await post(app_client, mia, "own")
+    mine = await post(app_client, aki, "mine")
+    resp = await app_client.delete(f"/api/echoes/{theirs['id']}", headers=mia.auth)
+    assert resp.status == 200
+    assert (await resp.json())["action"]["action"] == "remove_echo"
+    for who, created in ((mia, own), (aki, mine)):
+        resp = await app_client.delete(f"/api/echoes/{created['id']}", headers=who.auth)
+        assert resp.status == 200 and "action" not in await resp.json()
+    log = await (await app_client.get("/api/mod/audit", headers=mia.auth)).json()
+    assert [(a["action"], a["echo"]["id"]) for a in log["items"]] == [("remove_echo", theirs["id"])]
+
+
+async def test_an_invalid_report_does_not_use_up_the_limit(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
+) -> None:
+    from server.app import create_app
+    from server.settings import parse_rate_limits
+
+    limited = settings.with_(rate_limits=parse_rate_limits("reports=1/3600:1"))
+    client = await aiohttp_client(create_app(limited, engine_url))
+    await signup(client, rdb, "aki")
+    ben = await signup(client, rdb, "ben")
+    for _ in range(3):
+        resp = await client.post("/api/reports", json={"user": "aki", "reason": " "},
+                                 headers=ben.auth)  # fmt: skip
+        assert resp.status == 400
+    resp = await client.post("/api/reports", json={"user": "aki", "reason": "x"}, headers=ben.auth)
+    assert resp.status == 201
