@@ -18,6 +18,7 @@ from typing import Any
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, EchoHubServer, Member, _open_server
+from tests.support import PASSWORD
 
 SIZES: dict[str, dict[str, Any]] = {
     "desktop": {"viewport": {"width": 1280, "height": 860}},
@@ -84,19 +85,38 @@ def seed(browser: Browser, hub: EchoHubServer) -> dict[str, Any]:
     )
     ben.api("GET", f"/api/users/{aki.handle}")
     chika.api("GET", f"/api/users/{aki.handle}")
-    return {"aki": aki, "event": event, "club": club, "members": made}
+    # A moderator, made by the root admin, and something for them to look at.
+    mia = make("Mia", handle="mia")
+    root = browser.new_context()
+    login = root.request.post(
+        f"{hub.base}/api/login", data={"handle": "root", "password": PASSWORD}
+    )
+    assert login.ok, login.text()
+    role = root.request.put(f"{hub.base}/api/admin/users/{mia.handle}/role",
+                            data={"role": "moderator"})  # fmt: skip
+    assert role.ok, role.text()
+    root.close()
+    spam = ben.api("POST", "/api/echoes", {"text": "$[big FREE] followers!!! click my profile"})
+    aki.api("POST", "/api/reports", {"echo": spam["id"], "reason": "spam, posted many times"})
+    chika.api("POST", "/api/reports", {"echo": spam["id"], "reason": "looks like a bot"})
+    aki.api("POST", "/api/reports", {"user": ben.handle, "reason": "keeps sending the same link"})
+    first = mia.api("GET", "/api/mod/reports")["items"][-1]
+    mia.api("POST", f"/api/mod/reports/{first['id']}/resolve", {"reason": "warned by DM"})
+    return {"aki": aki, "mod": mia, "event": event, "club": club, "members": made}
 
 
-def shoot(
-    browser: Browser, hub: EchoHubServer, who: Member, data: dict[str, Any], out: Path
-) -> None:
-    pages = {
+def member_pages(who: Member, data: dict[str, Any]) -> dict[str, str]:
+    return {
         "home": "#/",
         "profile": f"#/u/{who.handle}",
         "events": f"#/events/{data['event']['id']}",
         "communities": f"#/c/{data['club']['id']}",
         "footprints": "#/footprints",
     }
+
+
+def shoot(browser: Browser, hub: EchoHubServer, who: Member, pages: dict[str, str],
+          out: Path) -> None:  # fmt: skip
     for size, options in SIZES.items():
         context = browser.new_context(**options, color_scheme="light", locale="en-US")
         context.add_cookies(who.context.cookies())
@@ -118,7 +138,8 @@ def main() -> None:
         hub = _open_server(Path(tmp), browser)
         try:
             data = seed(browser, hub)
-            shoot(browser, hub, data["aki"], data, out)
+            shoot(browser, hub, data["aki"], member_pages(data["aki"], data), out)
+            shoot(browser, hub, data["mod"], {"moderation": "#/mod"}, out)
             for m in data["members"]:
                 m.context.close()
         finally:
