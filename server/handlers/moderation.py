@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from aiohttp import web
 
 from server.handlers.common import current_user, json_response, query_limit, read_json
+from server.services.common import User
 from server.services.container import SERVICES
 from server.services.moderation import ModerationService, require_moderator
 
@@ -33,44 +37,36 @@ async def reports(request: web.Request) -> web.Response:
     return json_response(page)
 
 
+# A moderator's action on the thing named in the path, with an optional reason.
+Action = Callable[[ModerationService, User, str, object], Awaitable[dict[str, Any]]]
+
+
+async def _act(request: web.Request, action: Action, name: str) -> web.Response:
+    moderator = current_user(request)
+    require_moderator(moderator)  # before the body: a member gets 403 whatever they send
+    body = await read_json(request)
+    return json_response(await action(_moderation(request), moderator, request.match_info[name],
+                                      body))  # fmt: skip
+
+
 @routes.post("/api/mod/reports/{id}/resolve")
 async def resolve_report(request: web.Request) -> web.Response:
-    moderator = current_user(request)
-    require_moderator(moderator)
-    report = await _moderation(request).resolve(
-        moderator, request.match_info["id"], await read_json(request)
-    )
-    return json_response(report)
+    return await _act(request, ModerationService.resolve, "id")
 
 
 @routes.post("/api/mod/echoes/{id}/remove")
 async def remove_echo(request: web.Request) -> web.Response:
-    moderator = current_user(request)
-    require_moderator(moderator)
-    action = await _moderation(request).remove_echo(
-        moderator, request.match_info["id"], await read_json(request)
-    )
-    return json_response(action)
+    return await _act(request, ModerationService.remove_echo, "id")
 
 
 @routes.post("/api/mod/users/{handle}/suspend")
 async def suspend(request: web.Request) -> web.Response:
-    moderator = current_user(request)
-    require_moderator(moderator)
-    result = await _moderation(request).suspend(
-        moderator, request.match_info["handle"], await read_json(request)
-    )
-    return json_response(result)
+    return await _act(request, ModerationService.suspend, "handle")
 
 
 @routes.post("/api/mod/users/{handle}/unsuspend")
 async def unsuspend(request: web.Request) -> web.Response:
-    moderator = current_user(request)
-    require_moderator(moderator)
-    result = await _moderation(request).unsuspend(
-        moderator, request.match_info["handle"], await read_json(request)
-    )
-    return json_response(result)
+    return await _act(request, ModerationService.unsuspend, "handle")
 
 
 @routes.get("/api/mod/audit")

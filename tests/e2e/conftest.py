@@ -45,8 +45,8 @@ class EchoHubServer:
         return self.server.base
 
     @classmethod
-    def start(cls, data_dir: Path) -> EchoHubServer:
-        server = start_server("--data-dir", str(data_dir))
+    def start(cls, data_dir: Path, env: dict[str, str] | None = None) -> EchoHubServer:
+        server = start_server("--data-dir", str(data_dir), env=env)
         # The admin link is printed before the server listens, so it is there by now.
         match = INVITE_LINE.search(server.read_output())
         assert match is not None, server.read_output()
@@ -85,8 +85,11 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-def _open_server(data_dir: Path, browser: Browser) -> EchoHubServer:
-    hub = EchoHubServer.start(data_dir)
+def _open_server(
+    data_dir: Path, browser: Browser, env: dict[str, str] | None = None
+) -> EchoHubServer:
+    """A server with its root (admin) member and a many-use invite made by them."""
+    hub = EchoHubServer.start(data_dir, env)
     context = browser.new_context()
     try:
         signup(context, hub.base, hub.admin_invite, "root", "Root")

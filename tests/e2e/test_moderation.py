@@ -14,14 +14,13 @@ import pytest
 from playwright.sync_api import Browser, Page, WebSocket, expect
 
 from tests.e2e.conftest import (
-    INVITE_LINE,
     EchoHubServer,
     Member,
     MemberFactory,
+    _open_server,
     make_members,
-    signup,
 )
-from tests.support import PASSWORD, start_server, stop_server
+from tests.support import PASSWORD
 
 PHONE = {"width": 390, "height": 844}
 
@@ -441,24 +440,9 @@ def limited_server(
     tmp_path_factory: pytest.TempPathFactory, browser: Browser
 ) -> Iterator[EchoHubServer]:
     data_dir: Path = tmp_path_factory.mktemp("e2e-limits")
-    server = start_server(
-        "--data-dir", str(data_dir), env={"ECHOHUB_RATE_LIMITS": "reports=1/3600:1"}
-    )
-    try:
-        match = INVITE_LINE.search(server.read_output())
-        assert match is not None, server.read_output()
-        hub = EchoHubServer(data_dir, server, match.group(2))
-        context = browser.new_context()
-        try:
-            signup(context, hub.base, hub.admin_invite, "root", "Root")
-            resp = context.request.post(f"{hub.base}/api/invites", data={"uses": 10})
-            assert resp.status == 201, resp.text()
-            hub.invite = resp.json()["code"]
-        finally:
-            context.close()
-        yield hub
-    finally:
-        stop_server(server)
+    hub = _open_server(data_dir, browser, env={"ECHOHUB_RATE_LIMITS": "reports=1/3600:1"})
+    yield hub
+    hub.stop()
 
 
 def test_a_rate_limited_report_says_so(browser: Browser, limited_server: EchoHubServer) -> None:
