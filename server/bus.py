@@ -113,7 +113,7 @@ class _PubSubProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.fd = plain_fd(self.transport)
+        self.fd = plain_fd(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._take(data):

@@ -123,7 +123,8 @@ def token_of(request: web.Request) -> str | None:
 
 
 def current_user(request: web.Request) -> User:
-    user = request.get(USER_KEY)
+    # aiohttp types `request[USER_KEY]` by its key, but `get` is MutableMapping's: Any.
+    user: User | None = request.get(USER_KEY)
     if user is None:
         raise Unauthenticated("unauthenticated", "sign in first")
     return user

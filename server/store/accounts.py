@@ -16,6 +16,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from server.store.replies import hash_fields, hash_or_none, str_set
 from server.store.resp import EngineClient
 
 _SIGNUP = """
@@ -75,8 +76,7 @@ class AccountStore:
         await self.r.expireat(key, int(expires_at) + 30 * 86400)
 
     async def get_invite(self, code: str) -> dict[str, str] | None:
-        data = await self.r.hgetall(f"eh:invite:{code}")
-        return data or None
+        return hash_or_none(await self.r.hgetall(f"eh:invite:{code}"))
 
     async def signup(self, invite: str, user: dict[str, Any], now: float) -> str:
         """Consume an invite and create the user atomically; returns 'ok' or a refusal code."""
@@ -87,8 +87,7 @@ class AccountStore:
         return str(await self._signup(keys=keys, args=args))
 
     async def user(self, user_id: str) -> dict[str, str] | None:
-        data = await self.r.hgetall(f"eh:user:{user_id}")
-        return data or None
+        return hash_or_none(await self.r.hgetall(f"eh:user:{user_id}"))
 
     async def users(self, user_ids: list[str]) -> list[dict[str, str] | None]:
         if not user_ids:
@@ -109,7 +108,7 @@ class AccountStore:
         return int(await self.r.scard("eh:users"))
 
     async def set_fields(self, user_id: str, **fields: str) -> None:
-        await self.r.hset(f"eh:user:{user_id}", mapping=fields)
+        await self.r.hset(f"eh:user:{user_id}", mapping=hash_fields(fields))
 
     async def create_session(self, token: str, user_id: str, ttl: int) -> None:
         key = session_key_of(token)
@@ -126,7 +125,7 @@ class AccountStore:
             await pipe.execute()
 
     async def end_all_sessions(self, user_id: str) -> None:
-        keys = await self.r.smembers(f"eh:sessions:{user_id}")
+        keys = str_set(await self.r.smembers(f"eh:sessions:{user_id}"))
         async with self.r.pipeline(transaction=True) as pipe:
             for key in keys:
                 pipe.delete(f"eh:session:{key}")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
+from server.store.replies import hash_or_none, scored, str_list
+
 _CREATE = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], unpack(ARGV, 5))
@@ -91,8 +93,7 @@ class CommunityStore:
         return bool(await self._create(keys=keys, args=[name_key, cid, ms, owner, *flat]))
 
     async def get(self, community: str) -> dict[str, str] | None:
-        data = await self.r.hgetall(f"eh:community:{community}")
-        return data or None
+        return hash_or_none(await self.r.hgetall(f"eh:community:{community}"))
 
     async def get_many(self, ids: list[str]) -> list[dict[str, str]]:
         if not ids:
@@ -123,20 +124,20 @@ class CommunityStore:
                 for i in range(len(communities))]  # fmt: skip
 
     async def members(self, community: str) -> frozenset[str]:
-        return frozenset(await self.r.zrange(f"eh:cmembers:{community}", 0, -1))
+        return frozenset(str_list(await self.r.zrange(f"eh:cmembers:{community}", 0, -1)))
 
     async def member_page(self, community: str, offset: int, count: int) -> list[tuple[str, float]]:
-        return list(await self.r.zrevrange(f"eh:cmembers:{community}", offset,
-                                           offset + count - 1, withscores=True))  # fmt: skip
+        return scored(await self.r.zrevrange(f"eh:cmembers:{community}", offset,
+                                             offset + count - 1, withscores=True))  # fmt: skip
 
     async def joined_ids(self, user: str, offset: int, count: int) -> list[str]:
         """The member's communities, most recently joined first."""
-        return list(await self.r.zrevrange(f"eh:mycommunities:{user}", offset,
-                                           offset + count - 1))  # fmt: skip
+        return str_list(await self.r.zrevrange(f"eh:mycommunities:{user}", offset,
+                                               offset + count - 1))  # fmt: skip
 
     async def requests(self, community: str) -> list[tuple[str, float]]:
         """Pending requests, oldest first (the owner answers them in order)."""
-        return list(await self.r.zrange(f"eh:crequests:{community}", 0, -1, withscores=True))
+        return scored(await self.r.zrange(f"eh:crequests:{community}", 0, -1, withscores=True))
 
     async def join(self, community: str, user: str, ms: int, mode: str) -> str:
         """mode `join`, `request` or `approve`; see _JOIN for the answers."""
@@ -153,5 +154,5 @@ class CommunityStore:
     async def page_ids(self, key: str, before: str | None, limit: int) -> list[str]:
         """Newest first from a zset of time-ordered ids, strictly older than `before`."""
         top = int(before[:12], 16) if before else "+inf"
-        ids = await self.r.zrevrangebyscore(key, top, "-inf", start=0, num=limit * 2 + 10)
+        ids = str_list(await self.r.zrevrangebyscore(key, top, "-inf", start=0, num=limit * 2 + 10))
         return sorted((i for i in ids if before is None or i < before), reverse=True)[: limit + 1]

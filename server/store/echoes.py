@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import redis.asyncio as redis
 
+from server.store.replies import hash_or_none, scored
 from server.store.resp import EngineClient
 
 _DELETE = """
@@ -59,8 +60,7 @@ class EchoStore:
         return commands
 
     async def get(self, post_id: str) -> dict[str, str] | None:
-        data = await self.r.hgetall(f"eh:post:{post_id}")
-        return data or None
+        return hash_or_none(await self.r.hgetall(f"eh:post:{post_id}"))
 
     async def get_many(self, post_ids: Iterable[str]) -> list[dict[str, str]]:
         ids = list(post_ids)
@@ -102,7 +102,7 @@ class EchoStore:
         return bool(removed)
 
     async def likers(self, post_id: str) -> list[tuple[str, float]]:
-        return list(await self.r.zrevrange(f"eh:likes:{post_id}", 0, -1, withscores=True))
+        return scored(await self.r.zrevrange(f"eh:likes:{post_id}", 0, -1, withscores=True))
 
     async def like_state(self, post_ids: list[str], viewer: str) -> dict[str, tuple[bool, int]]:
         """(viewer liked it, like count) per post id."""

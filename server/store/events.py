@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
+from server.store.replies import hash_fields, hash_or_none, scored, str_list
+
 # KEYS: event, going, interested, myrsvps. ARGV: user, new status, now ms, event id.
 # Refusals mirror domain.events.check_rsvp_allowed and return what it needs to name them.
 _RSVP = """
@@ -132,7 +134,7 @@ class EventStore:
     async def create(self, rec: dict[str, str], starts_ms: int) -> None:
         eid, ms = rec["id"], _ms(rec["id"])
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(f"eh:event:{eid}", mapping=rec)
+            pipe.hset(f"eh:event:{eid}", mapping=hash_fields(rec))
             pipe.zadd(PENDING, {eid: starts_ms})
             pipe.zadd(f"eh:hevents:{rec['host']}", {eid: ms})
             if rec.get("community"):
@@ -140,8 +142,7 @@ class EventStore:
             await pipe.execute()
 
     async def get(self, event_id: str) -> dict[str, str] | None:
-        data = await self.r.hgetall(f"eh:event:{event_id}")
-        return data or None
+        return hash_or_none(await self.r.hgetall(f"eh:event:{event_id}"))
 
     async def counts(self, event_id: str, viewer: str) -> tuple[int, int, str]:
         """(going, interested, the viewer's answer)."""
@@ -189,10 +190,10 @@ class EventStore:
 
     async def due(self, now_ms: int, count: int = 100) -> list[str]:
         """Events whose start has come and that no process has claimed yet."""
-        return list(await self.r.zrangebyscore(PENDING, "-inf", now_ms, start=0, num=count))
+        return str_list(await self.r.zrangebyscore(PENDING, "-inf", now_ms, start=0, num=count))
 
     async def next_due_ms(self) -> int | None:
-        first = await self.r.zrange(PENDING, 0, 0, withscores=True)
+        first = scored(await self.r.zrange(PENDING, 0, 0, withscores=True))
         return int(first[0][1]) if first else None
 
     async def claim_start(self, event_id: str, token: str, lapse_ms: int) -> bool:
@@ -203,7 +204,7 @@ class EventStore:
 
     async def lapsed_starts(self, now_ms: int, count: int = 100) -> list[str]:
         """Claimed starts whose claim lapsed before they were announced."""
-        return list(await self.r.zrangebyscore(FIRING, "-inf", now_ms, start=0, num=count))
+        return str_list(await self.r.zrangebyscore(FIRING, "-inf", now_ms, start=0, num=count))
 
     async def reclaim_start(self, event_id: str, token: str, lapse_ms: int, now_ms: int) -> bool:
         """Take over a lapsed claim (True), unless the start was announced after all."""
@@ -215,12 +216,13 @@ class EventStore:
 
     async def upcoming_ids(self, now_ms: int, offset: int, count: int) -> list[str]:
         """Events not started yet (nor cancelled), soonest first."""
-        return list(await self.r.zrangebyscore(PENDING, now_ms, "+inf", start=offset, num=count))
+        ids = await self.r.zrangebyscore(PENDING, now_ms, "+inf", start=offset, num=count)
+        return str_list(ids)
 
     async def page_ids(self, key: str, before: str | None, limit: int) -> list[str]:
         """Newest first from a zset of time-ordered ids, strictly older than `before`."""
         top = _ms(before) if before else "+inf"
-        ids = await self.r.zrevrangebyscore(key, top, "-inf", start=0, num=limit * 2 + 10)
+        ids = str_list(await self.r.zrevrangebyscore(key, top, "-inf", start=0, num=limit * 2 + 10))
         return sorted((i for i in ids if before is None or i < before), reverse=True)[: limit + 1]
 
     async def get_many(self, ids: list[str]) -> list[dict[str, str]]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import redis.asyncio as redis
 
+from server.store.replies import scored
+
 # KEYS: footprints, notified. ARGV: visitor, now ms, window ms, max visitors.
 # The claim mirrors domain.footprints.should_notify: first time, or once the window has
 # passed since the last one; a clock that went backwards (now < last) does not repeat.
@@ -47,5 +49,5 @@ class FootprintStore:
 
     async def visitors(self, owner: str, count: int) -> list[tuple[str, float]]:
         """(visitor id, latest visit ms), newest first."""
-        return list(await self.r.zrevrange(f"eh:footprints:{owner}", 0, count - 1,
-                                           withscores=True))  # fmt: skip
+        return scored(await self.r.zrevrange(f"eh:footprints:{owner}", 0, count - 1,
+                                             withscores=True))  # fmt: skip

@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
+from server.store.replies import str_list
+
 _RESOLVE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
 redis.call('HSET', KEYS[1], 'json', ARGV[2], 'status', 'resolved')
@@ -74,8 +76,8 @@ class ModerationStore:
 
     async def reports(self, status: str, before: str | None, limit: int) -> list[dict[str, Any]]:
         """Newest first, strictly older than the `before` id."""
-        ids = await self.r.zrevrangebylex(f"eh:reports:{status}", _page_range(before), "-",
-                                          start=0, num=limit)  # fmt: skip
+        ids = str_list(await self.r.zrevrangebylex(f"eh:reports:{status}", _page_range(before),
+                                                   "-", start=0, num=limit))  # fmt: skip
         if not ids:
             return []
         async with self.r.pipeline(transaction=False) as pipe:
@@ -100,8 +102,8 @@ class ModerationStore:
 
     async def actions(self, before: str | None, limit: int) -> list[dict[str, Any]]:
         """The audit log, newest first, strictly older than the `before` id."""
-        ids = await self.r.zrevrangebylex("eh:audit", _page_range(before), "-", start=0,
-                                          num=limit)  # fmt: skip
+        ids = str_list(await self.r.zrevrangebylex("eh:audit", _page_range(before), "-",
+                                                   start=0, num=limit))  # fmt: skip
         if not ids:
             return []
         raws = await self.r.mget([f"eh:audit:{action_id}" for action_id in ids])

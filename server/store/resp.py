@@ -20,7 +20,7 @@ import hashlib
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, cast, final
 from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
@@ -92,6 +92,7 @@ def _db_of(path: str, query: str) -> int:
 _CALLS, _CALLS_KEEP_ERRORS, _TRANSACTION, _TRANSACTION_KEEP_ERRORS = 0, 1, 2, 3
 
 
+@final  # so that `type(target) is _Batch` failing tells mypy it is a Future
 class _Batch:
     """The replies of several commands, gathered into one future.
 
@@ -164,8 +165,8 @@ class _Protocol(asyncio.Protocol):
                     self.client._drop(self, EngineConnectionError(f"engine setup: {reply}"))
                     return
                 continue
-            if target.__class__ is _Batch:
-                target.add(reply)  # type: ignore[union-attr]
+            if type(target) is _Batch:
+                target.add(reply)
             elif target.done():
                 continue
             elif isinstance(reply, ResponseError):
@@ -322,10 +323,10 @@ class EngineClient:
             self._watchdog.cancel()
             self._watchdog = None
         for target, _ in waiting:
-            fut = target.fut if target.__class__ is _Batch else target
-            if fut is not None and not fut.done():  # type: ignore[union-attr]
-                fut.set_exception(exc)  # type: ignore[union-attr]
-                fut.exception()  # type: ignore[union-attr]  # the caller may be gone
+            fut = target.fut if type(target) is _Batch else target
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # the caller may be gone
 
     def _check_stall(self) -> None:
         self._watchdog = None
