@@ -18,7 +18,7 @@ The start is scheduled in the zset `eh:events:pending`. Every process runs
 (moving it to `eh:events:firing` under a token), so it is sent once however many
 processes run, and late by at most one poll after a restart that missed the moment.
 The announcement is published only while that token holds and marks the claim done in
-the same script; a claim that lapses unannounced (`START_CLAIM_LEASE`, its process died
+the same script; a claim that lapses unannounced (`LEASE_MS`, its process died
 or stalled) is taken over by another process. Exactly once, crashes included.
 """
 
@@ -53,9 +53,9 @@ from server.store.events import START_DONE, EventStore, start_key
 log = logging.getLogger(__name__)
 
 EVENT_ID = re.compile(r"[0-9a-f]{20}")
-# Seconds a process has between claiming a start and announcing it before another
+# How long (ms) a process has between claiming a start and announcing it before another
 # process takes the start over (only a dead or stalled one takes that long).
-START_CLAIM_LEASE = 30.0
+LEASE_MS = 30_000
 
 
 def event_not_found() -> NotFound:
@@ -328,19 +328,20 @@ class EventService:
     async def fire_due(self) -> int:
         """Announce `event.starting` for every due event this process claims, and for
         every claim that lapsed unannounced (its process died or stalled)."""
-        now = int(self.clock() * 1000)
-        lapse = now + int(START_CLAIM_LEASE * 1000)
         sent = 0
-        for event_id in await self.store.due(now):
-            token = new_secret()
-            if await self.store.claim_start(event_id, token, lapse):
+        for event_id in await self.store.due(self._now_ms()):
+            token, now = new_secret(), self._now_ms()
+            if await self.store.claim_start(event_id, token, now + LEASE_MS, now):
                 sent += await self._announce_start(event_id, token)
-        for event_id in await self.store.lapsed_starts(now):
-            token = new_secret()
-            if await self.store.reclaim_start(event_id, token, lapse, now):
+        for event_id in await self.store.lapsed_starts(self._now_ms()):
+            token, now = new_secret(), self._now_ms()
+            if await self.store.reclaim_start(event_id, token, now + LEASE_MS, now):
                 log.warning("event %s: taking over a start claim that lapsed", event_id)
                 sent += await self._announce_start(event_id, token)
         return sent
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     async def _announce_start(self, event_id: str, token: str) -> bool:
         """Publish `event.starting` under the claim `token`: the publication marks the
@@ -370,6 +371,10 @@ class EventService:
                     delay = min(interval, max(0.01, nxt / 1000 - self.clock()))
             except (RedisError, OSError) as exc:
                 log.warning("event scheduler: %s", exc)
+            except Exception:
+                # Never let one bad event stop this process's schedule (its claim lapses
+                # and another process, or this one next time, tries again).
+                log.exception("event scheduler")
             try:
                 await asyncio.wait_for(stopping.wait(), delay)
             except TimeoutError:

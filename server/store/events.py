@@ -8,7 +8,8 @@ Keys:
   eh:interested:{id}      zset  member id -> RSVP ms
   eh:events:pending       zset  event id -> start ms, until one process claims the start
   eh:events:firing        zset  event id -> ms its claim lapses: claimed, not yet announced
-  eh:event:{id}:start     str   the claim's token while firing; "done" once announced
+  eh:event:{id}:start     str   the claim's token while firing; "done" once announced,
+                                until the claim is cleared (then deleted)
   eh:hevents:{host}       zset  event id -> created ms
   eh:cevents:{community}  zset  event id -> created ms
   eh:myrsvps:{user}       zset  event id -> created ms (events the member answered)
@@ -50,26 +51,41 @@ end
 return {'ok', old, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3])}
 """
 
-# KEYS: event, going, pending. ARGV: new capacity ("" = none), new start ms, field pairs.
-# A start that is still pending moves (ZADD XX); one already announced stays announced.
+# KEYS: event, going, pending, firing, start key. ARGV: new capacity ("" = none), new
+# start ms, field pairs. A start still pending moves. A start claimed but not announced
+# yet whose time changes goes back to pending at the new time, and the claim is void
+# (its token no longer matches, so its publication is refused). One already announced
+# stays announced.
 _UPDATE = """
 local cancelled = redis.call('HGET', KEYS[1], 'cancelled')
 if not cancelled then return {'missing'} end
 if cancelled == '1' then return {'cancelled'} end
 local going = redis.call('ZCARD', KEYS[2])
 if ARGV[1] ~= '' and going > tonumber(ARGV[1]) then return {'below', going} end
+local old_start = redis.call('HGET', KEYS[1], 'starts_ms')
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('ZADD', KEYS[3], 'XX', ARGV[2], redis.call('HGET', KEYS[1], 'id'))
+local id = redis.call('HGET', KEYS[1], 'id')
+if redis.call('ZSCORE', KEYS[3], id) then
+  redis.call('ZADD', KEYS[3], ARGV[2], id)
+elseif tonumber(old_start) ~= tonumber(ARGV[2]) and redis.call('ZSCORE', KEYS[4], id)
+    and redis.call('GET', KEYS[5]) ~= 'done' then
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('DEL', KEYS[5])
+  redis.call('ZADD', KEYS[3], ARGV[2], id)
+end
 return {'ok', going}
 """
 
-# KEYS: event, pending. ARGV: event id.
+# KEYS: event, pending, firing, start key. ARGV: event id. A claim in progress is void:
+# its publication is refused (the start key is gone).
 _CANCEL = """
 local cancelled = redis.call('HGET', KEYS[1], 'cancelled')
 if not cancelled then return 'missing' end
 if cancelled == '1' then return 'cancelled' end
 redis.call('HSET', KEYS[1], 'cancelled', '1')
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4])
 return 'ok'
 """
 
@@ -77,10 +93,13 @@ PENDING = "eh:events:pending"
 FIRING = "eh:events:firing"
 START_DONE = "done"
 
-# KEYS: pending, firing, start key. ARGV: event id, token, lapse ms. Moves a due event
-# from pending to firing under a fresh claim; 1 for exactly one caller.
+# KEYS: pending, firing, start key. ARGV: event id, token, lapse ms, now ms. Moves an
+# event still due (its start may have moved since it was listed) from pending to firing
+# under a fresh claim; 1 for exactly one caller.
 _CLAIM = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local start = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not start or tonumber(start) > tonumber(ARGV[4]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('SET', KEYS[3], ARGV[2])
 return 1
@@ -94,6 +113,7 @@ local lapse = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not lapse or tonumber(lapse) > tonumber(ARGV[4]) then return 0 end
 if redis.call('GET', KEYS[2]) == 'done' then
   redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('DEL', KEYS[2])
   return 0
 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
@@ -178,7 +198,8 @@ class EventStore:
         self, event_id: str, fields: dict[str, str], capacity: int | None, starts_ms: int
     ) -> tuple[str, int]:
         """(`ok` | `missing` | `cancelled` | `below`, going count)."""
-        keys = [f"eh:event:{event_id}", f"eh:going:{event_id}", PENDING]
+        keys = [f"eh:event:{event_id}", f"eh:going:{event_id}", PENDING, FIRING,
+                start_key(event_id)]  # fmt: skip
         flat = [x for kv in fields.items() for x in kv]
         cap = "" if capacity is None else str(capacity)
         res = await self._update(keys=keys, args=[cap, starts_ms, *flat])
@@ -186,7 +207,8 @@ class EventStore:
 
     async def cancel(self, event_id: str) -> str:
         """`ok`, `missing` or `cancelled` (already)."""
-        return str(await self._cancel(keys=[f"eh:event:{event_id}", PENDING], args=[event_id]))
+        keys = [f"eh:event:{event_id}", PENDING, FIRING, start_key(event_id)]
+        return str(await self._cancel(keys=keys, args=[event_id]))
 
     async def due(self, now_ms: int, count: int = 100) -> list[str]:
         """Events whose start has come and that no process has claimed yet."""
@@ -196,11 +218,12 @@ class EventStore:
         first = scored(await self.r.zrange(PENDING, 0, 0, withscores=True))
         return int(first[0][1]) if first else None
 
-    async def claim_start(self, event_id: str, token: str, lapse_ms: int) -> bool:
-        """True for exactly one caller, whatever the number of processes asking: the
-        start is then this caller's to announce, under `token`, until `lapse_ms`."""
+    async def claim_start(self, event_id: str, token: str, lapse_ms: int, now_ms: int) -> bool:
+        """True for exactly one caller, whatever the number of processes asking, if the
+        start is still due at `now_ms`: it is then this caller's to announce, under
+        `token`, until `lapse_ms`."""
         keys = [PENDING, FIRING, start_key(event_id)]
-        return bool(await self._claim(keys=keys, args=[event_id, token, lapse_ms]))
+        return bool(await self._claim(keys=keys, args=[event_id, token, lapse_ms, now_ms]))
 
     async def lapsed_starts(self, now_ms: int, count: int = 100) -> list[str]:
         """Claimed starts whose claim lapsed before they were announced."""
@@ -212,7 +235,12 @@ class EventStore:
         return bool(await self._reclaim(keys=keys, args=[event_id, token, lapse_ms, now_ms]))
 
     async def finish_start(self, event_id: str) -> None:
-        await self.r.zrem(FIRING, event_id)
+        """The claim is over (announced, or nothing to announce): forget it. A missing
+        start key refuses every token, so a stalled claimant still publishes nothing."""
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.zrem(FIRING, event_id)
+            pipe.delete(start_key(event_id))
+            await pipe.execute()
 
     async def upcoming_ids(self, now_ms: int, offset: int, count: int) -> list[str]:
         """Events not started yet (nor cancelled), soonest first."""

@@ -357,8 +357,9 @@ async def test_a_start_whose_claimant_died_or_stalled_is_announced_exactly_once(
     start_ms = int((clock.now + 600) * 1000)
     # A process claims both starts and has until a second after the start to announce.
     for event in (orphaned, settled):
-        assert await events.store.claim_start(event["id"], "dead", start_ms + 1000)
-        assert not await events.store.claim_start(event["id"], "late", start_ms + 1000)
+        assert not await events.store.claim_start(event["id"], "early", start_ms, start_ms - 1)
+        assert await events.store.claim_start(event["id"], "dead", start_ms + 1000, start_ms)
+        assert not await events.store.claim_start(event["id"], "late", start_ms + 1000, start_ms)
     clock.now += 700
     # It announced one of them, then died before clearing its claim.
     rec = await events.store.get(settled["id"])
@@ -366,7 +367,7 @@ async def test_a_start_whose_claimant_died_or_stalled_is_announced_exactly_once(
                                       claim=(start_key(settled["id"]), "dead"))  # fmt: skip
     await events.fire_due()  # the lapsed claims: one taken over, one only cleared
     assert await rdb.zcard("eh:events:firing") == 0
-    assert await rdb.get(start_key(orphaned["id"])) == "done"
+    assert await rdb.exists(start_key(orphaned["id"]), start_key(settled["id"])) == 0
     # The dead process was only stalled: its own announcement now publishes nothing.
     rec = await events.store.get(orphaned["id"])
     assert not await events._to_attendees("event.starting", rec, None,
@@ -378,6 +379,57 @@ async def test_a_start_whose_claimant_died_or_stalled_is_announced_exactly_once(
     titles = [f["data"]["title"] for f in frames if f.get("type") == "event.starting"]
     assert sorted(titles) == ["orphaned", "settled"]
     assert await types_until_marker(client, me, marker, "ann") == []
+    await me.close()
+
+
+async def test_a_start_moved_or_cancelled_while_claimed_is_not_announced_by_that_claim(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
+) -> None:
+    """Edits and cancels win over a claim in progress: a start moved while claimed is
+    announced at its new time (once), a cancelled one never, and a start moved after
+    the scheduler listed it is not claimed early."""
+    from server.services.container import SERVICES
+    from server.store.events import start_key
+
+    clock = ManualClock()
+    quiet = settings.with_(scheduler_interval=3600.0)
+    client = await aiohttp_client(create_app(quiet, engine_url, clock=clock))
+    events = client.server.app[SERVICES].extra["events"]
+    host = await signup(client, rdb, "host")
+    ann = await signup(client, rdb, "ann")
+    marker = await signup(client, rdb, "marker")
+    moved = await announce(client, host, title="moved", starts_at=at(600, clock.now))
+    called_off = await announce(client, host, title="called off", starts_at=at(600, clock.now))
+    listed = await announce(client, host, title="listed", starts_at=at(600, clock.now))
+    for event in (moved, called_off, listed):
+        await call(client, "put", f"/api/events/{event['id']}/rsvp", ann, 200,
+                   {"status": "going"})  # fmt: skip
+    me = await subscribe(client, ann, "me")
+    clock.now += 700
+    now_ms = int(clock.now * 1000)
+    assert set(await events.store.due(now_ms)) == {moved["id"], called_off["id"], listed["id"]}
+    for event in (moved, called_off):  # claimed, then stalled before announcing
+        assert await events.store.claim_start(event["id"], "slow", now_ms + 30_000, now_ms)
+        rec = await events.store.get(event["id"])
+        event["rec"] = rec
+    later = at(3600, clock.now)
+    await call(client, "patch", f"/api/events/{moved['id']}", host, 200, {"starts_at": later})
+    await call(client, "post", f"/api/events/{called_off['id']}/cancel", host, 200)
+    # Listed as due, then moved before anyone claimed it.
+    await call(client, "patch", f"/api/events/{listed['id']}", host, 200, {"starts_at": later})
+    assert not await events.store.claim_start(listed["id"], "eager", now_ms + 30_000, now_ms)
+    for event in (moved, called_off):  # the stalled claimant wakes up
+        assert not await events._to_attendees("event.starting", event["rec"], None,
+                                              claim=(start_key(event["id"]), "slow"))  # fmt: skip
+    assert await events.fire_due() == 0
+    assert "event.starting" not in await types_until_marker(client, me, marker, "ann")
+    clock.now += 3600
+    assert await events.fire_due() == 2
+    await call(client, "post", "/api/users/ann/follow", marker, 200)
+    frames = await receive_until(me, lambda f: f.get("type") == "follow")
+    titles = sorted(f["data"]["title"] for f in frames if f.get("type") == "event.starting")
+    assert titles == ["listed", "moved"]
+    assert await rdb.zcard("eh:events:firing") == 0 and await rdb.zcard("eh:events:pending") == 0
     await me.close()
 
 
