@@ -52,7 +52,7 @@ def wire(svc: Services) -> None:
     events = EventService(graph, communities, EventStore(svc.client), publisher, svc.clock)
     moderation = ModerationService(svc.accounts, echoes, ModerationStore(svc.client), publisher,
                                    svc.clock, svc.close_user)  # fmt: skip
-    echoes.on_moderation = moderation.log_removal
+    echoes.moderation = moderation
     svc.extra.update(graph=graph, echoes=echoes, communities=communities,
                      footprints=footprints, events=events, moderation=moderation)  # fmt: skip
     topics = svc.extra["topics"]

@@ -472,10 +472,14 @@ class _Session:
         elif request.op == "sub":
             assert request.topic is not None
             resolver = svc.extra["topics"]
+            asked = time.monotonic()
             channels, flt = await resolver.resolve(self.user, request.topic, request.filter)
             await svc.hub.subscribe(
                 conn, request.topic, channels, request_id=request.id, since=request.since, flt=flt
             )
+            why = svc.revoked_since(self.user.id, request.topic, asked)
+            if why is not None:  # lost the right while this `sub` was being resolved
+                svc.revoke(conn, request.topic, why)
         elif request.op == "unsub":
             assert request.topic is not None
             svc.hub.unsubscribe(conn, request.topic)

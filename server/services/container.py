@@ -12,7 +12,7 @@ from aiohttp import web
 
 from server.bus import RedisBus
 from server.domain.errors import RateLimited
-from server.hub import Hub
+from server.hub import Connection, Hub
 from server.protocol import CloseCode, error_message
 from server.services.accounts import AccountService
 from server.services.common import Clock, User
@@ -21,8 +21,34 @@ from server.store.accounts import session_key_of
 from server.store.ratelimit import RateLimitStore
 from server.store.resp import EngineClient
 
-# Seconds a member's or session's close is remembered for sockets still upgrading.
-ENDED_MEMORY = 60.0
+# Seconds a close or revocation is remembered for sockets and subscriptions being set
+# up (an upgrade or a `sub` takes far less).
+RECENT_MEMORY = 60.0
+
+
+class _Recent:
+    """Keys noted in the last `memory` seconds (monotonic), each with a value."""
+
+    def __init__(self, memory: float) -> None:
+        self.memory = memory
+        self._noted: dict[str, tuple[float, tuple[int, str]]] = {}
+
+    def note(self, key: str, value: tuple[int, str]) -> None:
+        now = time.monotonic()
+        noted = self._noted
+        noted.pop(key, None)
+        noted[key] = (now, value)
+        # Oldest first (insertion order), so pruning stops at the first one still fresh.
+        while noted:
+            oldest = next(iter(noted))
+            if noted[oldest][0] > now - self.memory:
+                break
+            del noted[oldest]
+
+    def since(self, key: str, moment: float) -> tuple[int, str] | None:
+        """The value noted for `key` at or after `moment`, if any."""
+        entry = self._noted.get(key)
+        return entry[1] if entry is not None and entry[0] >= moment else None
 
 
 @dataclass
@@ -38,9 +64,10 @@ class Services:
     # Filled by the feature modules as they are wired (topics, echoes, graph, ...).
     extra: dict[str, Any] = field(default_factory=dict)
     _tasks: set[asyncio.Future[None]] = field(default_factory=set)
-    # Sockets closed by member or session, recently: (monotonic time, code, reason) by
-    # principal or session key, for sockets whose upgrade was under way (see ended_since).
-    _ended: dict[str, tuple[float, int, str]] = field(default_factory=dict)
+    # Closes (by principal or session) and topic revocations (by principal and topic)
+    # broadcast in the last minute, for sockets and subscriptions that were being set
+    # up when the broadcast came (see ended_since, revoked_since).
+    _recent: _Recent = field(default_factory=lambda: _Recent(RECENT_MEMORY))
 
     def base_url(self, request: web.Request) -> str:
         if self.settings.public_url:
@@ -73,10 +100,11 @@ class Services:
 
     def on_control(self, message: dict[str, Any]) -> None:
         if "revoke" in message:
-            topic, why = str(message.get("topic", "")), str(message.get("why", ""))[:200]
-            for conn in self.hub.connections_of(str(message["revoke"])):
-                if self.hub.unsubscribe(conn, topic):
-                    self.hub.send(conn, error_message(None, "forbidden", why, topic=topic))
+            user, topic = str(message["revoke"]), str(message.get("topic", ""))
+            why = str(message.get("why", ""))[:200]
+            self._recent.note(f"revoke\0{user}\0{topic}", (0, why))
+            for conn in self.hub.connections_of(user):
+                self.revoke(conn, topic, why)
             return
         if "home" in message:
             self._rebind_home(str(message["home"]), message.get("add", []),
@@ -85,33 +113,32 @@ class Services:
         code = int(message.get("code", CloseCode.SESSION_ENDED))
         if "close_user" in message:
             reason = str(message.get("reason", "account closed"))[:100]
-            self._remember_end(str(message["close_user"]), code, reason)
+            self._recent.note(f"close\0{message['close_user']}", (code, reason))
             self.hub.close_principal(str(message["close_user"]), code, reason)
         elif "close_session" in message:
-            self._remember_end(str(message["close_session"]), code, "session ended")
+            self._recent.note(f"close\0{message['close_session']}", (code, "session ended"))
             self.hub.close_session(str(message["close_session"]), code, "session ended")
-
-    def _remember_end(self, key: str, code: int, reason: str) -> None:
-        now = time.monotonic()
-        ended = self._ended
-        ended.pop(key, None)
-        ended[key] = (now, code, reason)
-        # Oldest first (insertion order): an upgrade takes far less than a minute.
-        while ended:
-            oldest = next(iter(ended))
-            if ended[oldest][0] > now - ENDED_MEMORY:
-                break
-            del ended[oldest]
 
     def ended_since(self, principal: str, session: str, since: float) -> tuple[int, str] | None:
         """The close (code, reason) of a member's or session's sockets broadcast after
         `since` (monotonic): a socket whose upgrade began before it was not registered
         yet, so the broadcast missed it."""
         for key in (principal, session):
-            end = self._ended.get(key)
-            if end is not None and end[0] >= since:
-                return end[1], end[2]
+            end = self._recent.since(f"close\0{key}", since)
+            if end is not None:
+                return end
         return None
+
+    def revoked_since(self, principal: str, topic: str, since: float) -> str | None:
+        """Why the member lost `topic`, if that was broadcast after `since`: a `sub` that
+        was being resolved then may have missed it."""
+        revoked = self._recent.since(f"revoke\0{principal}\0{topic}", since)
+        return None if revoked is None else revoked[1]
+
+    def revoke(self, conn: Connection, topic: str, why: str) -> None:
+        """End one socket's subscription to `topic` with a `forbidden` error frame."""
+        if self.hub.unsubscribe(conn, topic):
+            self.hub.send(conn, error_message(None, "forbidden", why, topic=topic))
 
     def _rebind_home(self, user_id: str, add: list[str], remove: list[str]) -> None:
         """Widen or narrow the live `home` subscriptions of a member on this process."""

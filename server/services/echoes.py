@@ -10,7 +10,7 @@ engine anything.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -46,7 +46,17 @@ class CommunityGate(Protocol):
     async def owner(self, community_id: str) -> str: ...
 
 
-ModerationLog = Callable[[User, dict[str, str], str], Awaitable[dict[str, Any]]]
+class ModerationLog(Protocol):
+    """Where a moderator's removal of a post is logged and shown (the moderation
+    service)."""
+
+    def removal(self, moderator: User, rec: dict[str, str], reason: str) -> dict[str, Any]:
+        """The audit log entry of removing the post `rec`."""
+        ...
+
+    async def announce(self, action: dict[str, Any]) -> None:
+        """Show a logged action live to moderators."""
+        ...
 
 
 def check_post_id(raw: object, field: str = "id") -> str:
@@ -74,8 +84,8 @@ class EchoService:
         self.publisher = publisher
         self.clock = clock
         self.communities: CommunityGate | None = None
-        # Records a moderator's deletion in the audit log; returns the entry.
-        self.on_moderation: ModerationLog | None = None
+        # Logs and shows a moderator's deletion (see `delete`).
+        self.moderation: ModerationLog | None = None
 
     # --- shape -------------------------------------------------------------------------
 
@@ -230,8 +240,9 @@ class EchoService:
         self, actor: User, post_id: str, *, reason: str = "", audit: bool = False
     ) -> dict[str, Any]:
         """Delete a post (its author, its community's owner, or a moderator). A deletion
-        only a moderator may make, or any with `audit`, is a moderation action: it goes
-        to `on_moderation` (the audit log), whose entry the answer carries as `action`."""
+        only a moderator may make, or any with `audit`, is a moderation action: its
+        audit log entry is written by the same engine script as the deletion, shown on
+        the mod topic, and carried by the answer as `action`."""
         rec = await self.store.get(check_post_id(post_id))
         if rec is None:
             raise NotFound("echo_not_found", "no such echo")
@@ -245,14 +256,19 @@ class EchoService:
                 raise NotFound("echo_not_found", "no such echo")
             raise Forbidden("forbidden", "only the author, the community owner or a moderator "
                                          "may delete this echo")  # fmt: skip
-        if not await self.store.delete(rec["id"]):
+        action = None
+        if moderation and self.moderation is not None:
+            action = self.moderation.removal(actor, rec, reason)
+        if not await self.store.delete(rec["id"], action):
             # Deleted by someone else since it was read: only one delete counts.
             raise NotFound("echo_not_found", "no such echo")
         deleted = {"id": rec["id"], "community": rec.get("community") or None}
         await self._publish("post.deleted", deleted, rec)
         result: dict[str, Any] = {"id": rec["id"], "deleted": True}
-        if moderation and self.on_moderation is not None:
-            result["action"] = await self.on_moderation(actor, rec, reason)
+        if action is not None:
+            assert self.moderation is not None
+            await self.moderation.announce(action)
+            result["action"] = action
         return result
 
     # --- likes -------------------------------------------------------------------------

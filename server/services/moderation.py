@@ -116,16 +116,20 @@ class ModerationService:
         require_moderator(moderator)
         reason = self._reason(body)
         result = await self.echoes.delete(moderator, post_id, reason=reason, audit=True)
+        if "action" not in result:
+            raise RuntimeError("the echo service has no moderation log (see features.wire)")
         action: dict[str, Any] = result["action"]
         return action
 
-    async def log_removal(
-        self, moderator: User, rec: dict[str, str], reason: str
-    ) -> dict[str, Any]:
-        """The audit entry of a post a moderator removed (through either endpoint)."""
+    def removal(self, moderator: User, rec: dict[str, str], reason: str) -> dict[str, Any]:
+        """The audit entry of a post a moderator removes (through either endpoint); the
+        echo store writes it with the deletion."""
         author = {"handle": rec["author_handle"], "display_name": rec["author_name"]}
-        return await self._record(moderator, "remove_echo", reason,
-                                  echo=EchoService.wire(rec), user=author)  # fmt: skip
+        return self._action(moderator, "remove_echo", reason, echo=EchoService.wire(rec),
+                            user=author)  # fmt: skip
+
+    async def announce(self, action: dict[str, Any]) -> None:
+        await self.publisher.publish("mod.action", action, [("mod", None)])
 
     async def suspend(self, moderator: User, handle: str, body: object) -> dict[str, Any]:
         """Suspend a member: their sessions end and their sockets close with 4003."""
@@ -141,7 +145,7 @@ class ModerationService:
         await self.close_user(target.id, int(CloseCode.SUSPENDED), "suspended")
         if not changed:
             raise Conflict("already_suspended", f"@{target.handle} is already suspended")
-        await self.publisher.publish("mod.action", action, [("mod", None)])
+        await self.announce(action)
         return {"user": {**target.to_wire(), "suspended": True}, "action": action}
 
     async def unsuspend(self, moderator: User, handle: str, body: object) -> dict[str, Any]:
@@ -153,7 +157,7 @@ class ModerationService:
         action = self._action(moderator, "unsuspend", reason, user=target.brief())
         if not await self.store.set_suspended(target.id, False, action):
             raise Conflict("not_suspended", f"@{target.handle} is not suspended")
-        await self.publisher.publish("mod.action", action, [("mod", None)])
+        await self.announce(action)
         return {"user": {**target.to_wire(), "suspended": False}, "action": action}
 
     async def audit(self, moderator: User, before: str | None, limit: int) -> dict[str, Any]:
@@ -182,7 +186,7 @@ class ModerationService:
         """Keep the action in the audit log and show it on the `mod` topic."""
         entry = self._action(moderator, action, reason, echo=echo, user=user, report=report)
         await self.store.add_action(entry)
-        await self.publisher.publish("mod.action", entry, [("mod", None)])
+        await self.announce(entry)
         return entry
 
     # --- the mod topic -----------------------------------------------------------------

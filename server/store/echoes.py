@@ -7,15 +7,19 @@ Keys:
   eh:cposts:{community}   zset  post id -> created ms
   eh:likes:{post}         zset  liker id -> liked ms (only the author may read it)
   eh:liked:{user}         zset  post id -> liked ms (what a member liked; discover)
+A moderator's removal also writes its audit log entry (see server.store.moderation).
 Post ids start with 12 hex digits of creation milliseconds, so id order is time order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+import orjson
 import redis.asyncio as redis
 
+from server.store.moderation import AUDIT, audit_key
 from server.store.replies import hash_or_none, scored
 from server.store.resp import EngineClient
 
@@ -32,6 +36,10 @@ end
 local likers = redis.call('ZRANGE', 'eh:likes:' .. ARGV[1], 0, -1)
 for _, liker in ipairs(likers) do redis.call('ZREM', 'eh:liked:' .. liker, ARGV[1]) end
 redis.call('DEL', 'eh:likes:' .. ARGV[1])
+if #KEYS > 1 then
+  redis.call('SET', KEYS[2], ARGV[3])
+  redis.call('ZADD', KEYS[3], 0, ARGV[2])
+end
 return 1
 """
 
@@ -71,8 +79,14 @@ class EchoStore:
                 pipe.hgetall(f"eh:post:{pid}")
             return [p for p in await pipe.execute() if p]
 
-    async def delete(self, post_id: str) -> bool:
-        return bool(await self._delete(keys=[f"eh:post:{post_id}"], args=[post_id]))
+    async def delete(self, post_id: str, action: dict[str, Any] | None = None) -> bool:
+        """Delete the post (False if it was already gone); with `action`, log it in the
+        moderators' audit log in the same script, so a removal is never unlogged."""
+        keys, args = [f"eh:post:{post_id}"], [post_id]
+        if action is not None:
+            keys += [audit_key(action["id"]), AUDIT]
+            args += [action["id"], orjson.dumps(action).decode()]
+        return bool(await self._delete(keys=keys, args=args))
 
     async def page_ids(self, zset_keys: list[str], before: str | None, limit: int) -> list[str]:
         """Newest first across several id zsets, strictly older than `before`."""

@@ -44,6 +44,13 @@ return 1
 """
 
 
+AUDIT = "eh:audit"
+
+
+def audit_key(action_id: str) -> str:
+    return f"eh:audit:{action_id}"
+
+
 def _page_range(before: str | None) -> str:
     return f"({before}" if before else "+"
 
@@ -89,22 +96,22 @@ class ModerationStore:
     async def set_suspended(self, user_id: str, suspended: bool, action: dict[str, Any]) -> bool:
         """Set the member's flag and log `action` with it; False (nothing logged) if the
         flag already had that value."""
-        keys = [f"eh:user:{user_id}", f"eh:audit:{action['id']}", "eh:audit"]
+        keys = [f"eh:user:{user_id}", audit_key(action["id"]), AUDIT]
         args = ["1" if suspended else "0", action["id"], orjson.dumps(action)]
         return int(await self._suspend(keys=keys, args=args)) == 1
 
     async def add_action(self, action: dict[str, Any]) -> None:
         action_id = action["id"]
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.set(f"eh:audit:{action_id}", orjson.dumps(action))
-            pipe.zadd("eh:audit", {action_id: 0})
+            pipe.set(audit_key(action_id), orjson.dumps(action))
+            pipe.zadd(AUDIT, {action_id: 0})
             await pipe.execute()
 
     async def actions(self, before: str | None, limit: int) -> list[dict[str, Any]]:
         """The audit log, newest first, strictly older than the `before` id."""
-        ids = str_list(await self.r.zrevrangebylex("eh:audit", _page_range(before), "-",
+        ids = str_list(await self.r.zrevrangebylex(AUDIT, _page_range(before), "-",
                                                    start=0, num=limit))  # fmt: skip
         if not ids:
             return []
-        raws = await self.r.mget([f"eh:audit:{action_id}" for action_id in ids])
+        raws = await self.r.mget([audit_key(action_id) for action_id in ids])
         return [orjson.loads(raw) for raw in raws if raw]

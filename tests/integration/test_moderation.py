@@ -4,6 +4,7 @@ real HTTP and sockets on a real engine."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
@@ -492,3 +493,48 @@ async def test_a_moderator_deleting_someone_elses_post_is_audited_an_author_is_n
         assert resp.status == 200 and "action" not in await resp.json()
     log = await (await app_client.get("/api/mod/audit", headers=mia.auth)).json()
     assert [(a["action"], a["echo"]["id"]) for a in log["items"]] == [("remove_echo", theirs["id"])]
+
+
+async def test_a_removal_and_its_audit_entry_are_written_in_one_step(
+    app_client: Any, rdb: Any
+) -> None:
+    from server.services.container import SERVICES
+    from server.store.moderation import AUDIT, audit_key
+
+    echoes = app_client.server.app[SERVICES].extra["echoes"]
+    aki = await signup(app_client, rdb, "aki")
+    created = await post(app_client, aki, "going")
+    first, second = {"id": "0" * 19 + "1", "n": 1}, {"id": "0" * 19 + "2", "n": 2}
+    assert await echoes.store.delete(created["id"], first)
+    assert await rdb.zrange(AUDIT, 0, -1) == [first["id"]]
+    assert json.loads(await rdb.get(audit_key(first["id"]))) == first
+    # The post was already gone: nothing removed, nothing logged.
+    assert not await echoes.store.delete(created["id"], second)
+    assert await rdb.zrange(AUDIT, 0, -1) == [first["id"]]
+    assert await rdb.exists(audit_key(second["id"])) == 0
+
+
+async def test_a_demotion_landing_while_a_mod_sub_is_resolved_still_ends_it(
+    app_client: Any, rdb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revocation is broadcast after the role was read for the `sub` and before the
+    subscription exists, so the broadcast itself finds nothing to end."""
+    from server.services.container import SERVICES
+
+    mia = await moderator(app_client, rdb)
+    svc = app_client.server.app[SERVICES]
+    read_user = svc.accounts.store.user
+
+    async def demoted_meanwhile(user_id: str) -> Any:
+        record = await read_user(user_id)
+        svc.on_control({"revoke": user_id, "topic": "mod", "why": "no longer a moderator"})
+        return record
+
+    monkeypatch.setattr(svc.accounts.store, "user", demoted_meanwhile)
+    ws = await app_client.ws_connect("/ws", headers=mia.auth)
+    await ws.send_json({"op": "sub", "id": 1, "topic": "mod"})
+    frame = (await receive_until(ws, lambda f: f["op"] == "error"))[-1]
+    assert frame["code"] == "forbidden" and frame["topic"] == "mod"
+    conn = next(iter(svc.hub.connections_of(mia.user["id"])))
+    assert "mod" not in conn.subs
+    await ws.close()
