@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -331,29 +332,53 @@ async def test_starting_caught_up_once_after_a_restart(
     await replay.close()
 
 
+@dataclass
+class Stage:
+    """An app whose scheduler sleeps, so that a test plays the processes around it; a
+    host's events starting in ten minutes, with ann going to each and listening."""
+
+    clock: ManualClock
+    client: Any
+    events: Any  # the app's EventService
+    host: Member
+    marker: Member
+    me: Any  # ann's `me` socket
+    started: list[dict[str, Any]]
+
+
+async def stage(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any, titles: list[str]
+) -> Stage:
+    from server.services.container import SERVICES
+
+    clock = ManualClock()
+    quiet = settings.with_(scheduler_interval=3600.0)
+    client = await aiohttp_client(create_app(quiet, engine_url, clock=clock))
+    host = await signup(client, rdb, "host")
+    ann = await signup(client, rdb, "ann")
+    marker = await signup(client, rdb, "marker")
+    started = []
+    for title in titles:
+        event = await announce(client, host, title=title, starts_at=at(600, clock.now))
+        await call(client, "put", f"/api/events/{event['id']}/rsvp", ann, 200,
+                   {"status": "going"})  # fmt: skip
+        started.append(event)
+    me = await subscribe(client, ann, "me")
+    events = client.server.app[SERVICES].extra["events"]
+    return Stage(clock, client, events, host, marker, me, started)
+
+
 async def test_a_start_whose_claimant_died_or_stalled_is_announced_exactly_once(
     aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
 ) -> None:
     """A process that claimed a start and died before announcing it: another takes the
     lapsed claim over. One that stalled past its lease: its late publication is refused.
     One that announced and died before clearing its claim: nothing is sent again."""
-    from server.services.container import SERVICES
     from server.store.events import start_key
 
-    clock = ManualClock()
-    # The background scheduler sleeps through the test: this test plays the processes.
-    quiet = settings.with_(scheduler_interval=3600.0)
-    client = await aiohttp_client(create_app(quiet, engine_url, clock=clock))
-    events = client.server.app[SERVICES].extra["events"]
-    host = await signup(client, rdb, "host")
-    ann = await signup(client, rdb, "ann")
-    marker = await signup(client, rdb, "marker")
-    orphaned = await announce(client, host, title="orphaned", starts_at=at(600, clock.now))
-    settled = await announce(client, host, title="settled", starts_at=at(600, clock.now))
-    for event in (orphaned, settled):
-        await call(client, "put", f"/api/events/{event['id']}/rsvp", ann, 200,
-                   {"status": "going"})  # fmt: skip
-    me = await subscribe(client, ann, "me")
+    st = await stage(aiohttp_client, engine_url, rdb, settings, ["orphaned", "settled"])
+    clock, client, events, marker, me = st.clock, st.client, st.events, st.marker, st.me
+    orphaned, settled = st.started
     start_ms = int((clock.now + 600) * 1000)
     # A process claims both starts and has until a second after the start to announce.
     for event in (orphaned, settled):
@@ -388,23 +413,13 @@ async def test_a_start_moved_or_cancelled_while_claimed_is_not_announced_by_that
     """Edits and cancels win over a claim in progress: a start moved while claimed is
     announced at its new time (once), a cancelled one never, and a start moved after
     the scheduler listed it is not claimed early."""
-    from server.services.container import SERVICES
     from server.store.events import start_key
 
-    clock = ManualClock()
-    quiet = settings.with_(scheduler_interval=3600.0)
-    client = await aiohttp_client(create_app(quiet, engine_url, clock=clock))
-    events = client.server.app[SERVICES].extra["events"]
-    host = await signup(client, rdb, "host")
-    ann = await signup(client, rdb, "ann")
-    marker = await signup(client, rdb, "marker")
-    moved = await announce(client, host, title="moved", starts_at=at(600, clock.now))
-    called_off = await announce(client, host, title="called off", starts_at=at(600, clock.now))
-    listed = await announce(client, host, title="listed", starts_at=at(600, clock.now))
-    for event in (moved, called_off, listed):
-        await call(client, "put", f"/api/events/{event['id']}/rsvp", ann, 200,
-                   {"status": "going"})  # fmt: skip
-    me = await subscribe(client, ann, "me")
+    titles = ["moved", "called off", "listed"]
+    st = await stage(aiohttp_client, engine_url, rdb, settings, titles)
+    clock, client, events, host, marker, me = (st.clock, st.client, st.events, st.host,
+                                               st.marker, st.me)  # fmt: skip
+    moved, called_off, listed = st.started
     clock.now += 700
     now_ms = int(clock.now * 1000)
     assert set(await events.store.due(now_ms)) == {moved["id"], called_off["id"], listed["id"]}
