@@ -63,14 +63,14 @@ class ModerationService:
             if rec["author"] == reporter.id:
                 raise DomainError("cannot_report_self", "you cannot report your own echo",
                                   field="echo")  # fmt: skip
-            echo = EchoService.wire(rec)
+            echo, about = EchoService.wire(rec), f"echo:{rec['id']}"
         else:
             assert request.user is not None
             target = await self.accounts.user_by_handle(request.user)
             if target.id == reporter.id:
                 raise DomainError("cannot_report_self", "you cannot report yourself",
                                   field="user")  # fmt: skip
-            user = target.brief()
+            user, about = target.brief(), f"user:{target.id}"
         if limit is not None:
             await limit("reports", reporter.id)
         report = {
@@ -78,7 +78,10 @@ class ModerationService:
             "created_at": iso(self.clock()), "status": "open", "echo": echo, "user": user,
             "resolved_by": None, "resolved_at": None, "resolution": None,
         }  # fmt: skip
-        await self.store.add_report(report)
+        stored = await self.store.add_report(report, reporter.id, about)
+        if stored != report["id"]:
+            raise Conflict("already_reported", "you have already reported this; a moderator "
+                           "will look at it", field="echo" if echo else "user")  # fmt: skip
         await self.publisher.publish("report.created", report, [("mod", None)])
         if user is not None:
             # The reporter may be blocked by the member: their name is not theirs to see.

@@ -1,7 +1,10 @@
 """Reports and the moderators' audit log.
 
 Keys:
-  eh:report:{id}          hash  json (the report as moderators see it) status
+  eh:report:{id}          hash  json (the report as moderators see it) status open_key
+  eh:reported:{reporter}:{about}
+                          str   the reporter's open report about a post (`echo:{id}`) or
+                                a member (`user:{id}`), while it is open
   eh:reports:{status}     zset  report ids, all scored 0: lexical order is id order, so
                                 time order (ids start with their creation ms); status
                                 is open, resolved or all
@@ -21,8 +24,22 @@ import redis.asyncio as redis
 
 from server.store.replies import str_list
 
+# KEYS: report, reporter's open key, open, all. ARGV: report id, json. The report, unless
+# the reporter has one open about the same thing: then that one's id.
+_ADD = """
+local open = redis.call('GET', KEYS[2])
+if open then return open end
+redis.call('HSET', KEYS[1], 'json', ARGV[2], 'status', 'open', 'open_key', KEYS[2])
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('ZADD', KEYS[4], 0, ARGV[1])
+return ARGV[1]
+"""
+
 _RESOLVE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
+local open_key = redis.call('HGET', KEYS[1], 'open_key')
+if open_key then redis.call('DEL', open_key) end
 redis.call('HSET', KEYS[1], 'json', ARGV[2], 'status', 'resolved')
 redis.call('ZREM', 'eh:reports:open', ARGV[1])
 redis.call('ZADD', 'eh:reports:resolved', 0, ARGV[1])
@@ -58,17 +75,17 @@ def _page_range(before: str | None) -> str:
 class ModerationStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
+        self._add = client.register_script(_ADD)
         self._resolve = client.register_script(_RESOLVE)
         self._suspend = client.register_script(_SUSPEND)
 
-    async def add_report(self, report: dict[str, Any]) -> None:
-        report_id = report["id"]
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(f"eh:report:{report_id}",
-                      mapping={"json": orjson.dumps(report), "status": "open"})  # fmt: skip
-            pipe.zadd("eh:reports:open", {report_id: 0})
-            pipe.zadd("eh:reports:all", {report_id: 0})
-            await pipe.execute()
+    async def add_report(self, report: dict[str, Any], reporter: str, about: str) -> str:
+        """Store `report` (by member `reporter`, about `about`: `echo:{id}` or `user:{id}`)
+        and answer its id, unless the reporter has an open report about the same thing:
+        then that report's id, and nothing is stored."""
+        keys = [f"eh:report:{report['id']}", f"eh:reported:{reporter}:{about}",
+                "eh:reports:open", "eh:reports:all"]  # fmt: skip
+        return str(await self._add(keys=keys, args=[report["id"], orjson.dumps(report)]))
 
     async def report(self, report_id: str) -> dict[str, Any] | None:
         raw = await self.r.hget(f"eh:report:{report_id}", "json")

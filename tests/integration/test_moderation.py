@@ -137,17 +137,18 @@ async def test_reports_are_rate_limited_but_invalid_ones_take_nothing(
 
     limited = settings.with_(rate_limits=parse_rate_limits("reports=2/3600:2"))
     client = await aiohttp_client(create_app(limited, engine_url))
-    await signup(client, rdb, "aki")
     ben = await signup(client, rdb, "ben")
+    for handle in ("aki", "cho", "dan"):
+        await signup(client, rdb, handle)
     for _ in range(3):
         resp = await client.post("/api/reports", json={"user": "aki", "reason": " "},
                                  headers=ben.auth)  # fmt: skip
         assert resp.status == 400
-    for _ in range(2):
-        resp = await client.post("/api/reports", json={"user": "aki", "reason": "x"},
+    for handle in ("aki", "cho"):
+        resp = await client.post("/api/reports", json={"user": handle, "reason": "x"},
                                  headers=ben.auth)  # fmt: skip
         assert resp.status == 201
-    resp = await client.post("/api/reports", json={"user": "aki", "reason": "x"}, headers=ben.auth)
+    resp = await client.post("/api/reports", json={"user": "dan", "reason": "x"}, headers=ben.auth)
     assert (await error(resp, 429))["code"] == "rate_limited"
     assert int(resp.headers["Retry-After"]) > 0
 
@@ -261,9 +262,10 @@ async def test_resolving_reports(app_client: Any, rdb: Any) -> None:
     await signup(app_client, rdb, "aki")
     ben = await signup(app_client, rdb, "ben")
     ids = []
-    for reason in ("one", "two", "three"):
+    for reporter, reason in ((ben, "one"), (await signup(app_client, rdb, "cho"), "two"),
+                             (await signup(app_client, rdb, "dan"), "three")):  # fmt: skip
         resp = await app_client.post("/api/reports", json={"user": "aki", "reason": reason},
-                                     headers=ben.auth)  # fmt: skip
+                                     headers=reporter.auth)  # fmt: skip
         ids.append((await resp.json())["id"])
     stream = await subscribe(app_client, mia, "mod")
     resp = await app_client.post(f"/api/mod/reports/{ids[0]}/resolve", headers=ben.auth)
@@ -538,3 +540,27 @@ async def test_a_demotion_landing_while_a_mod_sub_is_resolved_still_ends_it(
     conn = next(iter(svc.hub.connections_of(mia.user["id"])))
     assert "mod" not in conn.subs
     await ws.close()
+
+
+async def test_one_open_report_per_reporter_and_thing(app_client: Any, rdb: Any) -> None:
+    mia = await moderator(app_client, rdb)
+    aki = await signup(app_client, rdb, "aki")
+    ben = await signup(app_client, rdb, "ben")
+    cho = await signup(app_client, rdb, "cho")
+    created = await post(app_client, aki, "reported twice")
+
+    async def report(who: Member, body: dict[str, str]) -> Any:
+        return await app_client.post("/api/reports", json={**body, "reason": "again"},
+                                     headers=who.auth)  # fmt: skip
+
+    first = await (await report(ben, {"echo": created["id"]})).json()
+    err = await error(await report(ben, {"echo": created["id"]}), 409)
+    assert err["code"] == "already_reported" and err["field"] == "echo"
+    assert (await report(ben, {"user": "aki"})).status == 201  # the member is another thing
+    assert (await error(await report(ben, {"user": "aki"}), 409))["field"] == "user"
+    assert (await report(cho, {"echo": created["id"]})).status == 201  # another reporter
+    listed = await (await app_client.get("/api/mod/reports", headers=mia.auth)).json()
+    assert len(listed["items"]) == 3
+    resp = await app_client.post(f"/api/mod/reports/{first['id']}/resolve", headers=mia.auth)
+    assert resp.status == 200
+    assert (await report(ben, {"echo": created["id"]})).status == 201  # resolved: anew
