@@ -106,10 +106,11 @@ class ModerationService:
         now = iso(self.clock())
         report.update(status="resolved", resolved_by=moderator.brief(), resolved_at=now,
                       resolution=reason)  # fmt: skip
-        if not await self.store.resolve(report):
+        action = self._action(moderator, "resolve_report", reason, echo=report["echo"],
+                              user=report["user"], report=report["id"])  # fmt: skip
+        if not await self.store.resolve(report, action):
             raise Conflict("already_resolved", "this report is already resolved")
-        await self._record(moderator, "resolve_report", reason, echo=report["echo"],
-                           user=report["user"], report=report["id"])  # fmt: skip
+        await self.announce(action)
         return report
 
     # --- actions -----------------------------------------------------------------------
@@ -180,17 +181,6 @@ class ModerationService:
         return {"id": new_id(), "actor": moderator.brief(), "action": action,
                 "reason": reason, "at": iso(self.clock()), "echo": echo, "user": user,
                 "report": report}  # fmt: skip
-
-    async def _record(
-        self, moderator: User, action: str, reason: str, *,
-        echo: dict[str, Any] | None = None, user: dict[str, Any] | None = None,
-        report: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
-        """Keep the action in the audit log and show it on the `mod` topic."""
-        entry = self._action(moderator, action, reason, echo=echo, user=user, report=report)
-        await self.store.add_action(entry)
-        await self.announce(entry)
-        return entry
 
     # --- the mod topic -----------------------------------------------------------------
 

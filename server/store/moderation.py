@@ -36,6 +36,8 @@ redis.call('ZADD', KEYS[4], 0, ARGV[1])
 return ARGV[1]
 """
 
+# KEYS: report, audit entry, audit zset. ARGV: report id, resolved report json, entry
+# id, entry json. Resolves an open report and logs the action in one step.
 _RESOLVE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
 local open_key = redis.call('HGET', KEYS[1], 'open_key')
@@ -43,6 +45,8 @@ if open_key then redis.call('DEL', open_key) end
 redis.call('HSET', KEYS[1], 'json', ARGV[2], 'status', 'resolved')
 redis.call('ZREM', 'eh:reports:open', ARGV[1])
 redis.call('ZADD', 'eh:reports:resolved', 0, ARGV[1])
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], 0, ARGV[3])
 return 1
 """
 
@@ -91,12 +95,12 @@ class ModerationStore:
         raw = await self.r.hget(f"eh:report:{report_id}", "json")
         return orjson.loads(raw) if raw else None
 
-    async def resolve(self, report: dict[str, Any]) -> bool:
-        """Store `report` (now resolved) if it was still open; False if it was not."""
-        report_id = report["id"]
-        done = await self._resolve(keys=[f"eh:report:{report_id}"],
-                                   args=[report_id, orjson.dumps(report)])  # fmt: skip
-        return bool(done)
+    async def resolve(self, report: dict[str, Any], action: dict[str, Any]) -> bool:
+        """Store `report` (now resolved) and log `action`, if it was still open; False
+        (nothing written) if it was not."""
+        keys = [f"eh:report:{report['id']}", audit_key(action["id"]), AUDIT]
+        args = [report["id"], orjson.dumps(report), action["id"], orjson.dumps(action)]
+        return bool(await self._resolve(keys=keys, args=args))
 
     async def reports(self, status: str, before: str | None, limit: int) -> list[dict[str, Any]]:
         """Newest first, strictly older than the `before` id."""
@@ -116,13 +120,6 @@ class ModerationStore:
         keys = [f"eh:user:{user_id}", audit_key(action["id"]), AUDIT]
         args = ["1" if suspended else "0", action["id"], orjson.dumps(action)]
         return int(await self._suspend(keys=keys, args=args)) == 1
-
-    async def add_action(self, action: dict[str, Any]) -> None:
-        action_id = action["id"]
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.set(audit_key(action_id), orjson.dumps(action))
-            pipe.zadd(AUDIT, {action_id: 0})
-            await pipe.execute()
 
     async def actions(self, before: str | None, limit: int) -> list[dict[str, Any]]:
         """The audit log, newest first, strictly older than the `before` id."""

@@ -564,3 +564,18 @@ async def test_one_open_report_per_reporter_and_thing(app_client: Any, rdb: Any)
     resp = await app_client.post(f"/api/mod/reports/{first['id']}/resolve", headers=mia.auth)
     assert resp.status == 200
     assert (await report(ben, {"echo": created["id"]})).status == 201  # resolved: anew
+
+
+async def test_two_moderators_resolving_one_report_log_it_once(app_client: Any, rdb: Any) -> None:
+    mia = await moderator(app_client, rdb, "mia")
+    max_ = await moderator(app_client, rdb, "max")
+    await signup(app_client, rdb, "aki")
+    ben = await signup(app_client, rdb, "ben")
+    resp = await app_client.post("/api/reports", json={"user": "aki", "reason": "x"},
+                                 headers=ben.auth)  # fmt: skip
+    url = f"/api/mod/reports/{(await resp.json())['id']}/resolve"
+    answers = await asyncio.gather(app_client.post(url, headers=mia.auth),
+                                   app_client.post(url, headers=max_.auth))  # fmt: skip
+    assert sorted(r.status for r in answers) == [200, 409]
+    log = await (await app_client.get("/api/mod/audit", headers=mia.auth)).json()
+    assert [a["action"] for a in log["items"]] == ["resolve_report"]
