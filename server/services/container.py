@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis.asyncio as redis
 from aiohttp import web
@@ -26,14 +26,17 @@ from server.store.resp import EngineClient
 RECENT_MEMORY = 60.0
 
 
-class _Recent:
+V = TypeVar("V")
+
+
+class _Recent(Generic[V]):
     """Keys noted in the last `memory` seconds (monotonic), each with a value."""
 
-    def __init__(self, memory: float) -> None:
+    def __init__(self, memory: float = RECENT_MEMORY) -> None:
         self.memory = memory
-        self._noted: dict[str, tuple[float, tuple[int, str]]] = {}
+        self._noted: dict[str, tuple[float, V]] = {}
 
-    def note(self, key: str, value: tuple[int, str]) -> None:
+    def note(self, key: str, value: V) -> None:
         now = time.monotonic()
         noted = self._noted
         noted.pop(key, None)
@@ -45,7 +48,7 @@ class _Recent:
                 break
             del noted[oldest]
 
-    def since(self, key: str, moment: float) -> tuple[int, str] | None:
+    def since(self, key: str, moment: float) -> V | None:
         """The value noted for `key` at or after `moment`, if any."""
         entry = self._noted.get(key)
         return entry[1] if entry is not None and entry[0] >= moment else None
@@ -64,10 +67,11 @@ class Services:
     # Filled by the feature modules as they are wired (topics, echoes, graph, ...).
     extra: dict[str, Any] = field(default_factory=dict)
     _tasks: set[asyncio.Future[None]] = field(default_factory=set)
-    # Closes (by principal or session) and topic revocations (by principal and topic)
-    # broadcast in the last minute, for sockets and subscriptions that were being set
-    # up when the broadcast came (see ended_since, revoked_since).
-    _recent: _Recent = field(default_factory=lambda: _Recent(RECENT_MEMORY))
+    # Closes (code, reason by principal or session) and topic revocations (why, by
+    # principal and topic) broadcast in the last minute, for sockets and subscriptions
+    # that were being set up when the broadcast came (see ended_since, revoked_since).
+    _closed: _Recent[tuple[int, str]] = field(default_factory=_Recent)
+    _revoked: _Recent[str] = field(default_factory=_Recent)
 
     def base_url(self, request: web.Request) -> str:
         if self.settings.public_url:
@@ -102,7 +106,7 @@ class Services:
         if "revoke" in message:
             user, topic = str(message["revoke"]), str(message.get("topic", ""))
             why = str(message.get("why", ""))[:200]
-            self._recent.note(f"revoke\0{user}\0{topic}", (0, why))
+            self._revoked.note(f"{user}\0{topic}", why)
             for conn in self.hub.connections_of(user):
                 self.revoke(conn, topic, why)
             return
@@ -113,10 +117,10 @@ class Services:
         code = int(message.get("code", CloseCode.SESSION_ENDED))
         if "close_user" in message:
             reason = str(message.get("reason", "account closed"))[:100]
-            self._recent.note(f"close\0{message['close_user']}", (code, reason))
+            self._closed.note(str(message["close_user"]), (code, reason))
             self.hub.close_principal(str(message["close_user"]), code, reason)
         elif "close_session" in message:
-            self._recent.note(f"close\0{message['close_session']}", (code, "session ended"))
+            self._closed.note(str(message["close_session"]), (code, "session ended"))
             self.hub.close_session(str(message["close_session"]), code, "session ended")
 
     def ended_since(self, principal: str, session: str, since: float) -> tuple[int, str] | None:
@@ -124,7 +128,7 @@ class Services:
         `since` (monotonic): a socket whose upgrade began before it was not registered
         yet, so the broadcast missed it."""
         for key in (principal, session):
-            end = self._recent.since(f"close\0{key}", since)
+            end = self._closed.since(key, since)
             if end is not None:
                 return end
         return None
@@ -132,8 +136,7 @@ class Services:
     def revoked_since(self, principal: str, topic: str, since: float) -> str | None:
         """Why the member lost `topic`, if that was broadcast after `since`: a `sub` that
         was being resolved then may have missed it."""
-        revoked = self._recent.since(f"revoke\0{principal}\0{topic}", since)
-        return None if revoked is None else revoked[1]
+        return self._revoked.since(f"{principal}\0{topic}", since)
 
     def revoke(self, conn: Connection, topic: str, why: str) -> None:
         """End one socket's subscription to `topic` with a `forbidden` error frame."""
