@@ -579,3 +579,27 @@ async def test_two_moderators_resolving_one_report_log_it_once(app_client: Any, 
     assert sorted(r.status for r in answers) == [200, 409]
     log = await (await app_client.get("/api/mod/audit", headers=mia.auth)).json()
     assert [a["action"] for a in log["items"]] == ["resolve_report"]
+
+
+async def test_moderator_endpoints_refuse_bad_bodies_and_queries(app_client: Any, rdb: Any) -> None:
+    mia = await moderator(app_client, rdb)
+    aki = await signup(app_client, rdb, "aki")
+    created = await post(app_client, aki, "stays")
+    paths = (f"/api/mod/echoes/{created['id']}/remove", "/api/mod/users/aki/suspend",
+             "/api/mod/users/aki/unsuspend", f"/api/mod/reports/{'0' * 20}/resolve")  # fmt: skip
+    for path in paths:
+        resp = await app_client.post(path, json=[1], headers=mia.auth)
+        assert (await error(resp, 400))["code"] == "invalid_body", path
+        resp = await app_client.post(path, data=b"{not json", headers=mia.auth)
+        assert (await error(resp, 400))["code"] == "invalid_json", path
+        resp = await app_client.post(path, json={"reason": "x" * 501}, headers=mia.auth)
+        assert (await error(resp, 400))["field"] == "reason", path
+    # Nothing was done: the post is there, aki is not suspended, nothing was logged.
+    assert (await app_client.get(f"/api/echoes/{created['id']}", headers=aki.auth)).status == 200
+    assert (await app_client.get("/api/me", headers=aki.auth)).status == 200
+    for query, code in (("?before=zzz", "invalid_cursor"), ("?limit=0", "invalid_limit"),
+                        ("?limit=abc", "invalid_limit")):  # fmt: skip
+        resp = await app_client.get(f"/api/mod/audit{query}", headers=mia.auth)
+        assert (await error(resp, 400))["code"] == code, query
+    log = await (await app_client.get("/api/mod/audit", headers=mia.auth)).json()
+    assert log["items"] == []
