@@ -21,7 +21,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,6 +83,10 @@ class Transport(Protocol):
 _write = os.write
 
 EventFilter = Callable[[Event], bool]
+# Given the events a `sub` with `since` is about to replay, the ones that may still be
+# replayed to its connection today. Supplied by the service layer at `sub` time, called
+# once per resume (never per event): the hub knows nothing of what the events mean.
+ReplayFilter = Callable[[list[Event]], Awaitable[list[Event]]]
 Closer = Callable[[int, str], None]
 
 # A websocket ping with no payload (FIN, opcode 0x9); servers send frames unmasked.
@@ -461,6 +465,7 @@ class Hub:
         request_id: Any = None,
         since: int | None = None,
         flt: EventFilter | None = None,
+        replay_filter: ReplayFilter | None = None,
     ) -> None:
         """Subscribe `conn` to `topic`, fed by bus `channels`; ack, replay, then go live.
 
@@ -469,6 +474,8 @@ class Hub:
         the channels strictly after `since` are replayed in order before live ones,
         without duplicates; the ack says `recovered: false` when history no longer
         reaches back (or the cursor is from the future) and then starts at the head.
+        `replay_filter` drops replayed events the rules in force now no longer allow
+        (an event's audience is the one it had when published).
         """
         # Topic and channel names are interned: the many subscribers of one topic (and
         # the channel table) share one copy of each name instead of one per socket.
@@ -491,6 +498,8 @@ class Hub:
                     recovered = False
                 else:
                     replay, recovered = await self.bus.history(sub.channels, since, head)
+                    if replay and recovered and replay_filter is not None:
+                        replay = await replay_filter(replay)
         except BaseException:
             if conn.subs.get(topic) is sub:
                 del conn.subs[topic]

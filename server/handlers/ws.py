@@ -474,9 +474,10 @@ class _Session:
             resolver = svc.extra["topics"]
             asked = time.monotonic()
             channels, flt = await resolver.resolve(self.user, request.topic, request.filter)
-            await svc.hub.subscribe(
-                conn, request.topic, channels, request_id=request.id, since=request.since, flt=flt
-            )
+            since = request.since
+            replay = None if since is None else resolver.replay_filter(self.user, request.topic)
+            await svc.hub.subscribe(conn, request.topic, channels, request_id=request.id,
+                                    since=since, flt=flt, replay_filter=replay)  # fmt: skip
             why = svc.revoked_since(self.user.id, request.topic, asked)
             if why is not None:  # lost the right while this `sub` was being resolved
                 svc.revoke(conn, request.topic, why)
