@@ -61,6 +61,7 @@ def wire(svc: Services) -> None:
     topics.register("community", communities.resolve_community, prefix=True)
     topics.register("event", events.resolve_event, prefix=True)
     topics.register("mod", moderation.resolve_mod)
+    topics.add_replay_rule(echoes.replay_rule)
 
     async def post_op(user: User, body: dict[str, Any]) -> dict[str, Any]:
         return await echoes.create(user, body, svc.limit)

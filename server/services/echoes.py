@@ -19,7 +19,7 @@ from server.domain.echo import validate_echo_text, validate_visibility
 from server.domain.effects import segments_to_wire
 from server.domain.errors import DomainError, Forbidden, NotFound
 from server.domain.visibility import CommunityAccess, can_see_post, shows_in_feed
-from server.hub import Audience
+from server.hub import Audience, Event, ReplayFilter
 from server.services.accounts import AccountService
 from server.services.common import Clock, User, iso, new_id
 from server.services.graph import GraphService, user_channel
@@ -32,6 +32,9 @@ POST_ID = re.compile(r"[0-9a-f]{20}")
 PAGE = 25
 FRIENDS_LATEST = 5
 DISCOVER_WINDOW_MS = 24 * 3600 * 1000
+# Topics whose replay follows the feed rule (mutes hide); the others follow the rule of
+# seeing a post at all, as their HTTP pages do.
+FEED_TOPICS = frozenset({"home", "public"})
 # Publishing gives up (503) after the author's graph changed this many times under it.
 AUDIENCE_ATTEMPTS = 5
 
@@ -63,6 +66,14 @@ def check_post_id(raw: object, field: str = "id") -> str:
     if not isinstance(raw, str) or not POST_ID.fullmatch(raw):
         raise NotFound("echo_not_found", "no such echo", field=field)
     return raw
+
+
+def _created_post(event: Event) -> str | None:
+    """The id of the post a `post.created` event carries (None for other events)."""
+    if event.type != "post.created" or not isinstance(event.data, dict):
+        return None
+    pid = event.data.get("id")
+    return pid if isinstance(pid, str) else None
 
 
 def check_cursor(raw: str | None) -> str | None:
@@ -134,12 +145,42 @@ class EchoService:
     ) -> list[dict[str, str]]:
         rule = shows_in_feed if feed else can_see_post
         out = []
+        # One look-up per community, not per post.
+        access_of: dict[str, CommunityAccess | None] = {}
         for rec in recs:
-            access = await self._community_access(viewer.id, rec.get("community", ""))
+            community = rec.get("community", "")
+            if community not in access_of:
+                access_of[community] = await self._community_access(viewer.id, community)
             if rule(viewer.id, rec["author"], rec["visibility"], circle.relation_to(rec["author"]),
-                    access):  # fmt: skip
+                    access_of[community]):  # fmt: skip
                 out.append(rec)
         return out
+
+    def replay_rule(self, viewer: User, topic: str) -> ReplayFilter:
+        """What a resume of `topic` may still replay of posts: what HTTP would show now.
+
+        History keeps a post's `post.created` with the audience it had when published.
+        A resume drops those of posts since deleted or removed (their `post.deleted`
+        stays), and of posts the viewer may no longer see (a block, an unfriending, a
+        mute on the feeds, a community left). Per resume: one engine call for the posts
+        and one for the viewer's graph, whatever the number of events.
+        """
+        feed = topic in FEED_TOPICS
+
+        async def keep(events: list[Event]) -> list[Event]:
+            ids = {pid for e in events if (pid := _created_post(e)) is not None}
+            if not ids:
+                return events
+            standing = await self.store.standing(ids)
+            if topic == "mod":  # moderators see every post that still exists
+                shown = set(standing)
+            else:
+                circle = await self.graph.circle(viewer.id)
+                recs = list(standing.values())
+                shown = {r["id"] for r in await self._visible(viewer, recs, circle, feed=feed)}
+            return [e for e in events if e.type != "post.created" or _created_post(e) in shown]
+
+        return keep
 
     async def visible_post(
         self, viewer: User, post_id: object, field: str = "id"

@@ -44,6 +44,16 @@ return 1
 """
 
 
+# Who may see each post: one engine call for every post of a resume, not one per post.
+_STANDING = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('HMGET', key, 'author', 'visibility', 'community')
+end
+return out
+"""
+
+
 def id_ms(post_id: str) -> int:
     return int(post_id[:12], 16)
 
@@ -53,6 +63,7 @@ class EchoStore:
         self.r = client
         self.engine = engine  # create() is on the posting hot path
         self._delete = client.register_script(_DELETE)
+        self._standing = engine.script(_STANDING)
 
     @staticmethod
     def creation(post: dict[str, str]) -> list[tuple[str | int, ...]]:
@@ -78,6 +89,20 @@ class EchoStore:
             for pid in ids:
                 pipe.hgetall(f"eh:post:{pid}")
             return [p for p in await pipe.execute() if p]
+
+    async def standing(self, post_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The fields deciding who may see each post (id, author, visibility, community),
+        by id, in one engine call; a deleted or removed post is absent."""
+        ids = list(dict.fromkeys(post_ids))
+        if not ids:
+            return {}
+        rows = await self._standing(keys=[f"eh:post:{pid}" for pid in ids])
+        return {
+            pid: {"id": pid, "author": author, "visibility": visibility or "",
+                  "community": community or ""}
+            for pid, (author, visibility, community) in zip(ids, rows, strict=True)
+            if author is not None
+        }  # fmt: skip
 
     async def delete(self, post_id: str, action: dict[str, Any] | None = None) -> bool:
         """Delete the post (False if it was already gone); with `action`, log it in the
