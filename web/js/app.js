@@ -6,6 +6,7 @@ import { api, ApiError, enc, post } from "./api.js";
 import { removePostEverywhere, toast } from "./components.js";
 import { refreshTimes } from "./dom.js";
 import { EchoHub } from "./echohub.js";
+import { LANGUAGES, currentLanguage, errorText, loadLanguage, onLanguageChange, setLanguage, t, translateStatic } from "./i18n.js";
 import { Notifications } from "./notifications.js";
 import { signInView, joinView } from "./views/auth.js";
 import { homeView } from "./views/home.js";
@@ -16,6 +17,10 @@ import { eventsView, eventView } from "./views/events.js";
 import { communitiesView, communityView } from "./views/communities.js";
 import { inviteView } from "./views/invite.js";
 import { isModerator, moderationView } from "./views/moderation.js";
+
+// The catalogue first: every view renders its text through it.
+await loadLanguage();
+translateStatic();
 
 const main = document.getElementById("main");
 const topbar = document.getElementById("topbar");
@@ -86,7 +91,7 @@ async function route() {
   }
   if (!view) {
     main.setAttribute("aria-busy", "false");
-    main.append(Object.assign(document.createElement("p"), { textContent: "There is no such page." }));
+    main.append(Object.assign(document.createElement("p"), { textContent: t("app.noSuchPage") }));
     return;
   }
   const mine = ++routeSeq;
@@ -107,7 +112,7 @@ async function route() {
     // Not busy once the view and my notifications are loaded and live.
     await ctx.notifications?.ready;
   } catch (err) {
-    root.append(Object.assign(document.createElement("p"), { className: "form-error", textContent: err.message }));
+    root.append(Object.assign(document.createElement("p"), { className: "form-error", textContent: errorText(err) }));
   } finally {
     if (mine === routeSeq) main.setAttribute("aria-busy", "false");
   }
@@ -116,16 +121,24 @@ async function route() {
 
 function paintStatus(status) {
   const labels = {
-    idle: "Offline",
-    connecting: "Connecting…",
-    open: "Live",
-    reconnecting: "Reconnecting…",
-    waiting: "Reconnecting…",
-    closed: "Offline",
-    ended: "Signed out",
+    idle: "conn.idle",
+    connecting: "conn.connecting",
+    open: "conn.open",
+    reconnecting: "conn.reconnecting",
+    waiting: "conn.reconnecting",
+    closed: "conn.closed",
+    ended: "conn.ended",
   };
   conn.dataset.status = status;
-  conn.textContent = labels[status] || status;
+  conn.textContent = t(labels[status] || "conn.idle");
+}
+
+// The link's name starts with its visible text (WCAG 2.5.3), the unread count after.
+function paintUnread() {
+  const n = ctx.notifications?.unread ?? 0;
+  const link = document.getElementById("nav-notifications");
+  if (n) link.setAttribute("aria-label", t("nav.notificationsUnread", { count: n }));
+  else link.removeAttribute("aria-label");
 }
 
 function startSession(me) {
@@ -140,9 +153,9 @@ function startSession(me) {
   hub.addEventListener("ended", (e) => {
     if (e.detail.code === 4003) {
       // Suspended: every session ended and the socket closed for good (no reconnect).
-      endSession("Your account is suspended. A moderator suspended it, and you have been signed out.");
+      endSession(t("session.suspended"));
     } else {
-      toast("Your session has ended. Please sign in again.");
+      toast(t("session.ended"));
       endSession();
     }
   });
@@ -163,7 +176,7 @@ function startSession(me) {
     const n = ctx.notifications.unread;
     badge.hidden = n === 0;
     badge.textContent = n > 99 ? "99+" : String(n);
-    document.getElementById("nav-notifications").setAttribute("aria-label", n ? `Notifications, ${n} unread` : "Notifications");
+    paintUnread();
   });
   ctx.notifications.addEventListener("like", (e) => {
     for (const card of document.querySelectorAll("[data-echo-id]")) {
@@ -172,7 +185,7 @@ function startSession(me) {
   });
   ctx.notifications.addEventListener("footprint", (e) => {
     const v = e.detail.data.visitor;
-    if (!location.hash.startsWith("#/footprints")) toast(`${v.display_name || v.handle} visited your profile`);
+    if (!location.hash.startsWith("#/footprints")) toast(t("footprints.visited", { name: v.display_name || v.handle }));
   });
   ctx.notifications.start();
   hub.connect();
@@ -204,18 +217,33 @@ document.getElementById("signout").addEventListener("click", async () => {
   try {
     await post("/api/logout");
   } catch (err) {
-    if (!(err instanceof ApiError) || err.status !== 401) toast(err.message);
+    if (!(err instanceof ApiError) || err.status !== 401) toast(errorText(err));
   }
   endSession();
 });
 
 window.addEventListener("echohub:unauthorized", () => {
   if (ctx.me) {
-    toast("Your session has ended. Please sign in again.");
+    toast(t("session.ended"));
     endSession();
   }
 });
 window.addEventListener("hashchange", route);
+
+// The language switch: endonyms with their own `lang`, the same on every page.
+const langSelect = document.getElementById("lang-select");
+for (const { code, name } of LANGUAGES) {
+  langSelect.append(Object.assign(document.createElement("option"), { value: code, textContent: name, lang: code }));
+}
+langSelect.value = currentLanguage();
+langSelect.addEventListener("change", () => setLanguage(langSelect.value));
+onLanguageChange((lang) => {
+  langSelect.value = lang;
+  translateStatic();
+  paintStatus(conn.dataset.status);
+  paintUnread();
+  route();
+});
 setInterval(() => refreshTimes(), 60_000);
 
 async function boot() {
@@ -224,7 +252,7 @@ async function boot() {
     if (location.pathname.startsWith("/join/")) history.replaceState(null, "", "/#/");
     startSession(me);
   } catch (err) {
-    if (!(err instanceof ApiError) || err.status !== 401) toast(err.message);
+    if (!(err instanceof ApiError) || err.status !== 401) toast(errorText(err));
   }
   route();
 }

@@ -1,6 +1,8 @@
 // Building DOM safely. User data only ever becomes text nodes or attribute values set
 // through the DOM API; nothing here (or anywhere in web/) assigns innerHTML.
 
+import { formatDate, relativeTime } from "./i18n.js";
+
 /**
  * `h("a.link", {href: "#/"}, "text", child)`: an element with classes from the tag,
  * properties/attributes from `props` (`on*` functions become listeners, `class`,
@@ -47,33 +49,24 @@ export function replace(el, ...children) {
   return append(el, children);
 }
 
-const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
-const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-
 /** A <time> with a relative label ("3 minutes ago") and the full date as its title. */
 export function timeEl(iso) {
   const date = new Date(iso);
-  const el = h("time", { dateTime: iso, title: absolute.format(date) }, ago(date));
-  return el;
+  return h("time", { dateTime: iso, title: formatDate(date) }, relativeTime(date));
 }
 
-export function ago(date, now = Date.now()) {
-  const seconds = Math.round((date.getTime() - now) / 1000);
-  const abs = Math.abs(seconds);
-  if (abs < 45) return relative.format(0, "second");
-  if (abs < 3600) return relative.format(Math.round(seconds / 60), "minute");
-  if (abs < 86400) return relative.format(Math.round(seconds / 3600), "hour");
-  if (abs < 86400 * 7) return relative.format(Math.round(seconds / 86400), "day");
-  return absolute.format(date);
-}
-
-export function formatDate(iso) {
-  return absolute.format(new Date(iso));
-}
+export const ago = (date, now = Date.now()) => relativeTime(date, now);
+export { formatDate };
 
 /** Refresh every relative time under `root` (called once a minute). */
 export function refreshTimes(root = document) {
   for (const el of root.querySelectorAll("time[datetime]")) {
-    if (!el.dataset.absolute) el.textContent = ago(new Date(el.dateTime));
+    const date = new Date(el.dateTime);
+    if (el.dataset.absolute) {
+      el.textContent = formatDate(date);
+    } else {
+      el.textContent = relativeTime(date);
+      el.title = formatDate(date);
+    }
   }
 }
