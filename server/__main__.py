@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     invite.add_argument("--data-dir", help="data directory of the embedded engine")
     invite.add_argument("--redis-url", help="external engine (REDIS_URL)")
     invite.add_argument("--base-url", help="where the link points (default http://HOST:PORT)")
+    cluster = sub.add_parser("cluster", help="run a local Valkey Cluster for the servers")
+    cluster.add_argument("--primaries", type=int, default=3, help="primaries (default 3)")
+    cluster.add_argument("--replicas", type=int, default=1, help="replicas per primary (default 1)")
+    cluster.add_argument("--data-dir", default="./var/cluster", help="default ./var/cluster")
+    cluster.add_argument("--host", default="127.0.0.1", help="address the nodes listen on")
+    cluster.add_argument("--node-timeout", type=int, default=1000,
+                         help="cluster-node-timeout in ms: how soon a failover starts")
     return parser
 
 
@@ -149,9 +156,23 @@ def invite(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cluster(args: argparse.Namespace) -> int:
+    from server.cluster import LocalCluster, run_cluster
+
+    cluster = LocalCluster(Path(args.data_dir), primaries=args.primaries, replicas=args.replicas,
+                           host=args.host, node_timeout_ms=args.node_timeout)  # fmt: skip
+    try:
+        return run_cluster(cluster)
+    except EngineError as exc:
+        print(f"echohub: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = _parser().parse_args(argv)
+    if args.command == "cluster":
+        return _cluster(args)
     try:
         settings = _settings(args)
         if args.command == "serve":
