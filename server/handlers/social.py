@@ -110,3 +110,12 @@ async def feed_discover(request: web.Request) -> web.Response:
     user = current_user(request)
     return json_response(await echoes.discover(user, request.query.get("before"),
                                                query_limit(request)))  # fmt: skip
+
+
+@routes.get("/api/tags/{tag}")
+async def tag_page(request: web.Request) -> web.Response:
+    _, _, echoes = _svc(request)
+    user = current_user(request)
+    return json_response(await echoes.tag_page(user, request.match_info["tag"],
+                                               request.query.get("before"),
+                                               query_limit(request)))  # fmt: skip

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import orjson
 
 from server.domain.echo import validate_echo_text, validate_visibility
-from server.domain.effects import segments_to_wire
 from server.domain.errors import DomainError, Forbidden, NotFound
+from server.domain.segments import annotate, check_tag, mentioned_handles
 from server.domain.visibility import CommunityAccess, can_see_post, shows_in_feed
 from server.hub import Audience, Event, ReplayFilter
 from server.services.accounts import AccountService
@@ -221,14 +221,18 @@ class EchoService:
             reply_to = (await self.visible_post(author, reply_to, "reply_to"))["id"]
         if limit is not None:
             await limit("posts", author.id)
+        # Only a text with an `@` costs a lookup: which of its handles are members.
+        handles = mentioned_handles(echo.text)
+        members = await self.accounts.store.ids_by_handle(handles) if handles else {}
+        found = annotate(echo.segments, members)
+        segments = found.segments
         now = self.clock()
-        segments = segments_to_wire(echo.segments)
         rec = {
             "id": new_id(), "author": author.id, "author_handle": author.handle,
             "author_name": author.display_name, "text": echo.text, "markup": echo.markup,
             "segments": orjson.dumps(segments).decode(),
             "visibility": visibility, "community": community or "",
-            "reply_to": reply_to or "", "created_at": iso(now),
+            "reply_to": reply_to or "", "tags": " ".join(found.tags), "created_at": iso(now),
         }  # fmt: skip
         post = self.wire(rec, segments)
         await self._publish("post.created", post, rec, along=self.store.creation(rec))
@@ -388,6 +392,16 @@ class EchoService:
     ) -> dict[str, Any]:
         return await self._page(viewer, [f"eh:cposts:{community}"], check_cursor(before), limit,
                                 feed=False)  # fmt: skip
+
+    async def tag_page(
+        self, viewer: User, raw_tag: str, before: str | None, limit: int = PAGE
+    ) -> dict[str, Any]:
+        """Posts tagged `raw_tag` (any of its written forms) the viewer may see, newest
+        first."""
+        tag = check_tag(raw_tag)
+        page = await self._page(viewer, [self.store.tag_key(tag)], check_cursor(before), limit,
+                                feed=False)  # fmt: skip
+        return {"tag": tag, **page}
 
     async def discover(self, viewer: User, before: str | None, limit: int = PAGE) -> dict[str, Any]:
         """Posts of the last 24 h most liked by the members the viewer follows.

@@ -61,6 +61,7 @@ def session_key_of(token: str) -> str:
 class AccountStore:
     def __init__(self, client: redis.Redis, engine: EngineClient) -> None:
         self.r = client
+        self.engine = engine
         self._signup = client.register_script(_SIGNUP)
         # Every authenticated request and socket resolves a session: the lean client.
         self._user_via = engine.script(_USER_VIA)
@@ -96,6 +97,13 @@ class AccountStore:
             for uid in user_ids:
                 pipe.hgetall(f"eh:user:{uid}")
             return [d or None for d in await pipe.execute()]
+
+    async def ids_by_handle(self, handles: list[str]) -> dict[str, str]:
+        """The member id of each of these lower-cased handles that exists (mentions)."""
+        if not handles:
+            return {}
+        ids = await self.engine.calls([("GET", f"eh:handle:{h}") for h in handles])
+        return {h: uid for h, uid in zip(handles, ids, strict=True) if uid}
 
     async def user_by_handle(self, handle: str) -> dict[str, str] | None:
         return _as_dict(await self._user_via(keys=[f"eh:handle:{handle}"]))

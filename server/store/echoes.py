@@ -5,6 +5,9 @@ Keys:
                                 created_at
   eh:posts:{user}         zset  post id -> created ms (the archive; feeds merge these)
   eh:cposts:{community}   zset  post id -> created ms
+  eh:tag:{tag}            zset  post id -> created ms (tags in their filed form,
+                                server.domain.segments.normal_tag; the post's `tags`
+                                field lists them, space-separated)
   eh:likes:{post}         zset  liker id -> liked ms (only the author may read it)
   eh:liked:{user}         zset  post id -> liked ms (what a member liked; discover)
 A moderator's removal also writes its audit log entry (see server.store.moderation).
@@ -32,6 +35,11 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', 'eh:posts:' .. fields['author'], ARGV[1])
 if fields['community'] and fields['community'] ~= '' then
   redis.call('ZREM', 'eh:cposts:' .. fields['community'], ARGV[1])
+end
+if fields['tags'] then
+  for tag in string.gmatch(fields['tags'], '%S+') do
+    redis.call('ZREM', 'eh:tag:' .. tag, ARGV[1])
+  end
 end
 local likers = redis.call('ZRANGE', 'eh:likes:' .. ARGV[1], 0, -1)
 for _, liker in ipairs(likers) do redis.call('ZREM', 'eh:liked:' .. liker, ARGV[1]) end
@@ -76,7 +84,13 @@ class EchoStore:
         ]
         if post.get("community"):
             commands.append(("ZADD", f"eh:cposts:{post['community']}", ms, post["id"]))
+        for tag in post.get("tags", "").split():
+            commands.append(("ZADD", EchoStore.tag_key(tag), ms, post["id"]))
         return commands
+
+    @staticmethod
+    def tag_key(tag: str) -> str:
+        return f"eh:tag:{tag}"
 
     async def get(self, post_id: str) -> dict[str, str] | None:
         return hash_or_none(await self.r.hgetall(f"eh:post:{post_id}"))

@@ -6,12 +6,30 @@ import { h } from "./dom.js";
 
 export const KNOWN_EFFECTS = new Set(["shake", "big"]);
 
-/** A DocumentFragment for wire segments (`{text}` / `{effect, children}`). */
+const WEB_LINK = /^https?:\/\//i;
+
+/** The element for a mention, link or tag leaf, or null for plain text. The server
+ * found them (clients never parse text); a link is followed only if it is http(s). */
+function leafLink(seg) {
+  if (typeof seg.mention === "string") {
+    return h("a.mention", { href: `#/u/${encodeURIComponent(seg.mention)}` }, seg.text);
+  }
+  if (typeof seg.tag === "string") {
+    return h("a.tag", { href: `#/t/${encodeURIComponent(seg.tag)}` }, seg.text);
+  }
+  if (typeof seg.link === "string" && WEB_LINK.test(seg.link)) {
+    return h("a.link", { href: seg.link, rel: "noopener nofollow ugc", target: "_blank" }, seg.text);
+  }
+  return null;
+}
+
+/** A DocumentFragment for wire segments (`{text}`, `{effect, children}`, and
+ * `{mention|link|tag, text}`). */
 export function renderSegments(segments, depth = 0) {
   const frag = document.createDocumentFragment();
   for (const seg of segments || []) {
     if (typeof seg.text === "string") {
-      frag.append(document.createTextNode(seg.text));
+      frag.append(leafLink(seg) || document.createTextNode(seg.text));
     } else if (seg && Array.isArray(seg.children)) {
       // An effect this client does not know still shows its text, unstyled.
       const known = KNOWN_EFFECTS.has(seg.effect) && depth < 2;
