@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import multiprocessing
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +14,7 @@ from redis.exceptions import RedisError
 from server.engine import EmbeddedEngine, EngineError, running_engine_url
 from server.runner import run_worker, worker_main
 from server.settings import Settings, SettingsError, settings_from_env
+from server.supervisor import EngineKeeper, RestartPolicy, WorkerMaster
 
 log = logging.getLogger("echohub")
 
@@ -79,12 +76,19 @@ async def _with_accounts(settings: Settings, url: str, use: Any) -> Any:
         await client.aclose()
 
 
+def restart_policy(settings: Settings) -> RestartPolicy:
+    limit, window = settings.restart_limit
+    return RestartPolicy(limit=limit, window=window)
+
+
 def serve(settings: Settings) -> int:
     engine: EmbeddedEngine | None = None
+    keeper: EngineKeeper | None = None
     url = settings.redis_url
     if url is None:
         engine = EmbeddedEngine(Path(settings.data_dir))
         url = engine.start()
+        keeper = EngineKeeper(engine, restart_policy(settings))
         log.info("embedded engine on %s", url)
     try:
         try:
@@ -101,43 +105,20 @@ def serve(settings: Settings) -> int:
             print("No accounts yet. Sign up the first admin with this one-time link:", flush=True)
             print(link, flush=True)
         if settings.workers == 1:
-            run_worker(settings, url, None)
-            return 0
-        return _serve_workers(settings, url)
+            run_worker(settings, url, None, keeper=keeper)
+            failure = keeper.failure if keeper is not None else None
+        else:
+            master = WorkerMaster(settings.workers, worker_main, (settings, url), keeper,
+                                  lambda: restart_policy(settings))  # fmt: skip
+            master.run()
+            failure = master.failure
+        if failure is not None:
+            print(f"echohub: stopped: {failure}", file=sys.stderr, flush=True)
+            return 1
+        return 0
     finally:
         if engine is not None:
             engine.stop()
-
-
-def _serve_workers(settings: Settings, url: str) -> int:
-    ctx = multiprocessing.get_context("spawn")
-    workers = [
-        ctx.Process(target=worker_main, args=(settings, url), name=f"echohub-worker-{i}")
-        for i in range(settings.workers)
-    ]
-    for proc in workers:
-        proc.start()
-    stopping = False
-
-    def stop(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        for proc in workers:
-            if proc.is_alive() and proc.pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    failed = False
-    for proc in workers:
-        while proc.is_alive():
-            proc.join(0.5)
-            if not stopping and any(not p.is_alive() for p in workers):
-                log.error("a worker exited; stopping the others")
-                failed = True
-                stop(signal.SIGTERM, None)
-    return 1 if failed else 0
 
 
 def invite(args: argparse.Namespace, settings: Settings) -> int:

@@ -110,6 +110,7 @@ class EmbeddedEngine:
         return f"unix://{self.socket_path}"
 
     def start(self) -> str:
+        """Start the engine and wait until it answers; its URL."""
         binary = find_engine_binary()
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +122,29 @@ class EmbeddedEngine:
         self.data_dir = self.data_dir.resolve()
         self._take_lock()
         self.socket_path = socket_path_for(self.data_dir)
+        try:
+            self.spawn(binary)
+        except EngineError:
+            self._release_lock()
+            raise
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.exited():
+                self._release_lock()
+                raise EngineError(f"the engine exited at start: {self._log_tail()}")
+            if self.answers():
+                return self.url
+            time.sleep(0.02)
+        self.stop()
+        raise EngineError(f"the engine did not answer within {self.start_timeout:.0f} s")
+
+    def spawn(self, binary: str | None = None) -> None:
+        """Start the engine process on the data dir and socket (the lock already held),
+        without waiting: also how a supervisor restarts one that died (its append-only
+        file is loaded again, the socket path and so the URL stay the same)."""
+        assert self.socket_path is not None and self._lock_fd is not None
+        self.reap()
+        binary = binary or find_engine_binary()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         args = [
@@ -147,18 +171,29 @@ class EmbeddedEngine:
                 start_new_session=True,  # Ctrl-C reaches us; we stop the engine ourselves.
             )
         except OSError as exc:
-            self._release_lock()
             raise EngineError(f"cannot start the engine {binary}: {exc}") from exc
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self._release_lock()
-                raise EngineError(f"the engine exited at start: {self._log_tail()}")
-            if self.socket_path.exists() and ping_unix(self.socket_path):
-                return self.url
-            time.sleep(0.02)
-        self.stop()
-        raise EngineError(f"the engine did not answer within {self.start_timeout:.0f} s")
+
+    def exited(self) -> bool:
+        """Whether the engine process has ended (reaping it if so)."""
+        return self.process is None or self.process.poll() is not None
+
+    def answers(self) -> bool:
+        return self.socket_path is not None and ping_unix(self.socket_path)
+
+    def reap(self) -> None:
+        """Forget an ended process (its pipe closed)."""
+        proc = self.process
+        if proc is not None and proc.poll() is not None:
+            self.process = None
+            if proc.stderr is not None:
+                proc.stderr.close()
+
+    def kill(self) -> None:
+        """SIGKILL the process (a restart that never answered)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.reap()
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM makes Valkey fsync the append-only file and exit; SIGKILL if it won't."""

@@ -12,8 +12,15 @@ import logging
 import os
 import signal
 import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from server.settings import Settings
+from server.supervisor import TICK, EngineKeeper
+
+# Liveness: None while the process can recover, else why it cannot.
+Liveness = Callable[[], str | None]
 
 
 def _die_with_parent() -> None:
@@ -47,15 +54,26 @@ def _new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def run_worker(settings: Settings, url: str, sock: socket.socket | None) -> None:
+def run_worker(
+    settings: Settings, url: str, sock: socket.socket | None, *,
+    keeper: EngineKeeper | None = None, liveness: Liveness | None = None,
+) -> None:  # fmt: skip
+    """Serve until stopped. `keeper`: the embedded engine this process supervises itself
+    (a single process); on giving up it makes /healthz fail and stops the server."""
     from aiohttp import web
 
     from server.app import create_app
+    from server.handlers.ops import LIVENESS
 
     _return_big_buffers_to_the_os()
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     app = create_app(settings, url)
+    if keeper is not None:
+        app[LIVENESS] = lambda: keeper.failure
+        app.cleanup_ctx.append(_keeping(keeper))
+    elif liveness is not None:
+        app[LIVENESS] = liveness
     print(f"Echo Hub listening on {settings.base_url} (pid {os.getpid()})", flush=True)
     web.run_app(
         app,
@@ -73,7 +91,33 @@ def run_worker(settings: Settings, url: str, sock: socket.socket | None) -> None
     )
 
 
-def worker_main(settings: Settings, url: str) -> None:
+def _keeping(keeper: EngineKeeper) -> Callable[[Any], AsyncIterator[None]]:
+    """The app's supervision of its own engine, stepped on the event loop (the main
+    thread, which the engine's death signal follows)."""
+
+    async def keep(_app: Any) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while keeper.failure is None:
+                await asyncio.sleep(TICK)
+                keeper.tick(time.monotonic())
+            # Liveness now fails; stop like on SIGTERM (sockets closed with 1001).
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return keep
+
+
+def worker_main(settings: Settings, url: str, unrecoverable: Any) -> None:
+    """A worker of `--workers N` (spawned by the master, server.supervisor)."""
     _die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    run_worker(settings, url, None)
+
+    def liveness() -> str | None:
+        return "the embedded engine cannot be restarted" if unrecoverable.value else None
+
+    run_worker(settings, url, None, liveness=liveness)

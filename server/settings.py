@@ -63,6 +63,21 @@ def parse_rate_limits(raw: str | None) -> dict[str, RateLimit]:
     return limits
 
 
+def parse_restart_limit(raw: str) -> tuple[int, float]:
+    """`count/seconds`, e.g. `5/60`: more exits than `count` within `seconds` is a crash
+    loop."""
+    try:
+        count, seconds = raw.split("/", 1)
+        limit = int(count), float(seconds)
+    except ValueError as exc:
+        raise SettingsError(
+            f"ECHOHUB_RESTART_LIMIT: cannot read {raw!r}; expected count/seconds"
+        ) from exc
+    if limit[0] < 0 or limit[1] <= 0:
+        raise SettingsError(f"ECHOHUB_RESTART_LIMIT: {raw!r} must not be negative")
+    return limit
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -87,6 +102,9 @@ class Settings:
     web_dir: str | None = None
     # Seconds between checks for events that have started (tests shorten it).
     scheduler_interval: float = 1.0
+    # A worker or the embedded engine exiting more than this many times within this many
+    # seconds is a crash loop: `echohub serve` then stops with status 1.
+    restart_limit: tuple[int, float] = (5, 60.0)
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -138,6 +156,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
             values["scheduler_interval"] = float(env["ECHOHUB_SCHEDULER_INTERVAL"])
         except ValueError as exc:
             raise SettingsError("ECHOHUB_SCHEDULER_INTERVAL must be a number of seconds") from exc
+    if env.get("ECHOHUB_RESTART_LIMIT"):
+        values["restart_limit"] = parse_restart_limit(env["ECHOHUB_RESTART_LIMIT"])
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)
     if not 0 <= settings.port <= 65535:

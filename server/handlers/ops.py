@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -19,10 +19,19 @@ from server.services.container import SERVICES, Services
 
 routes = web.RouteTableDef()
 REGISTRY = web.AppKey("registry", CollectorRegistry)
+# None while this process can recover from what went wrong, else why it cannot (set by
+# the runner when a supervisor watches the embedded engine).
+LIVENESS: web.AppKey[Callable[[], str | None]] = web.AppKey("liveness")
 
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 200 unless the process cannot recover (an engine that is merely down
+    is readiness's business: requests get 503 until it is back)."""
+    liveness = request.app.get(LIVENESS)
+    why = liveness() if liveness is not None else None
+    if why is not None:
+        return plain_error(503, "unrecoverable", why)
     return json_response({"status": "ok"})
 
 
