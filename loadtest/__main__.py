@@ -6,6 +6,7 @@
     echohub-loadtest connect --clients 10000 --sources 4
     echohub-loadtest resume --clients 200 --rate 20
     echohub-loadtest footprints --visitors 20 --owners 10
+    echohub-loadtest social --members 2000 --rate 200 --duration 20 --data-dir var/lt
     echohub-loadtest bench --out reports/bench                         # both, side by side
 
 Without ``--url`` the tool starts the target itself on loopback (Echo Hub with a
@@ -20,12 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from loadtest import report
 from loadtest.runner import Progress, RunConfig, run
 
-SCENARIOS = ("fanout", "connect", "resume", "footprints")
+SCENARIOS = ("fanout", "connect", "resume", "footprints", "social")
 
 
 def add_run_options(p: argparse.ArgumentParser, *, bench: bool = False) -> None:
@@ -73,6 +75,23 @@ def add_run_options(p: argparse.ArgumentParser, *, bench: bool = False) -> None:
     w.add_argument("--visitors", type=int, default=20, help="footprints")
     w.add_argument("--owners", type=int, default=10, help="footprints")
     w.add_argument("--seed", type=int, default=None)
+    s = p.add_argument_group("social")
+    s.add_argument("--members", type=int, default=200, help="social: members of the graph")
+    s.add_argument("--online", type=float, default=1.0, help="social: share with a socket")
+    s.add_argument("--avg-follows", type=float, default=40.0, help="social: follows each")
+    s.add_argument("--friends-share", type=float, default=0.1, help="social: friends-only posts")
+    s.add_argument("--like-ratio", type=float, default=None, help="social: likes per post")
+    s.add_argument("--visit-rate", type=float, default=None, help="social: profile visits/s")
+    s.add_argument(
+        "--curve",
+        action="store_true",
+        help="social: rates follow a daily-activity curve (the run is a compressed day)",
+    )
+    s.add_argument("--start-hour", type=float, default=18.0, help="social: hour the day starts")
+    s.add_argument(
+        "--social-cache",
+        help="social: keep the built graph's accounts here (default: the kept --data-dir)",
+    )
     o = p.add_argument_group("output")
     o.add_argument("--json", dest="json_out", help="write the result as JSON")
     o.add_argument("--html", dest="html_out", help="write a self-contained HTML report")
@@ -84,6 +103,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "connect": {"clients": 1000, "rate": 0.0, "duration": 0.0},
     "resume": {"clients": 100, "rate": 20.0, "duration": 10.0},
     "footprints": {"clients": 10, "rate": 50.0, "duration": 4.0},
+    "social": {"clients": 0, "rate": 50.0, "duration": 10.0},
 }
 
 
@@ -134,9 +154,21 @@ def config_from(args: argparse.Namespace, scenario: str) -> RunConfig:
         poster_proc=args.poster_proc,
         visitors=args.visitors,
         owners=args.owners,
+        members=args.members,
+        online=args.online,
+        avg_follows=args.avg_follows,
+        friends_share=args.friends_share,
+        like_ratio=args.like_ratio if args.like_ratio is not None else 0.2,
+        visit_rate=args.visit_rate if args.visit_rate is not None else 2.0,
+        curve=args.curve,
+        start_hour=args.start_hour,
+        social_cache=getattr(args, "social_cache", None),
     )
+
     if args.seed is not None:
         cfg.seed = args.seed
+    elif scenario == "social":
+        cfg.seed = 1  # the graph is cached by seed: the same one unless asked otherwise
     return cfg
 
 
@@ -159,7 +191,11 @@ def run_scenario(args: argparse.Namespace, scenario: str) -> int:
 
         cpus = cpus_arg(args.server_cpus)
         progress.log(f"starting a local {cfg.target} server")
-        with local_server(cfg.target, cpus=set(cpus) if cpus else None) as srv:
+        kept = None
+        if cfg.scenario == "social" and cfg.data_dir and cfg.target == "echohub":
+            kept = Path(cfg.data_dir)  # the server's data (and the graph's cache) are kept
+            cfg.social_cache = cfg.social_cache or str(kept)
+        with local_server(cfg.target, cpus=set(cpus) if cpus else None, data_dir=kept) as srv:
             cfg.url = srv.url
             cfg.server_pid = cfg.server_pid or srv.pid
             cfg.engine_pid = srv.engine_pid
@@ -168,6 +204,8 @@ def run_scenario(args: argparse.Namespace, scenario: str) -> int:
                 cfg.data_dir = cfg.data_dir or (str(srv.data_dir) if srv.data_dir else None)
             result = run(cfg, progress)
     emit([result], args)
+    if result.get("failed"):
+        return 2  # something was WRONG, lost or duplicated
     return 0 if result.get("connect", {}).get("connected", 1) else 1
 
 
@@ -184,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         ("connect", "connection storm: connections/s, failures, server memory per socket"),
         ("resume", "clients drop and resume with `since`: gaps and duplicates"),
         ("footprints", "profile visits become live footprint notifications"),
+        ("social", "a power-law social graph: posts, likes, visits; wrong/lost/duplicated"),
     ):
         add_run_options(sub.add_parser(name, help=help_text))
     from loadtest.bench import add_bench_parser

@@ -86,10 +86,13 @@ class Api:
         data = await self.call("POST", "/api/signup", body=body)
         return Account(handle, data["token"])
 
-    async def create_invite(self, token: str, uses: int = MAX_INVITE_USES) -> str:
-        data = await self.call(
-            "POST", "/api/invites", token=token, body={"uses": uses, "expires_in_days": 1}
-        )
+    async def create_invite(
+        self, token: str, uses: int = MAX_INVITE_USES, *, befriend: bool | None = None
+    ) -> str:
+        body: dict[str, Any] = {"uses": uses, "expires_in_days": 1}
+        if befriend is not None:
+            body["befriend"] = befriend  # invites make friends unless told not to
+        data = await self.call("POST", "/api/invites", token=token, body=body)
         return str(data["code"])
 
     async def follow(self, token: str, handle: str) -> None:
@@ -109,11 +112,12 @@ async def create_accounts(
     *,
     concurrency: int = 8,
     progress: Any = None,
+    befriend: bool | None = None,
 ) -> list[Account]:
     """Sign up ``handles`` with invites made by ``inviter_token`` (100 uses per invite)."""
     invites: list[str] = []
     for _ in range((len(handles) + MAX_INVITE_USES - 1) // MAX_INVITE_USES):
-        invites.append(await api.create_invite(inviter_token))
+        invites.append(await api.create_invite(inviter_token, befriend=befriend))
     sem = asyncio.Semaphore(concurrency)
     done = 0
 

@@ -38,9 +38,17 @@ class LocalServer:
 
 @contextlib.contextmanager
 def local_server(
-    target: str, *, cpus: set[int] | None = None, workdir: Path | None = None
+    target: str,
+    *,
+    cpus: set[int] | None = None,
+    workdir: Path | None = None,
+    data_dir: Path | None = None,
 ) -> Iterator[LocalServer]:
-    """Start ``target`` on loopback, yield it, stop everything it started."""
+    """Start ``target`` on loopback, yield it, stop everything it started.
+
+    Echo Hub keeps its data in ``data_dir`` when given (a later run finds its accounts
+    there), else in a temporary directory.
+    """
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="echohub-lt-")))
@@ -55,9 +63,11 @@ def local_server(
                     target, f"http://127.0.0.1:{port}", peer.pid, procs, engine_pid=valkey.pid
                 )
             else:
-                data_dir = workdir / "echohub-data"
+                data_dir = data_dir or workdir / "echohub-data"
                 data_dir.mkdir(parents=True, exist_ok=True)
-                server, port = start_echohub(data_dir, cpus=cpus)
+                # sign-ups are setup, not measured: the cheapest scrypt the server allows
+                env = {"ECHOHUB_PASSWORD_COST": "1024"}
+                server, port = start_echohub(data_dir, cpus=cpus, extra_env=env)
                 procs.append(server)
                 invite = _first_start_invite(server) or echohub_admin_invite(data_dir=data_dir)
                 yield LocalServer(

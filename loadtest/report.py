@@ -105,6 +105,9 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("duplicated", fmt_count(d.get("duplicated"))))
         if d.get("unexpected"):
             rows.append(("unexpected", fmt_count(d.get("unexpected"))))
+        if "wrong" in d:
+            rows.append(("WRONG (arrived where it must not)", fmt_count(d.get("wrong"))))
+    rows.extend(social_rows(result))
     t = result.get("throughput") or {}
     if t:
         fpr = t.get("frames_per_read")
@@ -170,6 +173,65 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     rows.append(("errors", ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or "none"))
     for note in result.get("notes") or []:
         rows.append(("note", str(note)))
+    return rows
+
+
+def social_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The ``social`` scenario's own rows: the graph, the setup, notifications, costs."""
+    rows: list[tuple[str, str]] = []
+    g = result.get("graph") or {}
+    if g:
+        rows.append((
+            "graph",
+            f"{fmt_count(g.get('members'))} members, {g.get('follows_per_member')} follows each, "
+            f"{fmt_count(g.get('friend_pairs'))} friend pairs, most followed by "
+            f"{g.get('followers_max_share', 0):.0%}, median {g.get('followers_median')} "
+            f"followers, {g.get('blocks')} blocks, {g.get('mutes')} mutes",
+        ))  # fmt: skip
+    setup = result.get("setup") or {}
+    if setup:
+        rows.append((
+            "setup",
+            "from the cache" if setup.get("cached") else
+            f"built: sign-ups {setup.get('signup_s', '-')} s, graph {setup.get('graph_s', '-')} s "
+            f"({fmt_count(setup.get('graph_edits_per_s'))} edits/s)"
+            if "signup_s" in setup else "none (the peer has no accounts)",
+        ))  # fmt: skip
+    social = result.get("social") or {}
+    if social.get("deliveries_per_post") is not None:
+        rows.append(("deliveries per post", f"{social['deliveries_per_post']:.1f}"))
+    n = result.get("notifications") or {}
+    if n.get("expected") or n.get("wrong"):
+        rows.append((
+            "notifications (likes, footprints)",
+            f"{fmt_count(n.get('delivered'))} of {fmt_count(n.get('expected'))} "
+            f"({fmt_count(n.get('likes'))} likes, {fmt_count(n.get('footprints'))} footprints); "
+            f"lost {fmt_count(n.get('lost'))}, duplicated {fmt_count(n.get('duplicated'))}, "
+            f"WRONG {fmt_count(n.get('wrong'))}",
+        ))  # fmt: skip
+    server = result.get("server") or {}
+    if server.get("cpu_us_per_post") is not None:
+        rows.append((
+            "server CPU per post",
+            f"{server['cpu_us_per_post']:.0f} µs (engine {server['engine_cpu_us_per_post']:.0f} µs,"
+            f" {server.get('engine_utilisation', 0):.0%} of its core)",
+        ))  # fmt: skip
+    rss = result.get("rss") or {}
+    if rss.get("per_socket_kb") is not None:
+        rows.append(
+            (
+                "server RSS per socket (connected)",
+                f"{rss['per_socket_kb']:.1f} KB over {fmt_count(rss.get('sockets'))}",
+            )
+        )
+    gen = result.get("generator") or {}
+    if gen.get("cpu_us_per_delivery") is not None:
+        rows.append(
+            (
+                "load-generator CPU per delivery",
+                f"{gen['cpu_us_per_delivery']:.2f} µs ({gen.get('cpu_s')} s in all)",
+            )
+        )
     return rows
 
 

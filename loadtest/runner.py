@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
@@ -50,7 +51,7 @@ OTHERS_LIMIT = 0.1
 
 @dataclass
 class RunConfig:
-    scenario: str = "fanout"  # fanout | connect | resume | footprints
+    scenario: str = "fanout"  # fanout | connect | resume | footprints | social
     target: str = "echohub"  # echohub | socketio
     url: str = "http://127.0.0.1:8080"
     clients: int = 100
@@ -83,6 +84,16 @@ class RunConfig:
     label: str | None = None
     visitors: int = 20  # footprints
     owners: int = 10  # footprints
+    # social (see loadtest.social)
+    members: int = 200
+    online: float = 1.0  # share of the members with a socket open
+    avg_follows: float = 40.0
+    friends_share: float = 0.1  # friends-only posts
+    like_ratio: float = 0.0  # likes per post
+    visit_rate: float = 0.0  # profile visits per second
+    curve: bool = False  # rates follow a daily-activity curve (else fixed)
+    start_hour: float = 18.0  # curve: the hour of day the run starts at
+    social_cache: str | None = None  # where the built graph's accounts are kept
     seed: int = field(default_factory=lambda: random.randrange(1 << 30))
 
     @property
@@ -294,7 +305,7 @@ class WorkerDied(RuntimeError):
 class Orchestra:
     """The parent's side of the worker pipes."""
 
-    def __init__(self, cfg: RunConfig, plans: list[WorkerPlan], progress: Progress) -> None:
+    def __init__(self, cfg: RunConfig, plans: Sequence[WorkerPlan], progress: Progress) -> None:
         self.cfg = cfg
         self.progress = progress
         ctx = mp.get_context("spawn")
@@ -428,6 +439,10 @@ def run(cfg: RunConfig, progress: Progress | None = None) -> dict[str, Any]:
         from loadtest.footprints import run_footprints
 
         return run_footprints(cfg, progress)
+    if cfg.scenario == "social":
+        from loadtest.social import run_social
+
+        return run_social(cfg, progress)
     procs = cfg.procs or default_procs()
     procs = max(1, min(procs, cfg.clients))
     if cfg.target == "socketio":
@@ -558,7 +573,9 @@ def run_connect_hold(
 
 def run_measured(
     cfg: RunConfig, orch: Orchestra, result: dict[str, Any], progress: Progress
-) -> None:
+) -> dict[int, Any]:
+    """Go, wait for the posters, drain, and merge the workers' results into `result`;
+    returns the workers' results as they sent them."""
     snap0 = procstat.ProcSnapshot.take(cfg.server_pid) if cfg.server_pid else None
     engine0 = procstat.cpu_seconds(cfg.engine_pid) if cfg.engine_pid else None
     machine0 = procstat.MachineSnapshot.take()
@@ -706,6 +723,7 @@ def run_measured(
         result["notes"].append(
             f"latency from 1 in {result['params']['sample_every']} deliveries (sampled)"
         )
+    return results
 
 
 def our_pids(cfg: RunConfig) -> set[int]:

@@ -50,7 +50,7 @@ MAX_INFLIGHT_POSTS = 5000
 @dataclass
 class WorkerPlan:
     index: int
-    scenario: str  # fanout | connect | resume
+    scenario: str  # fanout | connect | resume | social
     target: str  # echohub | socketio
     host: str
     port: int
@@ -556,7 +556,13 @@ def worker_entry(conn: Connection, plan: WorkerPlan, cpus: list[int] | None = No
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, set(cpus))
     raise_nofile_limit()
-    worker_main = Worker(conn, plan).main
+    if plan.scenario == "social":
+        from loadtest.social_worker import SocialPlan, SocialWorker
+
+        assert isinstance(plan, SocialPlan)
+        worker_main = SocialWorker(conn, plan).main
+    else:
+        worker_main = Worker(conn, plan).main
     try:
         import uvloop
 

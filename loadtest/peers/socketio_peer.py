@@ -6,6 +6,12 @@ The same workload as Echo Hub's ``/ws``: a ``sub`` event joins a room and acks, 
 ``post`` event broadcasts an Echo-Hub-shaped event to the author's room and acks with
 the post. No store, no validation — the peer gets the benefit of every doubt.
 
+For the ``social`` scenario, as a Socket.IO user would build it: a friends-only post
+goes to the room ``friends:<author>`` (which the author's friends join), a public one
+to ``user:<author>`` (which followers join); ``subs`` joins a client to all its rooms
+in one request (the load tester computes them from the graph: the peer has none), and
+``like``/``visit`` send a ``like``/``footprint`` event to the room ``me:<member>``.
+
 Run: ``python socketio_peer.py --port 0 --redis-url unix:///path/valkey.sock``; prints
 ``READY <port>`` on stdout once listening. Standalone on purpose (started as a script
 by ``loadtest.peer``), so it imports nothing from the project.
@@ -24,6 +30,8 @@ from typing import Any, cast
 
 import socketio
 from aiohttp import web
+
+ROOMS = ("user:", "friends:", "me:")
 
 
 def build(redis_url: str) -> tuple[web.Application, socketio.AsyncServer]:
@@ -54,16 +62,56 @@ def build(redis_url: str) -> tuple[web.Application, socketio.AsyncServer]:
     @sio.on("sub")  # type: ignore[untyped-decorator]
     async def sub(sid: str, data: Any) -> dict[str, Any]:
         topic = data.get("topic") if isinstance(data, dict) else None
-        if not isinstance(topic, str) or not topic.startswith("user:"):
+        if not isinstance(topic, str) or not topic.startswith(ROOMS):
             return {"error": "bad_topic"}
         await sio.enter_room(sid, topic)
         return {"op": "ack", "topic": topic, "cursor": next_cursor()}
+
+    @sio.on("subs")  # type: ignore[untyped-decorator]
+    async def subs(sid: str, data: Any) -> dict[str, Any]:
+        topics = data.get("topics") if isinstance(data, dict) else None
+        if not isinstance(topics, list) or not all(
+            isinstance(t, str) and t.startswith(ROOMS) for t in topics
+        ):
+            return {"error": "bad_topic"}
+        for topic in topics:
+            await sio.enter_room(sid, topic)
+        return {"op": "ack", "topics": len(topics), "cursor": next_cursor()}
+
+    async def notify(member: str, kind: str, data: dict[str, Any]) -> None:
+        topic = f"me:{member}"
+        event = {"op": "event", "topic": topic, "cursor": next_cursor(), "type": kind,
+                 "data": data}  # fmt: skip
+        await sio.emit("event", event, room=topic)
+
+    @sio.on("like")  # type: ignore[untyped-decorator]
+    async def like(sid: str, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("author"), str):
+            return {"error": "bad_like"}
+        by = (await sio.get_session(sid))["handle"]
+        await notify(
+            data["author"],
+            "like",
+            {"echo": str(data.get("echo")), "by": {"handle": by, "display_name": by}},
+        )
+        return {"op": "ack", "liked": True}
+
+    @sio.on("visit")  # type: ignore[untyped-decorator]
+    async def visit(sid: str, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("owner"), str):
+            return {"error": "bad_visit"}
+        by = (await sio.get_session(sid))["handle"]
+        await notify(data["owner"], "footprint", {"visitor": {"handle": by, "display_name": by}})
+        return {"op": "ack"}
 
     @sio.on("post")  # type: ignore[untyped-decorator]
     async def post(sid: str, data: Any) -> dict[str, Any]:
         text = data.get("text") if isinstance(data, dict) else None
         if not isinstance(text, str) or not 1 <= len(text) <= 150:
             return {"error": "bad_text"}
+        visibility = data.get("visibility", "public")
+        if visibility not in ("public", "friends"):
+            return {"error": "bad_visibility"}
         session = await sio.get_session(sid)
         handle = session["handle"]
         now = datetime.now(UTC)
@@ -72,12 +120,12 @@ def build(redis_url: str) -> tuple[web.Application, socketio.AsyncServer]:
             "author": {"handle": handle, "display_name": handle},
             "text": text,
             "segments": [{"text": text}],
-            "visibility": "public",
+            "visibility": visibility,
             "community": None,
             "reply_to": None,
             "created_at": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
         }
-        topic = f"user:{handle}"
+        topic = f"{'friends' if visibility == 'friends' else 'user'}:{handle}"
         event = {
             "op": "event",
             "topic": topic,

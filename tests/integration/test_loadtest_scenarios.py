@@ -174,3 +174,44 @@ def test_bench_quick_runs_fanout_80_after_fanout_max(tmp_path: Path) -> None:
         delivered = by[f"{target} fanout-max"]["throughput"]["delivered_per_s"]
         assert by[f"{target} fanout-80"]["params"]["rate"] == round(0.8 * delivered / 20, 2)
         assert by[f"{target} fanout-80"]["delivery"]["lost"] == 0
+
+
+def check_social(r: dict[str, Any]) -> None:
+    d, n = r["delivery"], r["notifications"]
+    assert r["connect"]["connected"] == r["params"]["online"]
+    assert d["posted"] == 40 and d["post_errors"] == 0
+    assert d["expected"] > d["posted"]  # each post reaches its author and followers
+    assert d["delivered"] == d["expected"]
+    assert d["lost"] == 0 and d["duplicated"] == 0 and d["wrong"] == 0
+    assert n["expected"] > 0 and n["delivered"] == n["expected"]
+    assert n["lost"] == 0 and n["duplicated"] == 0 and n["wrong"] == 0
+    assert not r["failed"]
+
+
+def test_social_accounts_for_every_post_like_and_visit(
+    echohub: LocalServer, tmp_path: Path
+) -> None:
+    kw: dict[str, Any] = {
+        "scenario": "social", "members": 60, "avg_follows": 10, "rate": 20, "duration": 2,
+        "like_ratio": 0.5, "visit_rate": 5, "social_cache": str(tmp_path), "procs": 1,
+    }  # fmt: skip
+    first = run(config(echohub, **kw), quiet())
+    check_social(first)
+    assert first["setup"]["cached"] is False and first["setup"]["graph_s"] > 0
+    assert first["graph"]["members"] == 60
+    assert first["server"]["cpu_us_per_post"] > 0 and first["rss"]["per_socket_kb"] > 0
+    again = run(config(echohub, **kw), quiet())  # the same graph: from the cache
+    assert again["setup"] == {"cached": True}
+    check_social(again)
+    # the visits of the first run were remembered: none repeated (a repeat notifies none)
+    assert again["notifications"]["footprints"] > 0
+
+
+def test_social_on_the_socketio_peer(tmp_path: Path) -> None:
+    with local_server("socketio", workdir=tmp_path) as srv:
+        r = run(
+            config(srv, scenario="social", members=60, avg_follows=10, rate=20, duration=2,
+                   like_ratio=0.5, visit_rate=5, procs=1),
+            quiet(),
+        )  # fmt: skip
+    check_social(r)
