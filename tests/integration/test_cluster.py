@@ -96,10 +96,10 @@ def test_three_primaries_each_with_a_replica_serve_keys_and_sharded_pubsub(
         assert [client.get(f"k{i}") for i in range(30)] == [str(i) for i in range(30)]
         pubsub = client.pubsub()
         pubsub.ssubscribe("user:{aki}")
-        first = pubsub.get_sharded_message(timeout=2.0)
+        first = pubsub.get_sharded_message(timeout=2.0)  # type: ignore[no-untyped-call]
         assert first is not None and first["type"] == "ssubscribe"
         assert client.spublish("user:{aki}", "hello") == 1
-        message = pubsub.get_sharded_message(timeout=2.0)
+        message = pubsub.get_sharded_message(timeout=2.0)  # type: ignore[no-untyped-call]
         assert message is not None and message["data"] == "hello"
         pubsub.close()
     finally:
