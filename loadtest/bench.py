@@ -25,9 +25,23 @@ def add_bench_parser(sub: Any) -> None:
     p.add_argument("--targets", default="echohub,socketio")
     p.add_argument(
         "--scenarios",
-        default="fanout-cpu,fanout-max,fanout-80,connect,resume",
-        help="fanout-cpu (1,000 x 50/s), fanout-max, fanout-80 (80%% of what fanout-max "
-        "delivered, right after it), connect, resume",
+        default="social-cpu,social-max,social-80,fanout-cpu,fanout-max,fanout-80,connect,resume",
+        help="social-cpu (--social-members at --social-rate posts/s), social-max, social-80 "
+        "(80%% of the posts/s social-max sustained, right after it), fanout-cpu (1,000 x "
+        "50/s), fanout-max, fanout-80 (80%% of what fanout-max delivered, right after it), "
+        "connect, resume",
+    )
+    p.add_argument("--social-members", type=int, default=2000)
+    p.add_argument("--social-rate", type=float, default=200.0, help="posts/s of social-cpu")
+    p.add_argument(
+        "--social-max-rate", type=float, default=3000.0, help="posts/s offered to Echo Hub"
+    )
+    p.add_argument(
+        "--peer-social-max-rate", type=float, default=500.0, help="posts/s offered to the peer"
+    )
+    p.add_argument(
+        "--data-dir",
+        help="keep Echo Hub's data here: the social graph built once is reused by later runs",
     )
     p.add_argument("--subscribers", type=int, default=1000)
     p.add_argument("--duration", type=float, default=15.0)
@@ -72,7 +86,14 @@ def workloads(
     subs = 20 if q else args.subscribers
     dur = 2.0 if q else args.duration
     max_rate = args.peer_max_rate if target == "socketio" else args.max_rate
+    members = 60 if q else args.social_members
+    social_max = args.peer_social_max_rate if target == "socketio" else args.social_max_rate
+    social = {"scenario": "social", "members": members, "duration": dur, "like_ratio": 0.0,
+              "visit_rate": 0.0}  # fmt: skip
     all_ = {
+        "social-cpu": {**social, "rate": 20.0 if q else args.social_rate},
+        "social-max": {**social, "rate": 100.0 if q else social_max},
+        "social-80": {**social, "rate": None},  # 80% of what social-max sustained
         "fanout-cpu": {"scenario": "fanout", "clients": subs, "rate": 50.0, "duration": dur},
         "fanout-max": {
             "scenario": "fanout",
@@ -103,9 +124,10 @@ def workloads(
         },
     }
     wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    if "fanout-80" in wanted and "fanout-max" in wanted:  # it needs fanout-max's figure
-        wanted.remove("fanout-80")
-        wanted.insert(wanted.index("fanout-max") + 1, "fanout-80")
+    for kind in ("fanout", "social"):
+        if f"{kind}-80" in wanted and f"{kind}-max" in wanted:  # it needs -max's figure
+            wanted.remove(f"{kind}-80")
+            wanted.insert(wanted.index(f"{kind}-max") + 1, f"{kind}-80")
     return [(name, dict(all_[name])) for name in wanted if name in all_]
 
 
@@ -118,6 +140,16 @@ def rate_at_80(max_result: dict[str, Any] | None, subscribers: int) -> float | N
     return round(0.8 * float(per_s) / subscribers, 2)
 
 
+def social_rate_at_80(max_result: dict[str, Any] | None) -> float | None:
+    """Posts/s at 80% of what ``social-max`` sustained (delivered/s over deliveries per
+    post), None if it delivered nothing."""
+    per_s = _v(max_result, "throughput", "delivered_per_s")
+    per_post = _v(max_result, "social", "deliveries_per_post")
+    if not per_s or not per_post:
+        return None
+    return round(0.8 * float(per_s) / float(per_post), 1)
+
+
 def run_bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,13 +159,17 @@ def run_bench(args: argparse.Namespace) -> int:
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     for target in targets:
         progress.log(f"== {target}: starting the server")
-        with local_server(target, cpus=server_cpus, workdir=None) as srv:
+        kept = Path(args.data_dir) if args.data_dir and target == "echohub" else None
+        with local_server(target, cpus=server_cpus, workdir=None, data_dir=kept) as srv:
             accounts_file = out / f".accounts-{target}.json"
             if accounts_file.exists():
                 accounts_file.unlink()  # a fresh server: old tokens mean nothing
             for name, w in workloads(args, target):
-                if name == "fanout-80":
-                    w["rate"] = rate_at_80(results.get((target, "fanout-max")), w["clients"])
+                if name in ("fanout-80", "social-80"):
+                    if name == "fanout-80":
+                        w["rate"] = rate_at_80(results.get((target, "fanout-max")), w["clients"])
+                    else:
+                        w["rate"] = social_rate_at_80(results.get((target, "social-max")))
                     if w["rate"] is None:
                         progress.log(f"== {target} {name}: skipped, fanout-max delivered nothing")
                         continue
@@ -151,6 +187,8 @@ def run_bench(args: argparse.Namespace) -> int:
                     client_cpus=client_cpus,
                     label=f"{target} {name}",
                     drain=10.0,
+                    social_cache=str(srv.data_dir) if srv.data_dir else None,
+                    seed=1,
                     **w,
                 )
                 progress.log(f"== {target} {name}")
@@ -182,7 +220,7 @@ def run_bench(args: argparse.Namespace) -> int:
         out / "bench.html",
         title="Echo Hub vs python-socketio",
         comparison_md=md,
-        chart_results=[r for r in ordered if r.get("scenario") == "fanout"] or ordered,
+        chart_results=[r for r in ordered if r.get("scenario") in ("social", "fanout")] or ordered,
     )
     extra = "\n\n".join(report.render_table(r) for r in ordered)
     (out / "bench-tables.txt").write_text(extra + "\n", encoding="utf-8")
@@ -228,6 +266,72 @@ def ratio_rows(
     return out
 
 
+def sustained_posts(r: dict[str, Any] | None) -> float | None:
+    """Posts/s a run sustained: delivered/s (drain included) over deliveries per post."""
+    per_s = _v(r, "throughput", "delivered_per_s")
+    per_post = _v(r, "social", "deliveries_per_post")
+    return float(per_s) / float(per_post) if per_s and per_post else None
+
+
+def social_rows(
+    results: dict[tuple[str, str], dict[str, Any]], targets: list[str], row: Any
+) -> list[list[str] | None]:
+    """The social workloads' rows, and Echo Hub ÷ the peer on them."""
+    fu, fc = report.fmt_us, report.fmt_count
+    out: list[list[str] | None] = []
+
+    def us(*path: str) -> Any:
+        return lambda r: f"{v:.1f} µs" if (v := _v(r, *path)) is not None else "-"
+
+    for name, title in (
+        ("social-cpu", "social"),
+        ("social-max", "social, max"),
+        ("social-80", "social, 80% of max"),
+    ):
+        if not any((t, name) in results for t in targets):
+            continue
+        r0 = next((results[(t, name)] for t in targets if (t, name) in results), {})
+        g = r0.get("graph") or {}
+        rates = {t: _v(results.get((t, name)), "params", "rate") for t in targets}
+        same = len({r for r in rates.values() if r is not None}) <= 1
+        head = f"{title} ({fc(g.get('members'))} members" + (
+            f" × {r0.get('params', {}).get('rate', 0):g} posts/s)" if same else ")"
+        )
+        out += [
+            row(f"{head}: posts/s offered", name, lambda r: (
+                f"{fc(_v(r, 'posting', 'per_s'))} (lag p99 {fu(_v(r, 'posting', 'lag_p99_us'))})"
+                if _v(r, "posting", "per_s") is not None else "-")),
+            row(f"{head}: posts/s sustained", name, lambda r: (
+                f"{v:,.0f}" if (v := sustained_posts(r)) is not None else "-")),
+            row(f"{head}: delivered/s", name, lambda r: fc(_v(r, "throughput", "delivered_per_s"))),
+            row(f"{head}: deliveries per post", name,
+                lambda r: fc(_v(r, "social", "deliveries_per_post"))),
+            row(f"{head}: p50 / p99 / max", name, lambda r: " / ".join(
+                fu(_v(r, "latency_us", k)) for k in ("p50", "p99", "max")
+            ) if _v(r, "latency_us", "count") else "-"),
+            row(f"{head}: wrong / lost / duplicated", name, lambda r: " / ".join(
+                fc(_v(r, "delivery", k)) for k in ("wrong", "lost", "duplicated"))),
+            row(f"{head}: server CPU per post", name, us("server", "cpu_us_per_post")),
+            row(f"{head}: server CPU per delivery", name, us("server", "cpu_us_per_delivery")),
+            row(f"{head}: engine CPU per post", name, us("server", "engine_cpu_us_per_post")),
+            row(f"{head}: load generator CPU per delivery (saturated)", name, lambda r: (
+                f"{v:.2f} µs ({'yes' if _v(r, 'generator', 'saturated') else 'no'})"
+                if (v := _v(r, "generator", "cpu_us_per_delivery")) is not None else "-")),
+        ]  # fmt: skip
+    if "echohub" in targets and "socketio" in targets:
+        a = sustained_posts(results.get(("echohub", "social-max")))
+        b = sustained_posts(results.get(("socketio", "social-max")))
+        if a and b:
+            out.append(["echohub ÷ socketio: posts/s sustained (social, max)", f"{a / b:.1f}×", ""]
+                       + [""] * (len(targets) - 2))  # fmt: skip
+        a = _v(results.get(("echohub", "social-cpu")), "server", "cpu_us_per_post")
+        b = _v(results.get(("socketio", "social-cpu")), "server", "cpu_us_per_post")
+        if a and b:
+            out.append(["socketio ÷ echohub: server CPU per post (social)", f"{b / a:.1f}×", ""]
+                       + [""] * (len(targets) - 2))  # fmt: skip
+    return out
+
+
 def comparison_markdown(
     results: dict[tuple[str, str], dict[str, Any]], targets: list[str], args: argparse.Namespace
 ) -> str:
@@ -260,7 +364,7 @@ def comparison_markdown(
         lag = fu(_v(r, "posting", "lag_p99_us"))
         return f"{fc(per_s)} posts/s × {fc(_v(r, 'connect', 'connected'))} (post lag p99 {lag})"
 
-    rows: list[list[str] | None] = []
+    rows: list[list[str] | None] = social_rows(results, targets, row)
     for name, title in (
         ("fanout-cpu", "fan-out, 50 posts/s"),
         ("fanout-max", "fan-out, max"),

@@ -80,3 +80,51 @@ def test_no_ratio_rows_for_one_target() -> None:
     results = {("echohub", "fanout-max"): fanout("echohub", 800, 600_000, 1.2)}
     md = bench.comparison_markdown(results, ["echohub"], bench_args())
     assert "÷" not in md and "600,000" in md
+
+
+def test_social_80_follows_social_max_at_80_percent_of_the_posts_sustained() -> None:
+    args = bench_args("--scenarios", "social-80,social-cpu,social-max")
+    names = [name for name, _ in bench.workloads(args, "echohub")]
+    assert names == ["social-cpu", "social-max", "social-80"]
+    echohub = dict(bench.workloads(args, "echohub"))
+    peer = dict(bench.workloads(args, "socketio"))
+    assert echohub["social-max"]["rate"] == args.social_max_rate
+    assert peer["social-max"]["rate"] == args.peer_social_max_rate
+    assert echohub["social-cpu"]["members"] == args.social_members
+    done = {"throughput": {"delivered_per_s": 40_000.0}, "social": {"deliveries_per_post": 40.0}}
+    assert bench.social_rate_at_80(done) == 800.0
+    assert bench.social_rate_at_80({"throughput": {"delivered_per_s": 0}}) is None
+    assert bench.social_rate_at_80(None) is None
+
+
+def social(target: str, delivered: float, cpu_post: float) -> dict[str, Any]:
+    return {
+        "scenario": "social",
+        "target": target,
+        "params": {"rate": 200},
+        "graph": {"members": 2000},
+        "posting": {"per_s": 200, "lag_p99_us": 1000},
+        "throughput": {"delivered_per_s": delivered},
+        "social": {"deliveries_per_post": 40.0},
+        "latency_us": {"count": 10, "p50": 1000, "p99": 9000, "max": 12_000},
+        "delivery": {"wrong": 0, "lost": 0, "duplicated": 0},
+        "server": {"cpu_us_per_post": cpu_post, "cpu_us_per_delivery": cpu_post / 40,
+                   "engine_cpu_us_per_post": 60.0},
+        "generator": {"cpu_us_per_delivery": 2.0, "saturated": False},
+    }  # fmt: skip
+
+
+def test_comparison_leads_with_the_social_rows_and_their_ratios() -> None:
+    results = {
+        ("echohub", "social-cpu"): social("echohub", 8000, 300.0),
+        ("socketio", "social-cpu"): social("socketio", 8000, 1500.0),
+        ("echohub", "social-max"): social("echohub", 80_000, 250.0),
+        ("socketio", "social-max"): social("socketio", 10_000, 1400.0),
+    }
+    md = bench.comparison_markdown(results, ["echohub", "socketio"], bench_args())
+    lines = md.splitlines()
+    assert lines[2].startswith("| social (2,000 members × 200 posts/s): posts/s offered")
+    assert "| echohub ÷ socketio: posts/s sustained (social, max) | 8.0× |" in md
+    assert "| socketio ÷ echohub: server CPU per post (social) | 5.0× |" in md
+    assert "| social, max (2,000 members × 200 posts/s): posts/s sustained | 2,000 | 250 |" in md
+    assert "wrong / lost / duplicated | 0 / 0 / 0 | 0 / 0 / 0 |" in md
