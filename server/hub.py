@@ -679,14 +679,18 @@ class Hub:
         """
         batch, self._batch = self._batch, []
         runs: dict[str, list[Event]] = {}
-        frames: dict[int, _Frames] = {}  # per event (by seq): its frames by frame_key
+        # Per event: its frames by frame_key. Keyed by the Event object, not its seq: one
+        # publication shares its seq across channels, and two channels that reach
+        # clients as one topic (the `me:{id}` of two members, both "me") carry
+        # different data under the same frame key.
+        frames: dict[int, _Frames] = {}
         for channel, event in batch:
             plan = self._plan(channel)
             if plan is None:
                 continue
-            its_frames = frames.get(event.seq)
+            its_frames = frames.get(id(event))
             if its_frames is None:
-                its_frames = frames[event.seq] = _Frames(event)
+                its_frames = frames[id(event)] = _Frames(event)
             if plan.one_by_one:
                 self._each(plan.one_by_one, event, its_frames)
             if plan.whole:
@@ -716,12 +720,12 @@ class Hub:
         queued = sent = written = 0
         for subs in plan.whole.values():
             head = subs[0]
-            chunk = b"".join([frames[event.seq].of(head) for event in run])
+            chunk = b"".join([frames[id(event)].of(head) for event in run])
             size = len(chunk)
             for sub in subs:
                 if first <= sub.last_seq:  # rare: its replay reached into this run
                     for event in run:
-                        self._each((sub,), event, frames[event.seq])
+                        self._each((sub,), event, frames[id(event)])
                     continue
                 sub.last_seq = last
                 conn = sub.conn
