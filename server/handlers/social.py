@@ -66,6 +66,15 @@ async def get_echo(request: web.Request) -> web.Response:
     return json_response(await echoes.get(current_user(request), request.match_info["id"]))
 
 
+@routes.get("/api/echoes/{id}/thread")
+async def thread(request: web.Request) -> web.Response:
+    _, _, echoes = _svc(request)
+    user = current_user(request)
+    return json_response(await echoes.thread(user, request.match_info["id"],
+                                             request.query.get("before"),
+                                             query_limit(request)))  # fmt: skip
+
+
 @routes.delete("/api/echoes/{id}")
 async def delete_echo(request: web.Request) -> web.Response:
     _, _, echoes = _svc(request)

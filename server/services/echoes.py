@@ -9,21 +9,30 @@ engine anything.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
 
 from server.domain.echo import validate_echo_text, validate_visibility
 from server.domain.errors import DomainError, Forbidden, NotFound
+from server.domain.replies import (
+    MAX_CHAIN,
+    Gate,
+    gates_for_reply,
+    gates_from_field,
+    gates_to_field,
+    sees_gates,
+)
 from server.domain.segments import annotate, check_tag, mentioned_handles
 from server.domain.visibility import CommunityAccess, can_see_post, shows_in_feed
 from server.hub import Audience, Event, ReplayFilter
 from server.services.accounts import AccountService
 from server.services.common import Clock, User, iso, new_id
 from server.services.graph import GraphService, user_channel
-from server.services.publish import Publisher, Target
+from server.services.publish import Note, Publisher, Target
 from server.store.echoes import EchoStore, id_ms
 from server.store.graph import Circle, Reach
 from server.store.resp import Arg
@@ -76,6 +85,11 @@ def _created_post(event: Event) -> str | None:
     return pid if isinstance(pid, str) else None
 
 
+def _narrow(only: frozenset[str] | None, to: frozenset[str]) -> frozenset[str]:
+    """An audience's `only` set narrowed to `to` (None: anyone so far)."""
+    return to if only is None else only & to
+
+
 def check_cursor(raw: str | None) -> str | None:
     if raw is None:
         return None
@@ -104,7 +118,12 @@ class EchoService:
     def wire(
         rec: dict[str, str], segments: list[dict[str, object]] | None = None
     ) -> dict[str, Any]:
-        """A post on the wire; `segments` are the record's, already in their JSON form."""
+        """A post on the wire; `segments` are the record's, already in their JSON form.
+
+        `reply_to` and `in_reply_to` name the answered post: whoever is shown a reply
+        may see that post (its gates), so neither leaks it. A reply stored before
+        replies had gates could answer anything: it is shown without them."""
+        answered = rec.get("reply_to") if rec.get("gates") else None
         return {
             "id": rec["id"],
             "author": {"handle": rec["author_handle"], "display_name": rec["author_name"]},
@@ -112,19 +131,45 @@ class EchoService:
             "segments": orjson.loads(rec["segments"]) if segments is None else segments,
             "visibility": rec["visibility"],
             "community": rec.get("community") or None,
-            "reply_to": rec.get("reply_to") or None,
+            "reply_to": answered or None,
+            "in_reply_to": {
+                "id": answered,
+                "author": {"handle": rec.get("reply_handle", ""),
+                           "display_name": rec.get("reply_name", "")},
+            } if answered else None,
+            "reply_count": 0,
             "created_at": rec["created_at"],
-        }
+        }  # fmt: skip
 
     async def _for_viewer(self, viewer: User, recs: list[dict[str, str]]) -> list[dict[str, Any]]:
-        state = await self.store.like_state([r["id"] for r in recs], viewer.id)
+        """Posts as this viewer sees them: their like, the replies they may see, and no
+        `reply_to` for an answered post since deleted."""
+        states = await self.store.read_state(recs, viewer.id)
+        circle = None
+        if any(state.replies for state in states):
+            circle = await self.graph.circle(viewer.id)
+        access_of: dict[str, CommunityAccess | None] = {}
         out = []
-        for rec in recs:
+        for rec, state in zip(recs, states, strict=True):
             post = self.wire(rec)
-            liked, count = state.get(rec["id"], (False, 0))
-            post["liked"] = liked
+            post["liked"] = state.liked
             if rec["author"] == viewer.id:
-                post["like_count"] = count  # likes are private to the author
+                post["like_count"] = state.like_count  # likes are private to the author
+            if not state.answered_exists:
+                post["reply_to"] = post["in_reply_to"] = None
+            if state.replies:
+                assert circle is not None
+                # The viewer sees this post, so of each reply only its own rule is left.
+                count = 0
+                for reply in state.replies:
+                    if reply.community and reply.community not in access_of:
+                        access_of[reply.community] = await self._community_access(
+                            viewer.id, reply.community)  # fmt: skip
+                    if can_see_post(viewer.id, reply.author, reply.visibility,
+                                    circle.relation_to(reply.author),
+                                    access_of.get(reply.community)):  # fmt: skip
+                        count += 1
+                post["reply_count"] = count
             out.append(post)
         return out
 
@@ -148,11 +193,14 @@ class EchoService:
         # One look-up per community, not per post.
         access_of: dict[str, CommunityAccess | None] = {}
         for rec in recs:
-            community = rec.get("community", "")
-            if community not in access_of:
-                access_of[community] = await self._community_access(viewer.id, community)
-            if rule(viewer.id, rec["author"], rec["visibility"], circle.relation_to(rec["author"]),
-                    access_of[community]):  # fmt: skip
+            gates = gates_from_field(rec.get("gates"))
+            for community in [rec.get("community", ""), *(g.community for g in gates)]:
+                if community not in access_of:
+                    access_of[community] = await self._community_access(viewer.id, community)
+            author, community = rec["author"], rec.get("community", "")
+            own = rule(viewer.id, author, rec["visibility"], circle.relation_to(author),
+                       access_of[community])  # fmt: skip
+            if own and (not gates or sees_gates(viewer.id, gates, circle.relation_to, access_of)):
                 out.append(rec)
         return out
 
@@ -216,9 +264,14 @@ class EchoService:
             access = await self.communities.access(author.id, community)
             if not access.is_member:
                 raise Forbidden("not_a_member", "only members post in a community", "community")
-        reply_to = body.get("reply_to")
-        if reply_to is not None:
-            reply_to = (await self.visible_post(author, reply_to, "reply_to"))["id"]
+        answered: dict[str, str] | None = None
+        gates: tuple[Gate, ...] = ()
+        if body.get("reply_to") is not None:
+            answered = await self.visible_post(author, body["reply_to"], "reply_to")
+            gates = gates_for_reply(
+                Gate(answered["author"], answered["visibility"], answered.get("community", "")),
+                gates_from_field(answered.get("gates")),
+            )
         if limit is not None:
             await limit("posts", author.id)
         # Only a text with an `@` costs a lookup: which of its handles are members.
@@ -232,18 +285,57 @@ class EchoService:
             "author_name": author.display_name, "text": echo.text, "markup": echo.markup,
             "segments": orjson.dumps(segments).decode(),
             "visibility": visibility, "community": community or "",
-            "reply_to": reply_to or "", "tags": " ".join(found.tags), "created_at": iso(now),
+            "tags": " ".join(found.tags), "created_at": iso(now),
         }  # fmt: skip
+        if answered is not None:
+            rec.update(reply_to=answered["id"], reply_author=answered["author"],
+                       reply_handle=answered["author_handle"],
+                       reply_name=answered["author_name"], gates=gates_to_field(gates))  # fmt: skip
         post = self.wire(rec, segments)
-        await self._publish("post.created", post, rec, along=self.store.creation(rec))
+        mentioned = [members[handle] for handle in found.mentions]
+
+        def notes(audience: Audience, reach: Reach) -> list[Note]:
+            return self._conversation_notes(author, rec, answered, mentioned, audience, reach)
+
+        await self._publish("post.created", post, rec, along=self.store.creation(rec),
+                            notes=notes if answered is not None or mentioned else None)  # fmt: skip
         return post
+
+    def _conversation_notes(
+        self, author: User, rec: dict[str, str], answered: dict[str, str] | None,
+        mentioned: list[str], audience: Audience, reach: Reach,
+    ) -> list[Note]:  # fmt: skip
+        """The `reply` to the answered post's author and the `mention`s a new post
+        sends: each member once (a reply, not also a mention), only to members who may
+        see the post (`audience`: friends-only, communities, blocks either way, the
+        thread's gates), never to its author, nor to one who muted the author."""
+        by, at = author.brief(), rec["created_at"]
+        notes: list[Note] = []
+        told = {author.id}
+
+        def may_tell(uid: str) -> bool:
+            return uid not in told and audience.admits(uid) and uid not in reach.muted_by
+
+        if answered is not None and may_tell(answered["author"]):
+            told.add(answered["author"])
+            notes.append((answered["author"], "reply", {
+                "echo": rec["id"], "text": rec["text"], "reply_to": answered["id"],
+                "reply_to_text": answered["text"], "by": by, "at": at}))  # fmt: skip
+        for uid in mentioned:
+            if may_tell(uid):
+                told.add(uid)
+                notes.append((uid, "mention", {"echo": rec["id"], "text": rec["text"],
+                                               "by": by, "at": at}))  # fmt: skip
+        return notes
 
     async def _publish(
         self, type_: str, data: dict[str, Any], rec: dict[str, str],
         along: Sequence[Sequence[Arg]] = (),
+        notes: Callable[[Audience, Reach], list[Note]] | None = None,
     ) -> None:  # fmt: skip
         """Publish an event about post `rec` to its audience, with `along` (its storing)
-        in the same engine transaction.
+        in the same engine transaction, and the notifications `notes` gives for the
+        audience (on the author's own channel) in the same publication.
 
         The audience comes from the author's reach as this process last saw it, guarded:
         if the author's blocks, mutes or friends changed since, nothing is published and
@@ -253,7 +345,11 @@ class EchoService:
         reach = await self.graph.reach(rec["author"], friends=friends_only)
         for _ in range(AUDIENCE_ATTEMPTS):
             targets = await self._targets(rec, reach)
-            seq = await self.publisher.publish_guarded(type_, data, targets, reach.guard, along)
+            audience = targets[0][1]
+            assert audience is not None
+            told = notes(audience, reach) if notes is not None else []
+            seq = await self.publisher.publish_guarded(type_, data, targets, reach.guard, along,
+                                                       notes=told)  # fmt: skip
             if seq is not None:
                 return
             along = ()  # applied
@@ -271,15 +367,43 @@ class EchoService:
         if community and self.communities is not None:
             readers = await self.communities.readers(community)
             if readers is not None:
-                only = (readers | {author}) if only is None else only & (readers | {author})
+                only = _narrow(only, readers | {author})
+        gates = gates_from_field(rec.get("gates"))
+        if gates:
+            only, blocked = await self._gated(gates, only, blocked)
+            if only is not None:
+                only |= {author}
         audience = Audience(only, blocked)
         targets: list[Target] = [(user_channel(author), audience)]
         if rec["visibility"] == "public" and readers is None:
-            targets.append(("public", Audience(None, blocked | reach.muted_by)))
+            targets.append(("public", Audience(only, blocked | reach.muted_by)))
         if community:
             targets.append((f"community:{community}", audience))
         targets.append(("mod", None))
         return targets
+
+    async def _gated(
+        self, gates: tuple[Gate, ...], only: frozenset[str] | None, blocked: frozenset[str]
+    ) -> tuple[frozenset[str] | None, frozenset[str]]:
+        """`only` and `blocked` narrowed to those who may see every post above a reply.
+
+        The reaches of the authors above are loaded fresh (not from the cache, which only
+        their own posts' guard keeps current): once per reply, not per recipient."""
+        reaches = await asyncio.gather(*(
+            self.graph.reach(g.author, friends=g.visibility == "friends", fresh=True)
+            for g in gates
+        ))  # fmt: skip
+        for gate, reach in zip(gates, reaches, strict=True):
+            blocked = blocked | reach.blocked_either_way
+            if gate.visibility == "friends":
+                only = _narrow(only, (reach.friends or frozenset()) | {gate.author})
+            elif gate.visibility != "public":
+                only = frozenset()
+            if gate.community and self.communities is not None:
+                readers = await self.communities.readers(gate.community)
+                if readers is not None:
+                    only = _narrow(only, readers | {gate.author})
+        return only, blocked
 
     async def delete(
         self, actor: User, post_id: str, *, reason: str = "", audit: bool = False
@@ -392,6 +516,47 @@ class EchoService:
     ) -> dict[str, Any]:
         return await self._page(viewer, [f"eh:cposts:{community}"], check_cursor(before), limit,
                                 feed=False)  # fmt: skip
+
+    async def thread(
+        self, viewer: User, post_id: str, before: str | None, limit: int = PAGE
+    ) -> dict[str, Any]:
+        """A post's thread: `post`, the chain of posts it answers (`ancestors`, oldest
+        first, at most `MAX_CHAIN`, stopping at one deleted), and a page of its direct
+        replies the viewer may see, oldest first. The cursor (`before`, as on every list)
+        is the last reply shown; pages move forward in time."""
+        rec = await self.visible_post(viewer, post_id)
+        cursor = check_cursor(before)
+        circle = await self.graph.circle(viewer.id)
+        chain: list[dict[str, str]] = []
+        above = rec
+        for _ in range(MAX_CHAIN):
+            parent_id = above.get("reply_to") if above.get("gates") else None
+            parent = await self.store.get(parent_id) if parent_id else None
+            if parent is None or not await self._visible(viewer, [parent], circle, feed=False):
+                break
+            chain.append(parent)
+            above = parent
+        chain.reverse()
+        chosen: list[dict[str, str]] = []
+        exhausted = False
+        for _ in range(8):  # bounded: a page full of hidden replies cannot loop forever
+            entries = await self.store.replies_after(rec["id"], cursor, limit + 1)
+            recs = await self.store.get_many([e.id for e in entries])
+            chosen.extend(await self._visible(viewer, recs, circle, feed=False))
+            if len(entries) < limit + 1:
+                exhausted = True
+                break
+            cursor = entries[-1].id
+            if len(chosen) > limit:
+                break
+        page = chosen[:limit]
+        if len(chosen) > limit:
+            nxt: str | None = page[-1]["id"]
+        else:
+            nxt = None if exhausted else cursor
+        shown = await self._for_viewer(viewer, [rec, *chain, *page])
+        return {"post": shown[0], "ancestors": shown[1 : 1 + len(chain)],
+                "items": shown[1 + len(chain) :], "next": nxt}  # fmt: skip
 
     async def tag_page(
         self, viewer: User, raw_tag: str, before: str | None, limit: int = PAGE

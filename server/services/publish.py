@@ -10,11 +10,17 @@ from server.hub import Audience
 from server.store.resp import Arg
 
 Target = tuple[str, Audience | None]
+# A notification that goes out with an event: (member id, type, data) on their `me`.
+Note = tuple[str, str, dict[str, Any]]
 
 
-def _entries(type_: str, data: Any, targets: Sequence[Target]) -> list[tuple[str, bytes]]:
+def _entries(
+    type_: str, data: Any, targets: Sequence[Target], notes: Sequence[Note] = ()
+) -> list[tuple[str, bytes]]:
     """The bus's (topic, body) per target: each body carries that target's audience."""
-    return [(topic, encode_body(type_, data, audience)) for topic, audience in targets]
+    entries = [(topic, encode_body(type_, data, audience)) for topic, audience in targets]
+    entries += [(f"me:{uid}", encode_body(kind, body, None)) for uid, kind, body in notes]
+    return entries
 
 
 class Publisher:
@@ -37,12 +43,14 @@ class Publisher:
         guard: tuple[str, str],
         along: Sequence[Sequence[Arg]] = (),
         settle: str = "",
+        notes: Sequence[Note] = (),
     ) -> int | None:
         """Publish unless the engine's `guard` key changed value (then None); `along`
         are writes applied in the same transaction, first, whatever the guard says;
-        `settle` is the guard key's value once published."""
-        return await self.bus.publish(_entries(type_, data, targets), guard=guard, along=along,
-                                      settle=settle)  # fmt: skip
+        `settle` is the guard key's value once published; `notes` are notifications
+        published with the event (one seq, one engine call)."""
+        return await self.bus.publish(_entries(type_, data, targets, notes), guard=guard,
+                                      along=along, settle=settle)  # fmt: skip
 
     async def notify(self, user_id: str, type_: str, data: Any) -> int:
         """A notification on one member's `me` topic."""

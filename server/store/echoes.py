@@ -8,6 +8,9 @@ Keys:
   eh:tag:{tag}            zset  post id -> created ms (tags in their filed form,
                                 server.domain.segments.normal_tag; the post's `tags`
                                 field lists them, space-separated)
+  eh:replies:{post}       zset  "reply-id author visibility community" -> 0, the replies
+                                to a post in id (= time) order by lex range; what a
+                                reader needs to count the replies they may see
   eh:likes:{post}         zset  liker id -> liked ms (only the author may read it)
   eh:liked:{user}         zset  post id -> liked ms (what a member liked; discover)
 A moderator's removal also writes its audit log entry (see server.store.moderation).
@@ -17,6 +20,7 @@ Post ids start with 12 hex digits of creation milliseconds, so id order is time 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -41,6 +45,11 @@ if fields['tags'] then
     redis.call('ZREM', 'eh:tag:' .. tag, ARGV[1])
   end
 end
+if fields['reply_to'] and fields['reply_to'] ~= '' then
+  redis.call('ZREM', 'eh:replies:' .. fields['reply_to'], ARGV[1] .. ' ' .. fields['author']
+             .. ' ' .. fields['visibility'] .. ' ' .. (fields['community'] or ''))
+end
+redis.call('DEL', 'eh:replies:' .. ARGV[1])
 local likers = redis.call('ZRANGE', 'eh:likes:' .. ARGV[1], 0, -1)
 for _, liker in ipairs(likers) do redis.call('ZREM', 'eh:liked:' .. liker, ARGV[1]) end
 redis.call('DEL', 'eh:likes:' .. ARGV[1])
@@ -56,7 +65,7 @@ return 1
 _STANDING = """
 local out = {}
 for i, key in ipairs(KEYS) do
-  out[i] = redis.call('HMGET', key, 'author', 'visibility', 'community')
+  out[i] = redis.call('HMGET', key, 'author', 'visibility', 'community', 'gates')
 end
 return out
 """
@@ -64,6 +73,42 @@ return out
 
 def id_ms(post_id: str) -> int:
     return int(post_id[:12], 16)
+
+
+# Replies counted per post at most (a reader's `reply_count` stops there).
+MAX_COUNTED_REPLIES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyEntry:
+    """A reply as its post's reply index knows it: enough to decide who sees it, given
+    they see the post it answers."""
+
+    id: str
+    author: str
+    visibility: str
+    community: str
+
+
+def reply_member(post: dict[str, str]) -> str:
+    """The member of `eh:replies:{answered}` for reply `post` (the delete script builds
+    the same string)."""
+    return f"{post['id']} {post['author']} {post['visibility']} {post.get('community', '')}"
+
+
+def _reply_entry(member: str) -> ReplyEntry:
+    pid, author, visibility, community = [*member.split(" ", 3), "", "", ""][:4]
+    return ReplyEntry(pid, author, visibility, community)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """What a page shows of one post beyond its record, for one reader."""
+
+    liked: bool
+    like_count: int
+    replies: tuple[ReplyEntry, ...]
+    answered_exists: bool
 
 
 class EchoStore:
@@ -84,6 +129,8 @@ class EchoStore:
         ]
         if post.get("community"):
             commands.append(("ZADD", f"eh:cposts:{post['community']}", ms, post["id"]))
+        if post.get("reply_to"):
+            commands.append(("ZADD", f"eh:replies:{post['reply_to']}", 0, reply_member(post)))
         for tag in post.get("tags", "").split():
             commands.append(("ZADD", EchoStore.tag_key(tag), ms, post["id"]))
         return commands
@@ -113,8 +160,8 @@ class EchoStore:
         rows = await self._standing(keys=[f"eh:post:{pid}" for pid in ids])
         return {
             pid: {"id": pid, "author": author, "visibility": visibility or "",
-                  "community": community or ""}
-            for pid, (author, visibility, community) in zip(ids, rows, strict=True)
+                  "community": community or "", "gates": gates or ""}
+            for pid, (author, visibility, community, gates) in zip(ids, rows, strict=True)
             if author is not None
         }  # fmt: skip
 
@@ -156,6 +203,33 @@ class EchoStore:
 
     async def likers(self, post_id: str) -> list[tuple[str, float]]:
         return scored(await self.r.zrevrange(f"eh:likes:{post_id}", 0, -1, withscores=True))
+
+    async def read_state(self, posts: list[dict[str, str]], viewer: str) -> list[ReadState]:
+        """Per post, in one round trip: the viewer's like and the like count, the first
+        `MAX_COUNTED_REPLIES` replies, and whether the post it answers still exists."""
+        if not posts:
+            return []
+        commands: list[tuple[str | int, ...]] = []
+        for post in posts:
+            pid = post["id"]
+            commands.append(("ZSCORE", f"eh:likes:{pid}", viewer))
+            commands.append(("ZCARD", f"eh:likes:{pid}"))
+            commands.append(("ZRANGE", f"eh:replies:{pid}", 0, MAX_COUNTED_REPLIES - 1))
+            commands.append(("EXISTS", f"eh:post:{post.get('reply_to') or pid}"))
+        res = await self.engine.calls(commands)
+        return [
+            ReadState(res[4 * i] is not None, int(res[4 * i + 1]),
+                      tuple(_reply_entry(m) for m in res[4 * i + 2]), bool(res[4 * i + 3]))
+            for i in range(len(posts))
+        ]  # fmt: skip
+
+    async def replies_after(self, post_id: str, after: str | None, count: int) -> list[ReplyEntry]:
+        """Replies to `post_id`, oldest first, strictly after reply id `after`."""
+        low = f"({after}~" if after else "-"
+        members = await self.engine.call(
+            "ZRANGEBYLEX", f"eh:replies:{post_id}", low, "+", "LIMIT", 0, count
+        )
+        return [_reply_entry(m) for m in members]
 
     async def like_state(self, post_ids: list[str], viewer: str) -> dict[str, tuple[bool, int]]:
         """(viewer liked it, like count) per post id."""
