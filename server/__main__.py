@@ -39,8 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     cluster.add_argument("--replicas", type=int, default=1, help="replicas per primary (default 1)")
     cluster.add_argument("--data-dir", default="./var/cluster", help="default ./var/cluster")
     cluster.add_argument("--host", default="127.0.0.1", help="address the nodes listen on")
-    cluster.add_argument("--node-timeout", type=int, default=1000,
-                         help="cluster-node-timeout in ms: how soon a failover starts")
+    cluster.add_argument(
+        "--node-timeout",
+        type=int,
+        default=1000,
+        help="cluster-node-timeout in ms: how soon a failover starts",
+    )
     return parser
 
 

@@ -74,8 +74,8 @@ def create_app(
     app[ops.REGISTRY] = registry
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        client = store.connect(redis_url)
         engine = EngineClient(redis_url)
+        client = store.connect(redis_url, lambda: engine.unresponsive)
         bus = RedisBus(redis_url, client, engine, history_size=settings.history_size)
         hub = Hub(bus, send_queue_limit=settings.send_queue_limit)
         hub.before_flush.append(engine.flush)

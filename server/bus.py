@@ -348,7 +348,7 @@ class RedisBus:
             self._waiting.setdefault(topic, []).append(fut)
             waits.append(fut)
         proto = self._proto
-        if proto is None or not self.connected:
+        if proto is None or not self.connected or self.engine.unresponsive:
             for topic, fut in zip(topics, waits, strict=True):
                 self._topics.discard(topic)
                 self._waiting.get(topic, []).remove(fut)

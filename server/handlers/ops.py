@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 
 from aiohttp import web
@@ -18,6 +19,8 @@ from server.handlers.common import json_response, plain_error
 from server.services.container import SERVICES, Services
 
 routes = web.RouteTableDef()
+# How long /readyz waits for the engine's PING before saying it is not ready.
+READY_TIMEOUT = 1.0
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 # None while this process can recover from what went wrong, else why it cannot (set by
 # the runner when a supervisor watches the embedded engine).
@@ -37,9 +40,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    """Ready: the engine answers and the bus listens. Answers within READY_TIMEOUT even
+    when the engine hangs, and at once once the engine is known not to answer."""
     svc = request.app[SERVICES]
+    engine = svc.engine
+    if engine.unresponsive:
+        return plain_error(503, "engine_unavailable", "the storage engine is not answering")
     try:
-        await svc.client.ping()
+        await asyncio.wait_for(asyncio.shield(engine.call("PING")), READY_TIMEOUT)
     except Exception:
         return plain_error(503, "engine_unavailable", "the storage engine is unreachable")
     if not svc.bus.connected:

@@ -10,6 +10,11 @@ Errors keep redis-py's types, so callers and the HTTP/socket error mapping treat
 clients alike: an error reply raises `ResponseError`; a lost or unreachable engine
 raises `ConnectionError`; a command unanswered for `timeout` seconds raises
 `TimeoutError` and drops the connection (the next command reconnects).
+
+A hung engine (stopped, or stuck in a long script) answers nothing: once one command
+has waited `timeout`, the engine is known unresponsive and every command fails at once
+with `TimeoutError` (a 503 for the caller, rather than a wait of `timeout` each) until
+a probe on a separate connection gets an answer again.
 """
 
 from __future__ import annotations
@@ -32,7 +37,11 @@ Arg = str | bytes | int | float
 
 # hiredis's stub types its argument as a 1-tuple; it takes any tuple of these.
 _pack = cast(Callable[[tuple[Arg, ...]], bytes], hiredis.pack_command)
+_PING = _pack(("PING",))
 _MULTI = _pack(("MULTI",))
+# While the engine is known unresponsive: how often, and how patiently, it is probed.
+PROBE_INTERVAL = 0.25
+PROBE_TIMEOUT = 0.5
 _EXEC = _pack(("EXEC",))
 
 
@@ -71,6 +80,37 @@ async def open_connection(
     if db:
         setup.append(_pack(("SELECT", db)))
     return transport, protocol, setup
+
+
+class _Probe(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.data = b""
+        self.answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        if b"+PONG\r\n" in self.data and not self.answered.done():
+            self.answered.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answered.done():
+            self.answered.set_exception(EngineConnectionError("probe connection lost"))
+
+
+async def answers(url: str, timeout: float) -> bool:
+    """Whether the engine at `url` answers a PING within `timeout`, on a new connection."""
+    try:
+        async with asyncio.timeout(timeout):
+            transport, proto, setup = await open_connection(url, _Probe, timeout=timeout)
+            try:
+                transport.write(b"".join([*setup, _PING]))
+                assert isinstance(proto, _Probe)
+                await proto.answered
+            finally:
+                transport.close()
+    except (TimeoutError, OSError, EngineConnectionError):
+        return False
+    return True
 
 
 def plain_fd(transport: asyncio.BaseTransport) -> int:
@@ -196,6 +236,13 @@ class EngineClient:
         self._flush_scheduled = False
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
+        # Set when a command went unanswered for `timeout`; cleared by the probe.
+        self._prober: asyncio.Task[None] | None = None
+
+    @property
+    def unresponsive(self) -> bool:
+        """Known not to answer: commands fail at once (see the module docstring)."""
+        return self._prober is not None
 
     # --- commands ------------------------------------------------------------------------
 
@@ -247,6 +294,9 @@ class EngineClient:
         """Queue `packed` for the next write; each reply goes to `target`."""
         if self._closed:
             raise EngineConnectionError("the engine client is closed")
+        if self._prober is not None:
+            _fail(target, EngineTimeoutError("the engine is not answering"))
+            return
         proto = self._proto
         if proto is None:
             # Queue behind the connection attempt; a failed attempt fails them all.
@@ -323,10 +373,7 @@ class EngineClient:
             self._watchdog.cancel()
             self._watchdog = None
         for target, _ in waiting:
-            fut = target.fut if type(target) is _Batch else target
-            if fut is not None and not fut.done():
-                fut.set_exception(exc)
-                fut.exception()  # the caller may be gone
+            _fail(target, exc)
 
     def _check_stall(self) -> None:
         self._watchdog = None
@@ -335,16 +382,37 @@ class EngineClient:
         _, sent = self._waiting[0]
         if time.monotonic() - sent > self.timeout:
             self._drop(self._proto, EngineTimeoutError("the engine did not answer in time"))
+            if self._prober is None and not self._closed:
+                self._prober = asyncio.get_running_loop().create_task(self._probe())
             return
         self._watchdog = asyncio.get_running_loop().call_later(1.0, self._check_stall)
 
+    async def _probe(self) -> None:
+        """Until the engine answers again (then commands reconnect and go through)."""
+        try:
+            while True:
+                if await answers(self.url, PROBE_TIMEOUT):
+                    return
+                await asyncio.sleep(PROBE_INTERVAL)
+        finally:
+            self._prober = None
+
     async def aclose(self) -> None:
         self._closed = True
+        if self._prober is not None:
+            self._prober.cancel()
         proto = self._proto
         self._proto = None
         if proto is not None and proto.transport is not None:
             proto.transport.close()
         self._fail_all(EngineConnectionError("the engine client is closed"))
+
+
+def _fail(target: _Target, exc: Exception) -> None:
+    fut = target.fut if type(target) is _Batch else target
+    if fut is not None and not fut.done():
+        fut.set_exception(exc)
+        fut.exception()  # the caller may be gone
 
 
 class Script:

@@ -114,6 +114,12 @@ async def test_an_unanswered_call_times_out(engine_url: str, rdb: Any) -> None:
     try:
         with pytest.raises(EngineTimeoutError):
             await client.call("BLPOP", "never-pushed", 0)
+        # Known unresponsive until a probe on another connection is answered (at once
+        # here: only that one command hung); meanwhile calls fail without waiting.
+        assert client.unresponsive
+        async with asyncio.timeout(5):
+            while client.unresponsive:
+                await asyncio.sleep(0.01)
         assert await client.call("PING") == "PONG"  # a fresh connection
     finally:
         await client.aclose()

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from tests.support import Member, receive_until, signup, start_server, stop_server
+from tests.support import Member, Server, receive_until, signup, start_server, stop_server
 
 
 def children(pid: int) -> list[int]:
@@ -386,3 +386,59 @@ async def test_rolling_sigterm_of_independent_processes_loses_nothing(
         for s in servers:
             await s.close()
             stop_server(s)
+
+
+async def test_a_hung_engine_fails_fast_and_readyz_keeps_answering(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_server("--data-dir", str(data))
+    rdb = aioredis.Redis.from_url(f"unix://{data / 'engine.sock'}", decode_responses=True)
+    engine = engine_of(server.proc.pid)
+    assert engine is not None
+    stopped = False
+    try:
+        aki = await signup(server, rdb, "aki")
+        ws = await server.ws(aki)
+        await ws.send_json({"op": "sub", "id": 1, "topic": "user:aki"})
+        await receive_until(ws, lambda f: f["op"] == "ack")
+        os.kill(engine, signal.SIGSTOP)
+        stopped = True
+
+        async def timed(path: str) -> tuple[int, float]:
+            began = time.monotonic()
+            resp = await server.get(path, headers=aki.auth)
+            return resp.status, time.monotonic() - began
+
+        # Until the first command times out, nothing is known; /readyz still answers
+        # within its own short bound, and says so.
+        status, took = await timed("/readyz")
+        assert status == 503 and took < 3, (status, took)
+        # Once known, every request fails at once rather than waiting for the engine.
+        await until(lambda: timed("/api/me"), 15, "the first answer")
+        for path in ("/api/me", "/readyz", "/api/me", "/api/feed/home", "/readyz"):
+            status, took = await timed(path)
+            assert status == 503 and took < 0.5, (path, status, took)
+        assert (await server.get("/healthz")).status == 200  # it recovers when it can
+        await ws.send_json({"op": "post", "id": 2, "text": "while hung"})
+        began = time.monotonic()
+        reply = (await receive_until(ws, lambda f: f.get("id") == 2))[-1]
+        assert reply["op"] == "error" and reply["code"] == "engine_unavailable"
+        assert time.monotonic() - began < 0.5
+        os.kill(engine, signal.SIGCONT)
+        stopped = False
+        await until(lambda: _status(server, "/readyz", 200), 10, "ready again")
+        resp = await server.post("/api/echoes", json={"text": "after"}, headers=aki.auth)
+        assert resp.status == 201
+        created = await resp.json()
+        event = (await receive_until(ws, lambda f: f["op"] == "event", timeout=10))[-1]
+        assert event["data"]["id"] == created["id"]
+        await ws.close()
+    finally:
+        if stopped:
+            os.kill(engine, signal.SIGCONT)
+        await rdb.aclose()
+        await server.close()
+        stop_server(server)
+
+
+async def _status(server: Server, path: str, expected: int) -> bool:
+    return (await server.get(path)).status == expected
