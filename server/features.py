@@ -18,15 +18,18 @@ from server.handlers import communities as community_handlers
 from server.handlers import events as event_handlers
 from server.handlers import footprints as footprint_handlers
 from server.handlers import moderation as moderation_handlers
+from server.handlers import profiles as profile_handlers
 from server.handlers import social
 from server.services.common import User
 from server.services.communities import CommunityService
 from server.services.container import SERVICES, Services
+from server.services.discovery import DiscoveryService
 from server.services.echoes import EchoService
 from server.services.events import EventService
 from server.services.footprints import FootprintService
 from server.services.graph import GraphService
 from server.services.moderation import ModerationService
+from server.services.profiles import ProfileService
 from server.services.publish import Publisher
 from server.store.communities import CommunityStore
 from server.store.echoes import EchoStore
@@ -34,6 +37,7 @@ from server.store.events import EventStore
 from server.store.footprints import FootprintStore
 from server.store.graph import GraphStore
 from server.store.moderation import ModerationStore
+from server.store.search import SearchStore
 
 
 def wire(svc: Services) -> None:
@@ -53,8 +57,16 @@ def wire(svc: Services) -> None:
     moderation = ModerationService(svc.accounts, echoes, ModerationStore(svc.client), publisher,
                                    svc.clock, svc.close_user)  # fmt: skip
     echoes.moderation = moderation
+    search_store = SearchStore(svc.client, svc.engine)
+    profiles = ProfileService(svc.accounts, graph, search_store, publisher,
+                              svc.bus.publish_control, svc.clock,
+                              password_cost=svc.settings.password_cost)  # fmt: skip
+    svc.accounts.on_signup.append(profiles.on_signup)
+    svc.control_hooks.append(profiles.on_control)
+    discovery = DiscoveryService(svc.accounts, graph, echoes, search_store)
     svc.extra.update(graph=graph, echoes=echoes, communities=communities,
-                     footprints=footprints, events=events, moderation=moderation)  # fmt: skip
+                     footprints=footprints, events=events, moderation=moderation,
+                     profiles=profiles, discovery=discovery)  # fmt: skip
     topics = svc.extra["topics"]
     topics.register("home", graph.resolve_home)
     topics.register("user", graph.resolve_user, prefix=True)
@@ -64,7 +76,8 @@ def wire(svc: Services) -> None:
     topics.add_replay_rule(echoes.replay_rule)
 
     async def post_op(user: User, body: dict[str, Any]) -> dict[str, Any]:
-        return await echoes.create(user, body, svc.limit)
+        # A socket keeps the member it opened with: post under their name as it is now.
+        return await echoes.create(profiles.current(user), body, svc.limit)
 
     svc.extra["post_op"] = post_op
 
@@ -108,4 +121,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_routes(event_handlers.routes)
     app.router.add_routes(community_handlers.routes)
     app.router.add_routes(moderation_handlers.routes)
+    app.router.add_routes(profile_handlers.routes)
     app.cleanup_ctx.append(_background)

@@ -26,6 +26,10 @@ DEFAULT_RATE_LIMITS: Mapping[str, RateLimit] = {
     "invites": RateLimit(10, 3600, 5),
     "reports": RateLimit(20, 3600, 10),
     "socket": RateLimit(20, 1, 40),
+    # Every password change attempt: guessing the current password stays slow.
+    "passwords": RateLimit(5, 900, 5),
+    # Search as you type (the page waits for a pause in typing before asking).
+    "searches": RateLimit(60, 60, 30),
 }
 
 

@@ -29,8 +29,10 @@ __all__ = [
     "ROLES",
     "check_invite_usable",
     "hash_password",
+    "invite_befriends",
     "normalize_handle",
     "require_object",
+    "validate_befriend",
     "validate_birthdate",
     "validate_display_name",
     "validate_invite_request",
@@ -186,6 +188,23 @@ def validate_invite_request(uses: object, expires_in_days: object) -> tuple[int,
             "expires_in_days",
         )
     return checked_uses, days
+
+
+def validate_befriend(raw: object) -> bool:
+    """Whether sign-ups through a new invite befriend its maker: true unless given false."""
+    if raw is None:
+        return True
+    if not isinstance(raw, bool):
+        raise DomainError("invalid_befriend", "befriend must be true or false", "befriend")
+    return raw
+
+
+def invite_befriends(record: dict[str, str]) -> str:
+    """The member a sign-up through this invite befriends ("" for none): its maker,
+    unless it was made with befriend false or is an admin invite from the CLI."""
+    if record.get("admin") == "1" or record.get("befriend", "0") != "1":
+        return ""
+    return record.get("created_by", "")
 
 
 def check_invite_usable(uses_left: int, expires_at: float, now: float) -> None:

@@ -2,7 +2,8 @@
 
 Owns the shape of `PATCH /api/me` (display name, bio, avatar) and of a password change,
 and how a bio becomes segments (mentions and links, the same wire shape as a post's:
-`{"text"}`, `{"mention": handle, "text"}`, `{"link": url, "text"}`). Does no I/O: which
+`{"text"}`, `{"mention": handle, "text"}`, `{"link": url, "text"}`, `{"tag"...}`,
+made by server.domain.segments, the posts' own parser). Does no I/O: which
 mentioned handles exist is asked by the caller and passed in.
 
 Why a bio is one paragraph: it is shown on one line beside a name in lists and on the
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 
 from server.domain.accounts import require_object, validate_display_name, validate_password
 from server.domain.echo import clean_text
+from server.domain.effects import Text
 from server.domain.errors import DomainError
+from server.domain.segments import annotate, mentioned_handles
 
 __all__ = [
     "MAX_BIO",
@@ -32,12 +35,6 @@ __all__ = [
 
 MAX_BIO = 160
 _FIELDS = frozenset({"display_name", "bio", "avatar"})
-# A mention is `@` and a handle, not glued to a word before it (so `me@example.com`
-# is no mention); a link is http(s):// up to the next space, trailing punctuation left
-# out (`see https://a.example/x.` links `https://a.example/x`).
-_MENTION = r"(?<![A-Za-z0-9_@])@([A-Za-z0-9_]{3,20})(?![A-Za-z0-9_])"
-_LINK = r"https?://[^\s<>\"]+[^\s<>\".,;:!?)\]}'、。！？」』）]"
-_TOKENS = re.compile(f"(?P<link>{_LINK})|{_MENTION}", re.IGNORECASE)
 _MEDIA_ID = re.compile(r"[0-9a-f]{20}")
 
 
@@ -128,27 +125,13 @@ def validate_password_change(body: object) -> PasswordChange:
 
 
 def mention_candidates(text: str) -> frozenset[str]:
-    """The lowercased handles `text` mentions (whether they exist is the caller's
+    """The lowercased handles `text` may mention (whether they exist is the caller's
     question)."""
-    return frozenset(m.group(2).lower() for m in _TOKENS.finditer(text) if m.group(2))
+    return frozenset(mentioned_handles(text))
 
 
-def bio_segments(text: str, members: frozenset[str]) -> list[dict[str, str]]:
-    """`text` as wire segments: links, mentions of the handles in `members` (lowercase),
-    and plain text between; a mention of no member stays plain text."""
-    out: list[dict[str, str]] = []
-    plain_from = 0
-    for m in _TOKENS.finditer(text):
-        link, handle = m.group("link"), m.group(2)
-        if handle is not None and handle.lower() not in members:
-            continue
-        if m.start() > plain_from:
-            out.append({"text": text[plain_from : m.start()]})
-        if link is not None:
-            out.append({"link": link, "text": link})
-        else:
-            out.append({"mention": handle.lower(), "text": m.group(0)})
-        plain_from = m.end()
-    if plain_from < len(text):
-        out.append({"text": text[plain_from:]})
-    return out
+def bio_segments(text: str, members: frozenset[str]) -> list[dict[str, object]]:
+    """`text` as wire segments, exactly as a post's text would be
+    (server.domain.segments): links, tags, mentions of the handles in `members`
+    (lowercase), and plain text between."""
+    return annotate([Text(text)], members).segments

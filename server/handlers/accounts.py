@@ -64,9 +64,26 @@ async def create_invite(request: web.Request) -> web.Response:
     body = require_object(await read_json(request))
     await svc.limit("invites", user.id)
     invite = await svc.accounts.create_invite(
-        user, body.get("uses"), body.get("expires_in_days"), svc.base_url(request)
+        user,
+        body.get("uses"),
+        body.get("expires_in_days"),
+        svc.base_url(request),
+        befriend=body.get("befriend"),
     )
     return json_response(invite, status=201)
+
+
+@routes.get("/api/invites")
+async def my_invites(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    return json_response(await svc.accounts.invites(current_user(request), svc.base_url(request)))
+
+
+@routes.delete("/api/invites/{code}")
+async def revoke_invite(request: web.Request) -> web.Response:
+    svc = request.app[SERVICES]
+    user = current_user(request)
+    return json_response(await svc.accounts.revoke_invite(user, request.match_info["code"]))
 
 
 @routes.put("/api/admin/users/{handle}/role")

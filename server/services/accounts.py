@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server.domain import accounts as rules
 from server.domain.errors import Conflict, DomainError, Forbidden, NotFound, Unauthenticated
 from server.services.common import Clock, User, iso, new_id, new_secret
 from server.store.accounts import AccountStore
+
+SignupHook = Callable[[User, dict[str, str]], Awaitable[None]]
+INVITES_SHOWN = 100
 
 # Verifying against this keeps a login for an unknown handle as slow as a real one.
 _DUMMY_HASH = rules.hash_password("not a real password", cost=2**10)
@@ -23,19 +27,47 @@ class AccountService:
         self.clock = clock
         self.password_cost = password_cost
         self.session_ttl = session_ttl
+        # Called after each sign-up with the new member and the invite's record (the
+        # search index and befriending hook in here).
+        self.on_signup: list[SignupHook] = []
 
     async def create_invite(
-        self, by: User | None, uses: object, days: object, base_url: str, *, admin: bool = False
-    ) -> dict[str, Any]:
+        self, by: User | None, uses: object, days: object, base_url: str, *, admin: bool = False,
+        befriend: object = None,
+    ) -> dict[str, Any]:  # fmt: skip
         count, lifetime = rules.validate_invite_request(uses, days)
+        # Only a member's invite can befriend (its maker); the CLI's admin invites never.
+        friends = rules.validate_befriend(befriend) and by is not None and not admin
         code = new_secret()
         now = self.clock()
         expires_at = now + lifetime * 86400
         await self.store.create_invite(
-            code, count, expires_at, by.id if by else "", admin=admin, now=now
+            code, count, expires_at, by.id if by else "", admin=admin, now=now, befriend=friends
         )
         return {"code": code, "url": f"{base_url}/join/{code}", "uses_left": count,
-                "expires_at": iso(expires_at)}  # fmt: skip
+                "uses": count, "expires_at": iso(expires_at), "created_at": iso(now),
+                "befriend": friends}  # fmt: skip
+
+    async def invites(self, user: User, base_url: str) -> dict[str, Any]:
+        """The member's invites, newest first, with the uses left."""
+        now = self.clock()
+        items = []
+        for code, rec in await self.store.invites_of(user.id, INVITES_SHOWN):
+            expires_at = float(rec.get("expires_at", "0"))
+            items.append({
+                "code": code, "url": f"{base_url}/join/{code}",
+                "uses_left": int(rec.get("uses_left", "0")),
+                "uses": int(rec.get("uses", rec.get("uses_left", "0"))),
+                "expires_at": iso(expires_at), "created_at": iso(float(rec.get("created_at", "0"))),
+                "befriend": rules.invite_befriends(rec) != "", "expired": now >= expires_at,
+            })  # fmt: skip
+        return {"items": items, "next": None}
+
+    async def revoke_invite(self, user: User, code: str) -> dict[str, Any]:
+        """Revoke one of the member's invites: it can no longer be used."""
+        if not (0 < len(code) <= 200) or not await self.store.revoke_invite(code, user.id):
+            raise NotFound("invite_not_found", "you have no invite with this code")
+        return {"code": code, "revoked": True}
 
     async def admin_invite_if_empty(self, base_url: str) -> str | None:
         """The one-time admin link printed on a start with no accounts."""
@@ -74,7 +106,10 @@ class AccountService:
             raise DomainError("invite_expired", "this invite has expired", field="invite")
         created = await self.store.user(user["id"])
         assert created is not None
-        return User.from_record(created), await self._new_session(user["id"])
+        member = User.from_record(created)
+        for hook in self.on_signup:
+            await hook(member, record)
+        return member, await self._new_session(user["id"])
 
     async def login(self, body: object) -> tuple[User, str]:
         data = rules.require_object(body)

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
+
 Clock = Callable[[], float]
 
 
@@ -110,11 +112,20 @@ class User:
     role: str
     created_at: str
     suspended: bool
+    bio: str = ""
+    # The bio's segments as stored: JSON text, decoded only when a profile is shown.
+    bio_segments: str = ""
 
     @classmethod
     def from_record(cls, rec: dict[str, str]) -> User:
         return cls(rec["id"], rec["handle"], rec["display_name"], rec.get("role", "member"),
-                   rec.get("created_at", ""), rec.get("suspended") == "1")  # fmt: skip
+                   rec.get("created_at", ""), rec.get("suspended") == "1",
+                   rec.get("bio", ""), rec.get("bio_segments", ""))  # fmt: skip
+
+    def presentation(self) -> dict[str, object]:
+        """What a member shows of themselves on their profile: bio and its segments."""
+        segments = orjson.loads(self.bio_segments) if self.bio_segments else []
+        return {"bio": self.bio, "bio_segments": segments}
 
     @property
     def is_moderator(self) -> bool:
@@ -125,4 +136,5 @@ class User:
 
     def to_wire(self) -> dict[str, object]:
         return {"id": self.id, "handle": self.handle, "display_name": self.display_name,
-                "role": self.role, "created_at": self.created_at}  # fmt: skip
+                "role": self.role, "created_at": self.created_at,
+                **self.presentation()}  # fmt: skip

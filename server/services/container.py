@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -66,6 +67,9 @@ class Services:
     ratelimits: RateLimitStore
     # Filled by the feature modules as they are wired (topics, echoes, graph, ...).
     extra: dict[str, Any] = field(default_factory=dict)
+    # Features' takers of control messages (a broadcast to every process): each returns
+    # True when the message was its kind, which then goes no further.
+    control_hooks: list[Callable[[dict[str, Any]], bool]] = field(default_factory=list)
     _tasks: set[asyncio.Future[None]] = field(default_factory=set)
     # Closes (code, reason by principal or session) and topic revocations (why, by
     # principal and topic) broadcast in the last minute, for sockets and subscriptions
@@ -103,6 +107,9 @@ class Services:
         await self.bus.publish_control({"revoke": user_id, "topic": topic, "why": why})
 
     def on_control(self, message: dict[str, Any]) -> None:
+        for hook in self.control_hooks:
+            if hook(message):
+                return
         if "revoke" in message:
             user, topic = str(message["revoke"]), str(message.get("topic", ""))
             why = str(message.get("why", ""))[:200]

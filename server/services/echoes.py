@@ -26,6 +26,7 @@ from server.domain.replies import (
     gates_to_field,
     sees_gates,
 )
+from server.domain.search import post_terms
 from server.domain.segments import annotate, check_tag, mentioned_handles
 from server.domain.visibility import CommunityAccess, can_see_post, shows_in_feed
 from server.hub import Audience, Event, ReplayFilter
@@ -36,6 +37,7 @@ from server.services.publish import Note, Publisher, Target
 from server.store.echoes import EchoStore, id_ms
 from server.store.graph import Circle, Reach
 from server.store.resp import Arg
+from server.store.search import SearchStore
 
 POST_ID = re.compile(r"[0-9a-f]{20}")
 PAGE = 25
@@ -140,6 +142,16 @@ class EchoService:
             "reply_count": 0,
             "created_at": rec["created_at"],
         }  # fmt: skip
+
+    async def for_viewer(self, viewer: User, recs: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """Posts on the wire as `viewer` sees them (liked, and like counts of their own)."""
+        return await self._for_viewer(viewer, recs)
+
+    async def visible_posts(
+        self, viewer: User, recs: list[dict[str, str]], circle: Circle
+    ) -> list[dict[str, str]]:
+        """The records `viewer` may see (as reading each one would allow)."""
+        return await self._visible(viewer, recs, circle, feed=False)
 
     async def _for_viewer(self, viewer: User, recs: list[dict[str, str]]) -> list[dict[str, Any]]:
         """Posts as this viewer sees them: their like, the replies they may see, and no
@@ -297,7 +309,13 @@ class EchoService:
         def notes(audience: Audience, reach: Reach) -> list[Note]:
             return self._conversation_notes(author, rec, answered, mentioned, audience, reach)
 
-        await self._publish("post.created", post, rec, along=self.store.creation(rec),
+        # Indexed for search by the same transaction: one more command, no round trip.
+        rec["terms"] = " ".join(post_terms(echo.text))
+        along = self.store.creation(rec)
+        indexing = SearchStore.post_indexing(rec["id"], rec["terms"])
+        if indexing is not None:
+            along.append(indexing)
+        await self._publish("post.created", post, rec, along=along,
                             notes=notes if answered is not None or mentioned else None)  # fmt: skip
         return post
 

@@ -74,9 +74,14 @@ class GraphService:
         if visit:
             for hook in self.on_profile_view:
                 await hook(viewer, target)
+        shown: dict[str, Any] = {}
+        if viewer.role == "admin":
+            shown["role"] = target.role  # so an admin can appoint or revoke a moderator
         return {
+            **shown,
             "id": target.id, "handle": target.handle, "display_name": target.display_name,
-            "created_at": target.created_at, "followers": followers, "following": following,
+            "created_at": target.created_at, **target.presentation(),
+            "followers": followers, "following": following,
             "relationship": {
                 "following": rel.follows, "followed_by": rel.followed_by,
                 "friends": rel.friends, "blocking": rel.blocks, "muting": rel.mutes,

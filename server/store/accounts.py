@@ -2,9 +2,11 @@
 
 Keys:
   eh:user:{id}            hash  id handle display_name role pw birthdate created_at suspended
+                                invited_by bio bio_segments (JSON)
   eh:handle:{handle}      str   user id (handles are stored lowercased)
   eh:users                set   all user ids
-  eh:invite:{code}        hash  uses_left expires_at created_by admin created_at
+  eh:invite:{code}        hash  uses_left expires_at created_by admin created_at befriend uses
+  eh:invites:{id}         zset  codes of the invites a member made -> created ms
   eh:session:{sha256}     str   user id, expiring
   eh:sessions:{id}        set   the session hashes of a user (to end them all)
 """
@@ -16,8 +18,8 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from server.store.replies import hash_fields, hash_or_none, str_set
-from server.store.resp import EngineClient
+from server.store.replies import hash_fields, hash_or_none, str_list, str_set
+from server.store.resp import Arg, EngineClient
 
 _SIGNUP = """
 local invite = KEYS[1]
@@ -36,6 +38,27 @@ redis.call('HSET', KEYS[3], 'id', ARGV[2], 'handle', ARGV[3], 'display_name', AR
   'suspended', '0', 'invited_by', redis.call('HGET', invite, 'created_by') or '')
 redis.call('SADD', KEYS[4], ARGV[2])
 return 'ok'
+"""
+
+
+INVITES_KEPT = 100
+
+# A password change: the new hash, if the old one is still the one that was checked
+# (two changes at once cannot both win), and every session of the member but this one
+# ended, in one step (a login racing it cannot keep a session made with the old one).
+# Returns the ended session hashes, or false when the hash changed meanwhile.
+_CHANGE_PASSWORD = """
+if redis.call('HGET', KEYS[1], 'pw') ~= ARGV[1] then return false end
+redis.call('HSET', KEYS[1], 'pw', ARGV[2])
+local ended = {}
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if key ~= ARGV[3] then
+    redis.call('DEL', 'eh:session:' .. key)
+    redis.call('SREM', KEYS[2], key)
+    ended[#ended + 1] = key
+  end
+end
+return ended
 """
 
 
@@ -63,18 +86,73 @@ class AccountStore:
         self.r = client
         self.engine = engine
         self._signup = client.register_script(_SIGNUP)
+        self._change_password = engine.script(_CHANGE_PASSWORD)
         # Every authenticated request and socket resolves a session: the lean client.
         self._user_via = engine.script(_USER_VIA)
 
     async def create_invite(
-        self, code: str, uses: int, expires_at: float, created_by: str, *, admin: bool, now: float
-    ) -> None:
+        self, code: str, uses: int, expires_at: float, created_by: str, *, admin: bool, now: float,
+        befriend: bool = False,
+    ) -> None:  # fmt: skip
         key = f"eh:invite:{code}"
-        await self.r.hset(key, mapping={
-            "uses_left": uses, "expires_at": repr(expires_at), "created_by": created_by,
-            "admin": "1" if admin else "0", "created_at": repr(now)})  # fmt: skip
         # Keep spent invites a while past expiry so "expired" stays distinguishable.
-        await self.r.expireat(key, int(expires_at) + 30 * 86400)
+        until = int(expires_at) + 30 * 86400
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={
+                "uses_left": uses, "uses": uses, "expires_at": repr(expires_at),
+                "created_by": created_by, "admin": "1" if admin else "0",
+                "created_at": repr(now), "befriend": "1" if befriend else "0"})  # fmt: skip
+            pipe.expireat(key, until)
+            if created_by:
+                pipe.zadd(f"eh:invites:{created_by}", {code: int(now * 1000)})
+                # The list page shows at most the newest 100; older codes still work.
+                pipe.zremrangebyrank(f"eh:invites:{created_by}", 0, -(INVITES_KEPT + 1))
+            await pipe.execute()
+
+    async def invites_of(self, user_id: str, count: int) -> list[tuple[str, dict[str, str]]]:
+        """The member's newest `count` invites still kept, as (code, record); codes whose
+        record is gone (long expired) are forgotten on the way."""
+        codes = str_list(await self.r.zrevrange(f"eh:invites:{user_id}", 0, count - 1))
+        if not codes:
+            return []
+        async with self.r.pipeline(transaction=False) as pipe:
+            for code in codes:
+                pipe.hgetall(f"eh:invite:{code}")
+            records = await pipe.execute()
+        gone = [code for code, rec in zip(codes, records, strict=True) if not rec]
+        if gone:
+            await self.r.zrem(f"eh:invites:{user_id}", *gone)
+        return [(code, rec) for code, rec in zip(codes, records, strict=True) if rec]
+
+    async def revoke_invite(self, code: str, user_id: str) -> bool:
+        """Delete one of the member's invites; False if it is not theirs (or gone)."""
+        key = f"eh:invite:{code}"
+        if await self.r.hget(key, "created_by") != user_id:
+            return False
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.zrem(f"eh:invites:{user_id}", code)
+            await pipe.execute()
+        return True
+
+    async def update_profile(
+        self, user_id: str, fields: dict[str, str], along: list[tuple[Arg, ...]]
+    ) -> None:
+        """Set profile fields, with `along` (the search index's changes) in the same
+        transaction."""
+        flat = [part for item in fields.items() for part in item]
+        await self.engine.transaction([("HSET", f"eh:user:{user_id}", *flat), *along])
+
+    async def change_password(
+        self, user_id: str, checked_hash: str, new_hash: str, keep_session: str
+    ) -> list[str] | None:
+        """Replace the password hash if it is still `checked_hash`, and end every session
+        but `keep_session` (a session hash); the ended ones, or None if it changed."""
+        ended = await self._change_password(
+            keys=[f"eh:user:{user_id}", f"eh:sessions:{user_id}"],
+            args=[checked_hash, new_hash, keep_session],
+        )
+        return None if ended is None else [str(k) for k in ended]
 
     async def get_invite(self, code: str) -> dict[str, str] | None:
         return hash_or_none(await self.r.hgetall(f"eh:invite:{code}"))

@@ -2,7 +2,8 @@
 
 Keys:
   eh:post:{id}            hash  id author text segments visibility community reply_to
-                                created_at
+                                created_at terms (its search terms, space-separated:
+                                deleting the post takes it out of server.store.search)
   eh:posts:{user}         zset  post id -> created ms (the archive; feeds merge these)
   eh:cposts:{community}   zset  post id -> created ms
   eh:tag:{tag}            zset  post id -> created ms (tags in their filed form,
@@ -28,7 +29,7 @@ import redis.asyncio as redis
 
 from server.store.moderation import AUDIT, audit_key
 from server.store.replies import hash_or_none, scored
-from server.store.resp import EngineClient
+from server.store.resp import Arg, EngineClient
 
 _DELETE = """
 local post = redis.call('HGETALL', KEYS[1])
@@ -53,6 +54,11 @@ redis.call('DEL', 'eh:replies:' .. ARGV[1])
 local likers = redis.call('ZRANGE', 'eh:likes:' .. ARGV[1], 0, -1)
 for _, liker in ipairs(likers) do redis.call('ZREM', 'eh:liked:' .. liker, ARGV[1]) end
 redis.call('DEL', 'eh:likes:' .. ARGV[1])
+if fields['terms'] then
+  for term in string.gmatch(fields['terms'], '[^ ]+') do
+    redis.call('ZREM', 'eh:term:' .. term, ARGV[1])
+  end
+end
 if #KEYS > 1 then
   redis.call('SET', KEYS[2], ARGV[3])
   redis.call('ZADD', KEYS[3], 0, ARGV[2])
@@ -119,11 +125,11 @@ class EchoStore:
         self._standing = engine.script(_STANDING)
 
     @staticmethod
-    def creation(post: dict[str, str]) -> list[tuple[str | int, ...]]:
+    def creation(post: dict[str, str]) -> list[tuple[Arg, ...]]:
         """The engine commands that store a new post (applied with its publication)."""
         ms = id_ms(post["id"])
         fields = [part for item in post.items() for part in item]
-        commands: list[tuple[str | int, ...]] = [
+        commands: list[tuple[Arg, ...]] = [
             ("HSET", f"eh:post:{post['id']}", *fields),
             ("ZADD", f"eh:posts:{post['author']}", ms, post["id"]),
         ]

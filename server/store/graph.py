@@ -187,6 +187,13 @@ class GraphStore:
             pipe.incr(version_key(target))  # its muted_by changed
             await pipe.execute()
 
+    async def sampled_following(self, users: list[str], count: int) -> list[list[str]]:
+        """Whom each of `users` follows: all of it, or `count` of it drawn at random
+        (SRANDMEMBER: bounded whatever a member follows)."""
+        replies = await self.engine.calls([("SRANDMEMBER", f"eh:following:{u}", count)
+                                           for u in users])  # fmt: skip
+        return [[str(uid) for uid in reply] for reply in replies]
+
     async def counts(self, user: str) -> tuple[int, int]:
         async with self.r.pipeline(transaction=False) as pipe:
             pipe.scard(f"eh:followers:{user}")

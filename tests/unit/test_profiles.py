@@ -143,13 +143,14 @@ def test_password_change_kept() -> None:
             [{"text": "東京の"}, {"mention": "aki_01", "text": "@aki_01"}, {"text": "です"}],
         ),
         (
-            "http://x.example/「括弧」",
+            "http://x.example/「括弧」 #東京",
             set(),
             [
-                {"link": "http://x.example/「括弧", "text": "http://x.example/「括弧"},
-                {"text": "」"},
+                {"link": "http://x.example/", "text": "http://x.example/"},
+                {"text": "「括弧」 "},
+                {"tag": "東京", "text": "#東京"},
             ],
-        ),  # fmt: skip
+        ),
         ("javascript:alert(1)", set(), [{"text": "javascript:alert(1)"}]),
     ],
 )

@@ -78,11 +78,13 @@ def test_too_many_words() -> None:
 
 
 def test_post_terms() -> None:
-    assert post_terms("Hello, WORLD! hello") == ["hello", "world"]
-    assert post_terms("猫が好き") == ["猫", "が", "好", "き", "猫が", "が好", "好き"]
-    assert post_terms("ｱｷと東京2024") == ["ア", "キ", "と", "東", "京", "アキ", "キと", "と東",
-                                           "東京", "2024"]  # fmt: skip
-    assert len(post_terms("あ" * 150 + "い" * 150)) <= 400
+    assert sorted(post_terms("Hello, WORLD! hello")) == ["hello", "world"]
+    assert set(post_terms("猫が好き")) == {"猫", "好", "猫が", "が好", "好き"}
+    assert set(post_terms("ﾊﾟﾝ")) == {"パン"}  # half-width, sound mark joined
+    assert set(post_terms("ｱｷと東京2024")) == {"東", "京", "アキ", "キと", "と東", "東京",
+                                               "2024"}  # fmt: skip
+    assert len(post_terms("".join(chr(0x4E00 + i) for i in range(300)))) == 400  # capped
+    assert all(" " not in t for t in post_terms("Ｈｅｌｌｏ　ｗｏｒｌｄ ｱｲ"))
 
 
 def test_post_queries_and_matching() -> None:
@@ -93,6 +95,10 @@ def test_post_queries_and_matching() -> None:
     single = post_query("猫")
     assert single.terms == ("猫",) and matches_post(single, "猫")
     assert post_query("ｱｷ").terms == ("アキ",)
+    assert post_query("ね 猫").terms == ("猫",)  # a lone kana is no word
+    with pytest.raises(DomainError) as err:
+        post_query("ね")
+    assert (err.value.code, err.value.field) == ("query_too_short", "q")
 
 
 def test_search_types() -> None:
