@@ -37,6 +37,8 @@ from server.store.resp import EngineClient
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# Files of web/ served at the root (the PWA's worker and manifest), with their types.
+ROOT_FILES = {"sw.js": "text/javascript", "manifest.webmanifest": "application/manifest+json"}
 
 
 @web.middleware
@@ -129,7 +131,20 @@ def create_app(
 
         app.router.add_get("/", page)
         app.router.add_get("/join/{code}", page)
+        # The PWA's service worker and manifest live at the root: a worker's scope is
+        # its own path, and it must cover the whole page. Revalidated on every load.
+        for name, content_type in ROOT_FILES.items():
+            if (web_dir / name).is_file():
+                app.router.add_get(f"/{name}", _root_file(web_dir / name, content_type))
         for sub in ("js", "css", "img"):
             if (web_dir / sub).is_dir():
                 app.router.add_static(f"/{sub}", web_dir / sub)
     return app
+
+
+def _root_file(path: Path, content_type: str) -> Handler:
+    async def serve(request: web.Request) -> web.StreamResponse:
+        headers = {"Cache-Control": "no-cache", "Content-Type": content_type}
+        return web.FileResponse(path, headers=headers)
+
+    return serve
