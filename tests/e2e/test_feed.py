@@ -179,7 +179,10 @@ def test_likes_and_follows_raise_the_badge_live(member: MemberFactory) -> None:
     expect(badge).to_have_text("2")
     # Only the author sees the count.
     expect(aki.page.locator(f"[data-echo-id='{post['id']}'] .like")).to_contain_text("1")
-    expect(ben.page.locator(f"[data-echo-id='{post['id']}'] .like")).to_have_text("♥ Liked")
+    # The toggle keeps its name; pressed says it is on (and no count for others).
+    liked = ben.page.locator(f"[data-echo-id='{post['id']}'] .like")
+    expect(liked).to_have_attribute("aria-pressed", "true")
+    expect(liked).to_have_text("♥ Like")
 
     aki.page.get_by_role("link", name="Notifications").click()
     expect(aki.page.locator(".notification[data-type='like']")).to_contain_text("liked your Echo")

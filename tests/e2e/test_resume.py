@@ -14,11 +14,17 @@ from playwright.sync_api import Browser, Page, WebSocket, expect
 from tests.e2e.conftest import EchoHubServer, Member, MemberFactory, _open_server, make_members
 
 # Hold this page's next reconnect until the test says go (the `online` event), so the
-# post below surely lands while the page is away and must come back as a replay.
-HOLD_RECONNECTS = "() => { echohub.hub.base = 600000; echohub.hub.max = 600000; }"
-RELEASE = (
-    "() => { echohub.hub.base = 500; echohub.hub.max = 15000; dispatchEvent(new Event('online')); }"
+# post below surely lands while the page is away and must come back as a replay. The
+# server probe is held too (it would reconnect as soon as the server answers).
+HOLD_RECONNECTS = (
+    "() => { echohub.hub.base = 600000; echohub.hub.max = 600000; echohub.hub.probeEvery = 1e9; }"
 )
+RELEASE = (
+    "() => { echohub.hub.base = 500; echohub.hub.max = 15000; echohub.hub.probeEvery = 1000;"
+    " dispatchEvent(new Event('online')); }"
+)
+# Backoff so long that only the probe can bring the page back within the test.
+LONG_BACKOFF = "() => { echohub.hub.base = 600000; echohub.hub.max = 600000; }"
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +121,19 @@ def test_unrecoverable_gap_reloads_the_feed_over_http(member: MemberFactory) -> 
     # Live again from the server's head.
     aki.api("POST", "/api/echoes", {"text": "after the reset"})
     expect(ben.page.locator(".feed .echo", has_text="after the reset")).to_have_count(1)
+
+
+def test_reconnects_as_soon_as_the_server_answers_again(
+    member: MemberFactory, own_server: EchoHubServer
+) -> None:
+    ben = member("Prober")
+    ben.goto()
+    ben.page.evaluate(LONG_BACKOFF)
+    own_server.stop()
+    ben.page.wait_for_function("echohub.hub.attempt >= 2")
+    expect(ben.page.locator("#conn")).to_have_attribute("data-status", "waiting")
+    # Minutes of backoff are due, yet the page is live within seconds of the server
+    # answering /healthz again.
+    own_server.start_again()
+    expect(ben.page.locator("#conn")).to_have_attribute("data-status", "open", timeout=5000)
+    assert ben.page.evaluate("echohub.hub.attempt") == 0

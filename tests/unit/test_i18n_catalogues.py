@@ -25,7 +25,7 @@ JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff01-\uff5e\u3000-\u303f]")
 # Words that stay as they are in Japanese: the brand and the effect markup.
 UNTRANSLATED = re.compile(r"Echo Hub|\$\[\w+|@\{\w+\}|\{\w+\}|https?://\S+")
 # `t("key"` / `t('key'` / `t(\n "key"` in the scripts, `data-i18n*="key"` in the page.
-T_CALL = re.compile(r"""\bt\(\s*["']([\w.]+)["']""")
+T_CALL = re.compile(r"""\b(?:t|tParts)\(\s*["']([\w.]+)["']""")
 DATA_I18N = re.compile(r"""data-i18n(?:-[\w-]+)?="([\w.]+)\"""")
 
 
@@ -49,7 +49,7 @@ def test_values_are_text_or_the_plural_forms_the_language_needs(lang: str) -> No
     for key, value in load(lang).items():
         if isinstance(value, dict):
             assert set(value) == PLURAL_FORMS[lang], f"{lang} {key}: forms {sorted(value)}"
-            assert all("{count}" in v for v in value.values()), f"{lang} {key}: no {{count}}"
+            assert all(PLACEHOLDER.search(v) for v in value.values()), f"{lang} {key}: no count"
         for text in forms(value):
             assert isinstance(text, str) and text.strip(), f"{lang} {key}: empty"
             assert text == text.strip(), f"{lang} {key}: stray spaces"

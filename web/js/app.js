@@ -27,8 +27,16 @@ const topbar = document.getElementById("topbar");
 const conn = document.getElementById("conn");
 const badge = document.getElementById("notif-badge");
 const modNav = document.getElementById("nav-mod");
+const moreButton = document.getElementById("nav-more");
+const moreMenu = document.getElementById("more-menu");
 
-const ctx = { me: null, hub: null, notifications: null, navigate };
+/** Moderation shows in the bar (wide screens) and in "More" (phones) for moderators. */
+function showModeration(on) {
+  modNav.hidden = !on;
+  for (const el of document.querySelectorAll("[data-mod-only]")) el.hidden = !on;
+}
+
+const ctx = { me: null, hub: null, notifications: null, navigate, setTitle };
 window.echohub = ctx; // for the console and end-to-end tests
 
 const routes = [
@@ -48,6 +56,7 @@ const routes = [
 
 let cleanup = null;
 let routeSeq = 0;
+let titled = false; // the view set its own title
 // Why the member was signed out (a suspension), shown on the sign-in page until the
 // next sign-in.
 let signedOutNotice = null;
@@ -57,7 +66,18 @@ function navigate(hash) {
   else location.hash = hash;
 }
 
-async function route() {
+/** The document title: "<page> · Echo Hub" (WCAG 2.4.2: it follows the route). */
+function setTitle(page) {
+  titled = true;
+  document.title = page ? t("app.title", { page }) : t("app.name");
+}
+
+/**
+ * Mount the view for the current hash. The title follows the view (its own
+ * `ctx.setTitle`, else its first heading), and focus moves to that heading so a
+ * screen reader starts reading the new page (not on a language switch: focus stays).
+ */
+async function route({ moveFocus = true } = {}) {
   routeSeq += 1;
   if (typeof cleanup === "function") cleanup();
   cleanup = null;
@@ -67,6 +87,7 @@ async function route() {
     cleanup = join
       ? joinView(main, { code: decodeURIComponent(join[1]) }, onSignedIn)
       : signInView(main, { notice: signedOutNotice }, onSignedIn);
+    setTitle(t(join ? "auth.invitedTitle" : "auth.signIn"));
     main.setAttribute("aria-busy", "false");
     return;
   }
@@ -91,7 +112,9 @@ async function route() {
   }
   if (!view) {
     main.setAttribute("aria-busy", "false");
-    main.append(Object.assign(document.createElement("p"), { textContent: t("app.noSuchPage") }));
+    main.append(Object.assign(document.createElement("h1"), { textContent: t("app.noSuchPage"), tabIndex: -1 }));
+    setTitle(t("app.noSuchPage"));
+    if (moveFocus) main.querySelector("h1").focus();
     return;
   }
   const mine = ++routeSeq;
@@ -101,6 +124,7 @@ async function route() {
   root.className = "view";
   main.append(root);
   main.setAttribute("aria-busy", "true");
+  titled = false;
   try {
     const done = await view(root);
     // Navigated away while this view was loading: undo it at once.
@@ -116,7 +140,16 @@ async function route() {
   } finally {
     if (mine === routeSeq) main.setAttribute("aria-busy", "false");
   }
-  main.focus({ preventScroll: true });
+  if (mine !== routeSeq) return;
+  const heading = root.querySelector("h1");
+  if (!titled) setTitle(heading?.textContent.trim() || null);
+  if (!moveFocus) return;
+  if (heading) {
+    heading.tabIndex = -1;
+    heading.focus({ preventScroll: true });
+  } else {
+    main.focus({ preventScroll: true });
+  }
 }
 
 function paintStatus(status) {
@@ -145,8 +178,8 @@ function startSession(me) {
   ctx.me = me;
   document.body.dataset.handle = me.handle;
   topbar.hidden = false;
-  document.getElementById("nav-me").href = `#/u/${enc(me.handle)}`;
-  modNav.hidden = !isModerator(me);
+  for (const a of document.querySelectorAll("#nav-me, .nav-me-link")) a.href = `#/u/${enc(me.handle)}`;
+  showModeration(isModerator(me));
   const hub = new EchoHub();
   ctx.hub = hub;
   hub.addEventListener("status", (e) => paintStatus(e.detail.status));
@@ -164,7 +197,7 @@ function startSession(me) {
   hub.addEventListener("suberror", (e) => {
     if (e.detail.topic === "mod" && e.detail.error.code === "forbidden" && ctx.me) {
       ctx.me = { ...ctx.me, role: "member" };
-      modNav.hidden = true;
+      showModeration(false);
     }
   });
   // A deletion on any topic removes the post from every list on the page.
@@ -198,7 +231,7 @@ function endSession(notice = null) {
   ctx.notifications = null;
   signedOutNotice = notice;
   topbar.hidden = true;
-  modNav.hidden = true;
+  showModeration(false);
   paintStatus("idle");
   if (location.pathname !== "/") history.replaceState(null, "", "/");
   location.hash = "";
@@ -230,6 +263,33 @@ window.addEventListener("echohub:unauthorized", () => {
 });
 window.addEventListener("hashchange", route);
 
+// "More" on phones: a disclosure. Escape or a click elsewhere closes it (focus back on
+// the button when it was inside); following a link closes it too.
+function closeMore({ refocus = false } = {}) {
+  if (moreMenu.hidden) return;
+  const inside = moreMenu.contains(document.activeElement);
+  moreMenu.hidden = true;
+  moreButton.setAttribute("aria-expanded", "false");
+  if (refocus || inside) moreButton.focus();
+}
+moreButton.addEventListener("click", () => {
+  const open = moreMenu.hidden;
+  moreMenu.hidden = !open;
+  moreButton.setAttribute("aria-expanded", String(open));
+});
+moreMenu.addEventListener("click", (e) => {
+  if (e.target.closest("a")) {
+    moreMenu.hidden = true;
+    moreButton.setAttribute("aria-expanded", "false");
+  }
+});
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && !moreMenu.hidden) closeMore({ refocus: true });
+});
+document.addEventListener("click", (e) => {
+  if (!e.target.closest(".nav-more")) closeMore();
+});
+
 // The language switch: endonyms with their own `lang`, the same on every page.
 const langSelect = document.getElementById("lang-select");
 for (const { code, name } of LANGUAGES) {
@@ -242,9 +302,34 @@ onLanguageChange((lang) => {
   translateStatic();
   paintStatus(conn.dataset.status);
   paintUnread();
-  route();
+  route({ moveFocus: false });
 });
 setInterval(() => refreshTimes(), 60_000);
+
+/**
+ * No server at all (offline, or the server is down) before the page knew who is
+ * signed in: an honest offline page instead of a sign-in form that cannot work. It
+ * tries again when the browser is back online, and on its own every few seconds.
+ */
+function offlineView() {
+  const retry = () => {
+    window.removeEventListener("online", retry);
+    clearTimeout(timer);
+    boot();
+  };
+  const heading = Object.assign(document.createElement("h1"), { textContent: t("offline.title"), tabIndex: -1 });
+  const text = Object.assign(document.createElement("p"), { textContent: t("offline.body") });
+  const button = Object.assign(document.createElement("button"), { type: "button", className: "primary", textContent: t("offline.retry") });
+  button.addEventListener("click", retry);
+  const box = document.createElement("section");
+  box.className = "auth offline-page";
+  box.append(heading, text, button);
+  main.replaceChildren(box);
+  main.setAttribute("aria-busy", "false");
+  setTitle(t("offline.title"));
+  window.addEventListener("online", retry);
+  const timer = setTimeout(retry, 5000 + Math.random() * 5000);
+}
 
 async function boot() {
   try {
@@ -252,9 +337,28 @@ async function boot() {
     if (location.pathname.startsWith("/join/")) history.replaceState(null, "", "/#/");
     startSession(me);
   } catch (err) {
+    if (err instanceof ApiError && err.status === 0) {
+      offlineView();
+      return;
+    }
     if (!(err instanceof ApiError) || err.status !== 401) toast(errorText(err));
   }
   route();
 }
 
+/** The service worker keeps the shell (never API answers or media); see /sw.js. */
+async function registerShell() {
+  if (!("serviceWorker" in navigator)) return;
+  try {
+    await navigator.serviceWorker.register("/sw.js");
+    const ready = await navigator.serviceWorker.ready;
+    // Everything this page loaded that belongs to the shell, so it opens offline.
+    const urls = [location.origin + "/", ...performance.getEntriesByType("resource").map((e) => e.name)];
+    ready.active?.postMessage({ cache: urls });
+  } catch {
+    // No service worker (private mode, an old browser): the page works as before.
+  }
+}
+
 boot();
+window.addEventListener("load", registerShell);

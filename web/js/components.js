@@ -4,6 +4,7 @@
 import { api, ApiError, del, enc, post, withQuery } from "./api.js";
 import { h, replace, timeEl } from "./dom.js";
 import { renderBody, renderSegments } from "./effects.js";
+import { errorText, formatNumber, t } from "./i18n.js";
 import { checkEcho, MAX_GRAPHEMES, visibleLength, wrapSelection } from "./markup.js";
 
 /** A link to a member's profile showing their display name and @handle. */
@@ -23,29 +24,32 @@ export function memberLink(member) {
  */
 export function postCard(p, ctx) {
   const mine = ctx.me && p.author.handle === ctx.me.handle;
-  const moderator = ctx.me && (ctx.me.role === "moderator" || ctx.me.role === "admin");
-  const card = h("article.echo", { dataset: { echoId: p.id }, "aria-label": `Echo by ${p.author.display_name || p.author.handle}` });
+  const card = h("article.echo", { dataset: { echoId: p.id }, "aria-label": t("echo.by", { name: p.author.display_name || p.author.handle }) });
   const meta = h(
     "header.echo-meta",
     null,
     memberLink(p.author),
     h("span.dot", { "aria-hidden": "true" }, "·"),
     h("a.permalink", { href: `#/u/${enc(p.author.handle)}` }, timeEl(p.created_at)),
-    p.visibility === "friends" ? h("span.tag", { title: "Only friends see this" }, "friends") : null,
+    p.visibility === "friends" ? h("span.tag", { title: t("echo.friendsOnlyTitle") }, t("echo.friendsOnly")) : null,
     p.community ? communityTag(p.community) : null,
   );
   card.append(meta, renderBody(p));
   const actions = h("footer.echo-actions");
   const likeButton = h("button.like", { type: "button", "aria-pressed": String(!!p.liked) });
+  // Likes are private: only the author sees the count. A fresh post (just made, or
+  // arrived live) carries none yet, and it has none: it starts at zero.
+  if (mine && typeof p.like_count !== "number") p.like_count = 0;
   const paintLike = () => {
+    // A toggle keeps its name; aria-pressed says whether it is on.
     likeButton.setAttribute("aria-pressed", String(!!p.liked));
-    const count = mine && typeof p.like_count === "number" ? ` ${p.like_count}` : "";
-    replace(likeButton, h("span", { "aria-hidden": "true" }, p.liked ? "♥" : "♡"), p.liked ? " Liked" : " Like", count);
+    replace(likeButton, h("span", { "aria-hidden": "true" }, p.liked ? "♥" : "♡"), " ", t("echo.like"),
+      mine ? h("span.like-count", { title: t("echo.likeCount", { count: p.like_count }) }, " ", formatNumber(p.like_count)) : null);
   };
   paintLike();
   // The author's `like` notification bumps the count on every card of the post.
   card.addEventListener("echohub:liked", () => {
-    if (mine && typeof p.like_count === "number") {
+    if (mine) {
       p.like_count += 1;
       paintLike();
     }
@@ -56,47 +60,47 @@ export function postCard(p, ctx) {
     try {
       await api(was ? "DELETE" : "POST", `/api/echoes/${enc(p.id)}/like`);
       p.liked = !was;
-      if (mine && typeof p.like_count === "number") p.like_count += p.liked ? 1 : -1;
+      if (mine) p.like_count = Math.max(0, p.like_count + (p.liked ? 1 : -1));
       paintLike();
     } catch (err) {
-      toast(err.message);
+      toast(errorText(err));
     } finally {
       likeButton.disabled = false;
     }
   });
   actions.append(likeButton);
   if (mine) {
-    const who = h("button.linkish.likers", { type: "button" }, "Who liked");
+    const who = h("button.linkish.likers", { type: "button" }, t("echo.whoLiked"));
     who.addEventListener("click", async () => {
       try {
         const data = await api("GET", `/api/echoes/${enc(p.id)}/likes`);
         const items = data.items || [];
         const list = h("ul.likers-list");
         for (const item of items) list.append(h("li", null, memberLink(item.by || item.user || item)));
-        if (!items.length) list.append(h("li.muted", null, "No likes yet"));
+        if (!items.length) list.append(h("li.muted", null, t("echo.noLikes")));
         card.querySelector(".likers-list")?.remove();
         card.append(list);
       } catch (err) {
-        toast(err.message);
+        toast(errorText(err));
       }
     });
     actions.append(who);
   }
   if (mine) {
-    const remove = h("button.linkish.danger.delete", { type: "button" }, "Delete");
+    const remove = h("button.linkish.danger.delete", { type: "button" }, t("echo.delete"));
     remove.addEventListener("click", async () => {
-      if (!window.confirm("Delete this Echo?")) return;
+      if (!window.confirm(t("echo.deleteConfirm"))) return;
       try {
         await del(`/api/echoes/${enc(p.id)}`);
         removePostEverywhere(p.id);
       } catch (err) {
-        toast(err.message);
+        toast(errorText(err));
       }
     });
     actions.append(remove);
   } else {
-    // Someone else's post: members report it; moderators also remove it, through the
-    // moderation endpoint so the removal and its reason go in the audit log.
+    // Someone else's post: anyone may report it. Moderators remove posts where they
+    // moderate (the moderation page), not from their own feeds.
     const panel = h("div.echo-panel");
     const open = (button, make) => () => {
       const wasOpen = button.getAttribute("aria-expanded") === "true";
@@ -112,24 +116,9 @@ export function postCard(p, ctx) {
       panel.append(make(close));
       panel.querySelector("input")?.focus();
     };
-    const report = h("button.linkish.report", { type: "button", "aria-expanded": "false" }, "Report");
+    const report = h("button.linkish.report", { type: "button", "aria-expanded": "false" }, t("echo.report"));
     report.addEventListener("click", open(report, (close) => reportForm({ echo: p.id }, close)));
     actions.append(report);
-    if (moderator) {
-      const remove = h("button.linkish.danger.remove", { type: "button", "aria-expanded": "false" }, "Remove");
-      remove.addEventListener("click", open(remove, (close) => reasonForm({
-        label: "Why remove it? (optional)",
-        submit: "Remove for everyone",
-        danger: true,
-        onCancel: close,
-        onSubmit: async (reason) => {
-          await post(`/api/mod/echoes/${enc(p.id)}/remove`, reason ? { reason } : {});
-          removePostEverywhere(p.id);
-          toast("Echo removed");
-        },
-      })));
-      actions.append(remove);
-    }
     card.append(actions, panel);
     return card;
   }
@@ -147,14 +136,14 @@ export const MAX_REASON = 500;
  */
 export function reasonForm({ label, submit, onSubmit, onCancel = null, onDone = null, required = false, danger = false, placeholder = "" }) {
   const form = h("form.reason-form", { "aria-label": submit });
-  const input = field(label, { name: "reason", required, autocomplete: "off", placeholder, enterKeyHint: "send" }, `One line, up to ${MAX_REASON} characters.`);
+  const input = field(label, { name: "reason", required, autocomplete: "off", placeholder, enterKeyHint: "send" }, t("reason.hint", { max: MAX_REASON }));
   form.append(input, h("div.row", null,
     h(`button.${danger ? "danger" : "primary"}`, { type: "submit" }, submit),
-    onCancel ? h("button.plain", { type: "button", onclick: onCancel }, "Cancel") : null));
+    onCancel ? h("button.plain", { type: "button", onclick: onCancel }, t("common.cancel")) : null));
   handleForm(form, async (data) => {
     const reason = String(data.get("reason") ?? "").trim();
     if (visibleLength(reason.normalize("NFC")) > MAX_REASON) {
-      throw new ApiError(400, { code: "invalid_reason", message: `The reason is longer than ${MAX_REASON} characters.`, field: "reason" });
+      throw new ApiError(400, { code: "invalid_reason", message: t("error.invalid_reason"), field: "reason" });
     }
     const result = await onSubmit(reason);
     onDone?.(result, form);
@@ -164,16 +153,15 @@ export function reasonForm({ label, submit, onSubmit, onCancel = null, onDone = 
 
 /** Report a post (`{echo: id}`) or a member (`{user: handle}`): a reason is required. */
 export function reportForm(target, close) {
-  const what = target.echo ? "this Echo" : `@${target.user}`;
   return reasonForm({
-    label: `Why are you reporting ${what}?`,
-    submit: "Send report",
+    label: target.echo ? t("report.whyEcho") : t("report.whyMember", { handle: target.user }),
+    submit: t("report.send"),
     required: true,
-    placeholder: "e.g. spam, harassment, impersonation",
+    placeholder: t("report.placeholder"),
     onCancel: close,
     onSubmit: (reason) => post("/api/reports", { ...target, reason }),
     onDone: (_report, form) => {
-      form.replaceWith(h("p.report-sent", { role: "status", tabIndex: -1 }, "Thanks. Your report was sent to the moderators."));
+      form.replaceWith(h("p.report-sent", { role: "status", tabIndex: -1 }, t("report.sent")));
     },
   });
 }
@@ -182,7 +170,7 @@ const communityNames = new Map(); // id -> Promise<name>
 
 /** A link to a post's community, labelled with its name once known. */
 export function communityTag(id) {
-  const tag = h("a.tag", { href: `#/c/${enc(id)}` }, "community");
+  const tag = h("a.tag", { href: `#/c/${enc(id)}` }, t("communities.community"));
   if (!communityNames.has(id)) {
     communityNames.set(id, api("GET", `/api/communities/${enc(id)}`).then((c) => c.name, () => null));
   }
@@ -207,7 +195,7 @@ export function removePostEverywhere(id) {
  * removed by a moderator leaves the page live as it does from the other feeds.
  */
 export class FeedList {
-  constructor({ url, ctx, topic = null, accept = null, empty = "Nothing here yet.", limit = null, label, watchAuthors = false }) {
+  constructor({ url, ctx, topic = null, accept = null, empty = t("feed.empty"), limit = null, label, watchAuthors = false }) {
     this.url = url;
     this.ctx = ctx;
     this.topic = topic;
@@ -219,17 +207,72 @@ export class FeedList {
     this.done = false;
     this.loading = false;
     this.ids = new Set();
-    this.list = h("div.feed", { role: "feed", "aria-busy": "false", "aria-label": label || "Echoes" });
+    this.list = h("div.feed", { role: "feed", "aria-busy": "false", "aria-label": label || t("feed.label") });
     this.emptyEl = h("p.empty", { hidden: true }, empty);
     this.sentinel = h("div.sentinel", { "aria-hidden": "true" });
-    this.more = h("button.more", { type: "button", hidden: true, onclick: () => this.loadMore() }, "Load more");
+    this.more = h("button.more", { type: "button", hidden: true, onclick: () => this.loadMore() }, t("feed.loadMore"));
     this.status = h("p.feed-status", { role: "status" });
-    this.el = h("section.feed-wrap", null, this.list, this.emptyEl, this.status, this.more, this.sentinel);
+    // Posts arriving live while the member reads further down: a pill says how many
+    // and takes them up; a polite live region tells screen readers either way.
+    this.unseen = 0;
+    this.arrivedLately = 0;
+    this.pill = h("button.new-posts", { type: "button", hidden: true, onclick: () => this.showNew() });
+    this.announcer = h("p.sr-only.feed-announcer", { role: "status" });
+    this.el = h("section.feed-wrap", null, this.pill, this.list, this.emptyEl, this.status, this.more, this.sentinel, this.announcer);
     this.offs = [];
+    this.failed = false;
+    this.onScroll = () => {
+      if (this.unseen && this.atTop()) this.clearUnseen();
+    };
+    window.addEventListener("scroll", this.onScroll, { passive: true });
+  }
+
+  /** Whether the top of the list is in view (under the sticky top bar). */
+  atTop() {
+    const bar = document.getElementById("topbar");
+    const under = bar && !bar.hidden ? bar.getBoundingClientRect().bottom : 0;
+    return this.list.getBoundingClientRect().top >= under - 1;
+  }
+
+  noteArrival() {
+    if (!this.atTop()) {
+      this.unseen += 1;
+      this.pill.textContent = t("feed.newPosts", { count: this.unseen });
+      this.pill.hidden = false;
+    }
+    // One announcement for a burst, not one per post.
+    this.arrivedLately += 1;
+    clearTimeout(this.announceTimer);
+    this.announceTimer = setTimeout(() => {
+      this.announcer.textContent = t("feed.newPosts", { count: this.arrivedLately });
+      this.arrivedLately = 0;
+    }, 800);
+  }
+
+  clearUnseen() {
+    this.unseen = 0;
+    this.pill.hidden = true;
+  }
+
+  /** The pill: up to the newest post, focused so reading goes on from there. */
+  showNew() {
+    const first = this.list.firstElementChild;
+    this.clearUnseen();
+    if (!first) return;
+    first.tabIndex = -1;
+    first.scrollIntoView({ block: "start" });
+    first.focus({ preventScroll: true });
   }
 
   /** Subscribe first, then load page one, so nothing posted in between is lost. */
   async start() {
+    // Failed to load (offline): load again as soon as the socket is back.
+    const onStatus = (e) => {
+      if (e.detail.status === "open" && this.failed && !this.stopped) this.reload();
+    };
+    const hub = this.ctx.hub; // the session's hub (ctx.hub is null once signed out)
+    hub.addEventListener("status", onStatus);
+    this.offs.push(() => hub.removeEventListener("status", onStatus));
     if (this.topic) {
       let acked = false;
       let early = false;
@@ -261,6 +304,8 @@ export class FeedList {
     for (const off of this.offs) off();
     this.offs = [];
     this.observer?.disconnect();
+    window.removeEventListener("scroll", this.onScroll);
+    clearTimeout(this.announceTimer);
   }
 
   watch(author) {
@@ -273,7 +318,7 @@ export class FeedList {
 
   onEvent(ev) {
     if (ev.type === "post.created") {
-      if (!this.accept || this.accept(ev.data)) this.prepend(ev.data);
+      if (!this.accept || this.accept(ev.data)) this.prepend(ev.data, { live: true });
     } else if (ev.type === "post.deleted") {
       removePostEverywhere(ev.data.id);
       this.ids.delete(ev.data.id);
@@ -281,12 +326,13 @@ export class FeedList {
     }
   }
 
-  prepend(p) {
+  prepend(p, { live = false } = {}) {
     if (this.ids.has(p.id)) return;
     this.ids.add(p.id);
     const card = postCard(p, this.ctx);
     card.classList.add("arrived");
     this.list.prepend(card);
+    if (live && p.author?.handle !== this.ctx.me?.handle) this.noteArrival();
     if (this.limit != null) {
       while (this.list.children.length > this.limit) {
         const last = this.list.lastElementChild;
@@ -308,7 +354,8 @@ export class FeedList {
   }
 
   paintEmpty() {
-    this.emptyEl.hidden = this.list.children.length > 0 || this.loading;
+    // A page that failed to load is not an empty feed: the status line says what failed.
+    this.emptyEl.hidden = this.list.children.length > 0 || this.loading || this.failed;
   }
 
   async reload() {
@@ -317,6 +364,8 @@ export class FeedList {
     this.loadingPromise = null;
     const fresh = await this.fetchPage(null);
     if (!fresh) return;
+    this.failed = false;
+    this.clearUnseen();
     this.ids.clear();
     this.list.replaceChildren();
     this.append(fresh.items);
@@ -332,17 +381,18 @@ export class FeedList {
   async fetchPage(before) {
     this.loading = true;
     this.list.setAttribute("aria-busy", "true");
-    this.status.textContent = "Loading…";
+    this.status.textContent = t("feed.loading");
     try {
       return await api("GET", withQuery(this.url, { before, limit: this.limit }));
     } catch (err) {
       // Forbidden (a closed community, a blocked profile): the empty text explains.
-      this.status.textContent = err.status === 403 ? "" : err.message;
+      this.status.textContent = err.status === 403 ? "" : errorText(err);
+      this.failed = err.status !== 403 && !before;
       return null;
     } finally {
       this.loading = false;
       this.list.setAttribute("aria-busy", "false");
-      if (this.status.textContent === "Loading…") this.status.textContent = "";
+      if (this.status.textContent === t("feed.loading")) this.status.textContent = "";
       this.paintEmpty();
     }
   }
@@ -358,13 +408,29 @@ export class FeedList {
 
 export const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Show a short message at the bottom of the screen. */
+const MAX_TOASTS = 3;
+
+/**
+ * Show a short message at the bottom of the screen. The same message twice is one
+ * toast (its time starts again, a count says how often), and at most three show.
+ */
 export function toast(message, { timeout = 4000 } = {}) {
   const box = document.getElementById("toasts");
   if (!box) return;
-  const el = h("div.toast", null, message);
-  box.append(el);
-  setTimeout(() => el.remove(), timeout);
+  const text = String(message);
+  let el = [...box.children].find((x) => x.dataset.message === text);
+  if (el) {
+    const times = Number(el.dataset.times) + 1;
+    el.dataset.times = String(times);
+    replace(el, text, h("span.toast-times", null, ` ×${formatNumber(times)}`));
+    clearTimeout(Number(el.dataset.timer));
+  } else {
+    el = h("div.toast", { dataset: { message: text, times: "1" } }, text);
+    box.append(el);
+    while (box.children.length > MAX_TOASTS) box.firstElementChild.remove();
+  }
+  const shown = el;
+  el.dataset.timer = String(setTimeout(() => shown.remove(), timeout));
 }
 
 /**
@@ -395,14 +461,14 @@ export function showError(form, err, general) {
   const input = err instanceof ApiError && err.field ? form.querySelector(`[name="${CSS.escape(err.field)}"]`) : null;
   if (input) {
     const id = `${input.id || input.name}-error`;
-    const msg = h("p.field-error", { id, role: "alert" }, err.message);
+    const msg = h("p.field-error", { id, role: "alert" }, errorText(err));
     input.setAttribute("aria-invalid", "true");
     input.setAttribute("aria-describedby", id);
     const holder = input.closest(".field");
     if (holder) holder.append(msg);
     else input.after(msg);
   } else {
-    general.textContent = err.message;
+    general.textContent = errorText(err);
   }
 }
 
@@ -422,7 +488,7 @@ export function field(label, props, hint) {
  * like the server (graphemes after NFC, markup excluded), a preview and errors.
  * `onPost(body)` does the posting; `extra` adds fields to the body (community).
  */
-export function composer({ onPost, extra = () => ({}), placeholder = "What's happening? Try $[shake wow]", showVisibility = true }) {
+export function composer({ onPost, extra = () => ({}), placeholder = t("composer.placeholder"), showVisibility = true }) {
   const id = `composer-${Math.random().toString(36).slice(2, 7)}`;
   const textarea = h("textarea.composer-text", {
     id,
@@ -435,27 +501,27 @@ export function composer({ onPost, extra = () => ({}), placeholder = "What's hap
   });
   const counter = h("span.counter", { id: `${id}-count`, "aria-live": "polite" });
   const error = h("p.composer-error", { id: `${id}-error`, role: "alert" });
-  const preview = h("div.preview", { "aria-label": "Preview", hidden: true });
+  const preview = h("div.preview", { "aria-label": t("composer.preview"), hidden: true });
   const wrapButton = (effect, label, key) =>
     h("button.fx-button", {
       type: "button",
-      title: `${label} the selection (Ctrl+${key})`,
+      title: t("composer.effectTitle", { effect: label, key: `Ctrl+${key}` }),
       "aria-keyshortcuts": `Control+${key}`,
       dataset: { effect },
       onclick: () => wrap(effect),
     }, label);
-  const visibility = h("select.visibility", { name: "visibility", "aria-label": "Who can see it" },
-    h("option", { value: "public" }, "Everyone"),
-    h("option", { value: "friends" }, "Friends"));
-  const submit = h("button.primary.post-button", { type: "submit" }, "Echo");
+  const visibility = h("select.visibility", { name: "visibility", "aria-label": t("composer.visibility") },
+    h("option", { value: "public" }, t("composer.public")),
+    h("option", { value: "friends" }, t("composer.friends")));
+  const submit = h("button.primary.post-button", { type: "submit" }, t("composer.submit"));
   const form = h(
     "form.composer",
-    { "aria-label": "New Echo", novalidate: true },
-    h("label.sr-only", { htmlFor: id }, "Your Echo"),
+    { "aria-label": t("composer.label"), novalidate: true },
+    h("label.sr-only", { htmlFor: id }, t("composer.textLabel")),
     textarea,
     h("div.composer-bar", null,
-      h("div.fx-buttons", { role: "group", "aria-label": "Effects" },
-        wrapButton("shake", "Shake", "Shift+S"), wrapButton("big", "Enlarge", "Shift+B")),
+      h("div.fx-buttons", { role: "group", "aria-label": t("composer.effects") },
+        wrapButton("shake", t("composer.shake"), "Shift+S"), wrapButton("big", t("composer.big"), "Shift+B")),
       showVisibility ? visibility : null,
       h("span.composer-send", null, counter, submit)),
     error,
@@ -465,7 +531,7 @@ export function composer({ onPost, extra = () => ({}), placeholder = "What's hap
   function wrap(effect) {
     const next = wrapSelection(textarea.value, textarea.selectionStart, textarea.selectionEnd, effect);
     if (!next) {
-      error.textContent = "A selection with ']' cannot be wrapped in an effect.";
+      error.textContent = t("error.wrap_bracket");
       return;
     }
     textarea.value = next.value;
@@ -482,13 +548,13 @@ export function composer({ onPost, extra = () => ({}), placeholder = "What's hap
     counter.dataset.count = String(state.length);
     counter.classList.toggle("over", remaining < 0);
     counter.classList.toggle("near", remaining >= 0 && remaining <= 10);
-    counter.setAttribute("aria-label", remaining >= 0 ? `${remaining} characters left` : `${-remaining} characters over the limit`);
+    counter.setAttribute("aria-label", remaining >= 0 ? t("composer.left", { count: remaining }) : t("composer.over", { count: -remaining }));
     const showError = state.error && state.error.code !== "text_required" && state.error.code !== "text_blank";
-    error.textContent = showError ? state.error.message : "";
+    error.textContent = showError ? errorText(state.error) : "";
     submit.disabled = !!state.error;
     const hasEffect = state.segments.some((s) => "effect" in s);
     preview.hidden = !hasEffect || !!state.error;
-    if (!preview.hidden) replace(preview, h("span.preview-label", null, "Preview"), h("p.echo-text", null, renderSegments(state.segments)));
+    if (!preview.hidden) replace(preview, h("span.preview-label", null, t("composer.preview")), h("p.echo-text", null, renderSegments(state.segments)));
     else preview.replaceChildren();
   }
 
@@ -517,7 +583,7 @@ export function composer({ onPost, extra = () => ({}), placeholder = "What's hap
     e.preventDefault();
     update();
     if (state.error) {
-      error.textContent = state.error.message;
+      error.textContent = errorText(state.error);
       textarea.focus();
       return;
     }
@@ -529,7 +595,7 @@ export function composer({ onPost, extra = () => ({}), placeholder = "What's hap
       textarea.value = "";
       update();
     } catch (err) {
-      error.textContent = err.message;
+      error.textContent = errorText(err);
       submit.disabled = false;
     }
     textarea.focus();

@@ -12,6 +12,9 @@
 // - It reconnects by itself after any close except 4001 (session ended) and 4003
 //   (suspended), with exponential backoff and full jitter so a restarted server is not
 //   hit by every client at once; 1001 (server going away) retries almost at once.
+//   It does not sit out a long wait needlessly: the browser's `online` event, or the
+//   server answering a cheap probe (`/healthz`, about once a second, jittered), starts
+//   the reconnect at once.
 // - On reconnect every topic is re-subscribed with `since` = the cursor of the last
 //   event seen on it, so the server replays what was missed, in order. Replayed events
 //   at or before that cursor are dropped, so a handler never sees one twice.
@@ -57,6 +60,9 @@ export class EchoHub extends EventTarget {
     this.max = options.max ?? 15000;
     this.pingEvery = options.pingEvery ?? 25000;
     this.checkSession = options.checkSession ?? defaultCheckSession;
+    this.probe = options.probe ?? defaultProbe;
+    this.probeEvery = options.probeEvery ?? 1000;
+    this.prober = null;
     this.status = "idle";
     this.topics = new Map(); // topic -> {handlers, cursor, onReset, acked}
     this.ws = null;
@@ -81,6 +87,7 @@ export class EchoHub extends EventTarget {
   close() {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.stopProbing();
     this.stopPinging();
     globalThis.removeEventListener?.("online", this.onOnline);
     if (this.ws) {
@@ -190,6 +197,7 @@ export class EchoHub extends EventTarget {
 
   open() {
     clearTimeout(this.timer);
+    this.stopProbing();
     this.setStatus(this.attempt ? "reconnecting" : "connecting");
     let ws;
     try {
@@ -259,6 +267,34 @@ export class EchoHub extends EventTarget {
     this.setStatus("waiting", { delay, code });
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.open(), delay);
+    if (delay > this.probeEvery) this.startProbing();
+  }
+
+  /**
+   * While waiting to reconnect, ask the server (jittered, about once per `probeEvery`)
+   * whether it answers; when it does, reconnect at once instead of sitting out the
+   * backoff. Stops at the next attempt, whichever starts it.
+   */
+  startProbing() {
+    this.stopProbing();
+    const tick = async () => {
+      let answered = false;
+      try {
+        answered = await this.probe();
+      } catch {
+        answered = false;
+      }
+      if (this.prober !== tick) return;
+      if (answered) this.retryNow();
+      else this.proberTimer = setTimeout(tick, this.probeEvery * (0.75 + Math.random() / 2));
+    };
+    this.prober = tick;
+    this.proberTimer = setTimeout(tick, this.probeEvery * (0.75 + Math.random() / 2));
+  }
+
+  stopProbing() {
+    this.prober = null;
+    clearTimeout(this.proberTimer);
   }
 
   /** Skip the wait (the browser came back online, or the user asked). */
@@ -272,6 +308,7 @@ export class EchoHub extends EventTarget {
   end(code, reason) {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.stopProbing();
     this.setStatus("ended", { code });
     this.dispatchEvent(new CustomEvent("ended", { detail: { code, reason } }));
   }
@@ -377,6 +414,16 @@ function safely(fn, arg) {
     fn(arg);
   } catch (err) {
     console.error(err);
+  }
+}
+
+/** True when the server answers at all (up and serving), false on a network error. */
+async function defaultProbe() {
+  try {
+    const resp = await fetch("/healthz", { cache: "no-store", credentials: "omit" });
+    return resp.ok;
+  } catch {
+    return false;
   }
 }
 

@@ -124,6 +124,23 @@ export function t(key, params = {}) {
   });
 }
 
+/**
+ * Like `t`, for a sentence with elements in it (a member's link, an event's title):
+ * a list of strings and the nodes from `params`, in the language's own word order.
+ * `tParts("notif.like", { who: memberLink(m) })` -> [<a>, "さんがイイネ！しました"].
+ */
+export function tParts(key, params = {}) {
+  const strings = {};
+  for (const [k, v] of Object.entries(params)) if (!(v instanceof Node)) strings[k] = v;
+  return t(key, strings)
+    .split(/(\{\w+\})/)
+    .filter(Boolean)
+    .map((part) => {
+      const name = part.match(/^\{(\w+)\}$/)?.[1];
+      return name && params[name] instanceof Node ? params[name] : part;
+    });
+}
+
 /** A server error (an ApiError or `{code, message}`) in the member's language. */
 export function errorText(err) {
   const code = err?.code;

@@ -3,6 +3,7 @@
 import { post } from "../api.js";
 import { field, handleForm } from "../components.js";
 import { h } from "../dom.js";
+import { t, tParts } from "../i18n.js";
 
 function shell(root, title, intro, form, footer, notice = null) {
   root.append(
@@ -17,37 +18,37 @@ function shell(root, title, intro, form, footer, notice = null) {
 }
 
 export function signInView(root, { notice = null } = {}, onSignedIn) {
-  const form = h("form.stack", { "aria-label": "Sign in" },
-    field("Handle", { name: "handle", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: false }),
-    field("Password", { name: "password", type: "password", autocomplete: "current-password", required: true }),
-    h("button.primary", { type: "submit" }, "Sign in"));
+  const form = h("form.stack", { "aria-label": t("auth.signIn") },
+    field(t("auth.handle"), { name: "handle", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: false }),
+    field(t("auth.password"), { name: "password", type: "password", autocomplete: "current-password", required: true }),
+    h("button.primary", { type: "submit" }, t("auth.signIn")));
   handleForm(form, async (data) => {
     const res = await post("/api/login", { handle: data.get("handle").trim(), password: data.get("password") });
     onSignedIn(res.user);
   });
-  shell(root, "Sign in to Echo Hub", "Short Echoes, playful effects and footprints from your friends — live.", form,
-    h("p.muted", null, "New here? Echo Hub is invite-only: ask a member for an invite link."), notice);
+  shell(root, t("auth.signInTitle"), t("auth.signInLead"), form,
+    h("p.muted", null, t("auth.inviteOnly")), notice);
   form.querySelector("input").focus();
 }
 
 export function joinView(root, { code }, onSignedIn) {
   const adult = new Date();
   adult.setFullYear(adult.getFullYear() - 18);
-  const form = h("form.stack", { "aria-label": "Join Echo Hub" },
+  const form = h("form.stack", { "aria-label": t("auth.joinLabel") },
     h("input", { type: "hidden", name: "invite", value: code }),
-    field("Handle", { name: "handle", autocomplete: "username", required: true, minLength: 3, maxLength: 20, autocapitalize: "none", spellcheck: false },
-      "3–20 letters a–z, digits or _"),
-    field("Display name", { name: "display_name", autocomplete: "nickname", required: true }),
-    field("Password", { name: "password", type: "password", autocomplete: "new-password", required: true, minLength: 8 }, "At least 8 characters"),
-    field("Birth date", { name: "birthdate", type: "date", required: true, max: adult.toISOString().slice(0, 10) }, "You must be 18 or older"),
-    h("button.primary", { type: "submit" }, "Join"));
+    field(t("auth.handle"), { name: "handle", autocomplete: "username", required: true, minLength: 3, maxLength: 20, autocapitalize: "none", spellcheck: false },
+      t("auth.handleHint")),
+    field(t("auth.displayName"), { name: "display_name", autocomplete: "nickname", required: true }),
+    field(t("auth.password"), { name: "password", type: "password", autocomplete: "new-password", required: true, minLength: 8 }, t("auth.passwordHint")),
+    field(t("auth.birthdate"), { name: "birthdate", type: "date", required: true, max: adult.toISOString().slice(0, 10) }, t("auth.birthdateHint")),
+    h("button.primary", { type: "submit" }, t("auth.join")));
   handleForm(form, async (data) => {
     const body = Object.fromEntries(["invite", "handle", "display_name", "password", "birthdate"].map((k) => [k, data.get(k)]));
     body.handle = body.handle.trim().toLowerCase();
     const res = await post("/api/signup", body);
     onSignedIn(res.user);
   });
-  shell(root, "You're invited", "Pick a handle and join your friends on Echo Hub.", form,
-    h("p.muted", null, "Already a member? ", h("a", { href: "/" }, "Sign in")));
+  shell(root, t("auth.invitedTitle"), t("auth.invitedLead"), form,
+    h("p.muted", null, tParts("auth.alreadyMember", { link: h("a", { href: "/" }, t("auth.signIn")) })));
   form.querySelector("input:not([type=hidden])").focus();
 }

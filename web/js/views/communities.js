@@ -5,6 +5,7 @@ import { api, enc, post } from "../api.js";
 import { FeedList, composer, createEcho, field, handleForm, memberLink, toast } from "../components.js";
 import { h, replace } from "../dom.js";
 import { guessLang } from "../effects.js";
+import { errorText, t, tParts } from "../i18n.js";
 import { remember, remembered } from "../known.js";
 import { announceForm, eventSummary, phase } from "./events.js";
 import { actorOf, communityOf } from "./notifications.js";
@@ -24,18 +25,19 @@ function summary(c) {
     h("h3", { lang: guessLang(c.name) }, h("a", { href: `#/c/${enc(c.id)}` }, c.name)),
     c.description ? h("p", { lang: guessLang(c.description) }, c.description) : null,
     h("p.muted", null,
-      c.join_policy === "approval" ? "Join by approval" : "Open to all",
-      c.members != null || c.member_count != null ? ` · ${c.members ?? c.member_count} members` : ""));
+      t(c.join_policy === "approval" ? "communities.byApproval" : "communities.open"),
+      c.members != null || c.member_count != null ? [" · ", t("communities.members", { count: Number(c.members ?? c.member_count) })] : ""));
 }
 
 export async function communitiesView(root, _params, ctx) {
   const list = h("ul.communities");
-  const empty = h("p.empty", null, "No communities yet. Start one!");
-  const form = h("form.stack", { "aria-label": "Create a community" },
-    field("Name", { name: "name", required: true, maxLength: 50 }),
-    field("Description", { name: "description", tag: "textarea", rows: 3 }),
-    field("Who can join", { name: "join_policy", tag: "select", options: [["open", "Anyone (open)"], ["approval", "By approval"]] }),
-    h("button.primary", { type: "submit" }, "Create"));
+  const empty = h("p.empty", null, t("communities.empty"));
+  const failure = h("p.empty.offline-state", { role: "status", hidden: true });
+  const form = h("form.stack", { "aria-label": t("communities.create") },
+    field(t("communities.name"), { name: "name", required: true, maxLength: 50 }),
+    field(t("communities.description"), { name: "description", tag: "textarea", rows: 3 }),
+    field(t("communities.whoCanJoin"), { name: "join_policy", tag: "select", options: [["open", t("communities.policyOpen")], ["approval", t("communities.policyApproval")]] }),
+    h("button.primary", { type: "submit" }, t("communities.createButton")));
   handleForm(form, async (data) => {
     const c = await post("/api/communities", {
       name: data.get("name"),
@@ -46,13 +48,18 @@ export async function communitiesView(root, _params, ctx) {
     location.hash = `#/c/${enc(c.id)}`;
   });
   root.append(
-    h("section.card", null, h("h1", null, "Communities"), h("details.announce", null, h("summary", null, "Create a community"), form)),
-    h("h2", null, "Browse"), list, empty);
+    h("section.card", null, h("h1", null, t("nav.communities")), h("details.announce", null, h("summary", null, t("communities.create")), form)),
+    h("h2", null, t("communities.browse")), list, empty, failure);
   let items = null;
   try {
     items = (await api("GET", "/api/communities")).items;
   } catch (err) {
-    if (err.status !== 404 && err.status !== 405) toast(err.message);
+    if (err.status !== 404 && err.status !== 405) {
+      // Offline: say so rather than "no communities yet".
+      failure.hidden = false;
+      failure.textContent = errorText(err);
+      items = [];
+    }
   }
   if (items == null) {
     const ids = new Set(remembered(ctx.me, "communities"));
@@ -64,7 +71,7 @@ export async function communitiesView(root, _params, ctx) {
     items = got.filter(Boolean);
   }
   list.replaceChildren(...items.map(summary));
-  empty.hidden = items.length > 0;
+  empty.hidden = items.length > 0 || !failure.hidden;
   return null;
 }
 
@@ -73,25 +80,25 @@ export async function communityView(root, { id }, ctx) {
   try {
     c = await api("GET", `/api/communities/${enc(id)}`);
   } catch (err) {
-    root.append(h("section.card", null, h("h1", null, "Community"), h("p.form-error", null, err.message)));
+    root.append(h("section.card", null, h("h1", null, t("communities.community")), h("p.form-error", null, errorText(err))));
     return null;
   }
   remember(ctx.me, "communities", c.id);
   let membership = membershipOf(c, ctx.me);
   const head = h("section.card.community-head");
-  const requests = h("ul.requests", { "aria-label": "Join requests" });
+  const requests = h("ul.requests", { "aria-label": t("communities.requests") });
   const paint = () => {
     const action = membership === "none"
-      ? h("button.primary.join", { type: "button", onclick: join }, c.join_policy === "approval" ? "Request to join" : "Join")
+      ? h("button.primary.join", { type: "button", onclick: join }, t(c.join_policy === "approval" ? "communities.requestToJoin" : "communities.join"))
       : membership === "pending"
-        ? h("span.tag", null, "Request pending")
-        : h("span.tag.friends", null, membership === "owner" ? "Owner" : "Member");
+        ? h("span.tag", null, t("communities.pending"))
+        : h("span.tag.friends", null, t(membership === "owner" ? "communities.owner" : "communities.member"));
     replace(head,
       h("h1", { lang: guessLang(c.name) }, c.name),
       c.description ? h("p", { lang: guessLang(c.description) }, c.description) : null,
-      h("p.muted", null, c.join_policy === "approval" ? "Join by approval" : "Open to all",
-        c.owner ? [" · run by ", memberLink(c.owner)] : null),
-      h("div.row", null, action, c.members != null ? h("span.muted", null, `${c.members} members`) : null));
+      h("p.muted", null, t(c.join_policy === "approval" ? "communities.byApproval" : "communities.open"),
+        c.owner ? [" · ", tParts("communities.runBy", { who: memberLink(c.owner) })] : null),
+      h("div.row", null, action, c.members != null ? h("span.muted.member-count", null, t("communities.members", { count: Number(c.members) })) : null));
   };
   async function join() {
     try {
@@ -102,7 +109,7 @@ export async function communityView(root, { id }, ctx) {
       paint();
       if (membership === "member") refreshFeed();
     } catch (err) {
-      toast(err.message);
+      toast(errorText(err));
     }
   }
   paint();
@@ -119,11 +126,11 @@ export async function communityView(root, { id }, ctx) {
         await post(`/api/communities/${enc(c.id)}/requests/${enc(who.handle)}/${verdict}`);
         li.remove();
       } catch (err) {
-        toast(err.message);
+        toast(errorText(err));
       }
     };
-    li.append(h("button.primary", { type: "button", onclick: decide("approve") }, "Approve"), " ",
-      h("button.plain", { type: "button", onclick: decide("reject") }, "Decline"));
+    li.append(h("button.primary", { type: "button", onclick: decide("approve") }, t("notif.approve")), " ",
+      h("button.plain", { type: "button", onclick: decide("reject") }, t("notif.decline")));
     requests.append(li);
   };
   const onNote = (e) => {
@@ -140,20 +147,20 @@ export async function communityView(root, { id }, ctx) {
   };
   ctx.notifications.addEventListener("notification", onNote);
   if (membership === "owner" && c.join_policy === "approval") {
-    const none = h("p.muted", null, "No pending requests.");
+    const none = h("p.muted", null, t("communities.noRequests"));
     const watch = new MutationObserver(() => { none.hidden = requests.children.length > 0; });
     watch.observe(requests, { childList: true });
-    root.append(h("section.card", null, h("h2", null, "Join requests"), requests, none));
+    root.append(h("section.card", null, h("h2", null, t("communities.requests")), requests, none));
     try {
       const pending = await api("GET", `/api/communities/${enc(c.id)}/requests`);
       for (const item of pending.items) addRequest({ data: { ...item, community: { id: c.id } } });
     } catch (err) {
-      toast(err.message);
+      toast(errorText(err));
     }
   }
 
   // Events in this community (for those who may read it), and announcing one here.
-  const eventsBox = h("section.card", null, h("h2", null, "Events"));
+  const eventsBox = h("section.card", null, h("h2", null, t("nav.events")));
   const readable = membership === "member" || membership === "owner" || c.join_policy === "open";
   if (readable) root.append(eventsBox);
   if (membership === "member" || membership === "owner") eventsBox.append(announceForm(ctx, c.id));
@@ -162,13 +169,13 @@ export async function communityView(root, { id }, ctx) {
   try {
     const evs = await api("GET", `/api/communities/${enc(c.id)}/events`);
     eventList.append(...evs.items.filter((ev) => phase(ev) !== "past").map(eventSummary));
-    if (!eventList.children.length) eventList.append(h("li.muted", null, "No upcoming events."));
+    if (!eventList.children.length) eventList.append(h("li.muted", null, t("communities.noEvents")));
   } catch (err) {
-    eventList.append(h("li.muted", null, err.message));
+    eventList.append(h("li.muted", null, errorText(err)));
   }
 
   const feedBox = h("div");
-  root.append(h("h2", null, "Community feed"), feedBox);
+  root.append(h("h2", null, t("communities.feed")), feedBox);
   let feed = null;
   const refreshFeed = async () => {
     feed?.stop();
@@ -177,11 +184,11 @@ export async function communityView(root, { id }, ctx) {
       url: `/api/communities/${enc(c.id)}/echoes`,
       topic: `community:${c.id}`,
       ctx,
-      label: `Echoes in ${c.name}`,
-      empty: canPost ? "No Echoes here yet. Say hello!" : "Join to see and post Echoes here.",
+      label: t("communities.feedLabel", { name: c.name }),
+      empty: t(canPost ? "communities.feedEmpty" : "communities.feedJoin"),
     });
     replace(feedBox,
-      canPost ? composer({ onPost: async (body) => feed.prepend(await createEcho(body)), extra: () => ({ community: c.id }), placeholder: `Echo to ${c.name}` }) : null,
+      canPost ? composer({ onPost: async (body) => feed.prepend(await createEcho(body)), extra: () => ({ community: c.id }), placeholder: t("communities.composerPlaceholder", { name: c.name }) }) : null,
       feed.el);
     await feed.start();
   };

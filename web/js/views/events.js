@@ -2,9 +2,10 @@
 // (`event:{id}`: event.rsvp, event.updated, event.cancelled, event.starting).
 
 import { api, enc, post, put } from "../api.js";
-import { delay, field, handleForm, memberLink, toast } from "../components.js";
+import { communityTag, delay, field, handleForm, memberLink, toast } from "../components.js";
 import { formatDate, h, replace } from "../dom.js";
 import { guessLang } from "../effects.js";
+import { errorText, formatNumber, t, tParts } from "../i18n.js";
 import { remember, remembered } from "../known.js";
 
 /** Going / interested counts, wherever the payload keeps them. */
@@ -15,6 +16,11 @@ export function countsOf(obj) {
 
 function myRsvp(ev) {
   return ev.my_rsvp ?? ev.rsvp ?? ev.viewer_rsvp ?? ev.status_of_viewer ?? "none";
+}
+
+/** Every seat taken (only an event with a capacity fills up). */
+export function isFull(ev, counts = countsOf(ev)) {
+  return Number(ev.capacity) > 0 && counts.going >= Number(ev.capacity);
 }
 
 function isCancelled(ev) {
@@ -39,24 +45,26 @@ export function eventSummary(ev) {
   const p = phase(ev);
   return h("li.event-item.card", { dataset: { eventId: ev.id } },
     h("h3", { lang: guessLang(ev.title) }, h("a", { href: `#/events/${enc(ev.id)}` }, ev.title)),
-    h("p.when", null, formatDate(ev.starts_at), ev.place ? ` · ${ev.place}` : ""),
+    h("p.when", null, formatDate(ev.starts_at), ev.place ? [" · ", h("span", { lang: guessLang(ev.place) }, ev.place)] : ""),
     h("p.muted", null,
-      `${counts.going} going · ${counts.interested} interested`,
-      isCancelled(ev) ? h("span.tag.danger", null, "cancelled") : p === "now" ? h("span.tag.live", null, "happening now") : null));
+      t("events.summaryCounts", { going: counts.going, interested: counts.interested }), " ",
+      isCancelled(ev) ? h("span.tag.danger", null, t("events.cancelledTag"))
+        : p === "now" ? h("span.tag.live", null, t("events.nowTag"))
+          : isFull(ev, counts) ? h("span.tag.full", null, t("events.fullTag")) : null));
 }
 
 /** The "announce an event" form; with `community`, the event belongs to it. */
 export function announceForm(ctx, community = null) {
-  const form = h("form.stack.event-form", { "aria-label": "Announce an event" },
-    field("Title", { name: "title", required: true, maxLength: 100 }),
-    field("Description", { name: "description", tag: "textarea", rows: 3 }),
+  const form = h("form.stack.event-form", { "aria-label": t("events.announce") },
+    field(t("events.fieldTitle"), { name: "title", required: true, maxLength: 100 }),
+    field(t("events.fieldDescription"), { name: "description", tag: "textarea", rows: 3 }),
     h("div.row2", null,
-      field("Starts", { name: "starts_at", type: "datetime-local", required: true }),
-      field("Ends (optional)", { name: "ends_at", type: "datetime-local" })),
+      field(t("events.fieldStarts"), { name: "starts_at", type: "datetime-local", required: true }),
+      field(t("events.fieldEnds"), { name: "ends_at", type: "datetime-local" })),
     h("div.row2", null,
-      field("Place (optional)", { name: "place" }),
-      field("Capacity (optional)", { name: "capacity", type: "number", min: 1 })),
-    h("button.primary", { type: "submit" }, "Announce"));
+      field(t("events.fieldPlace"), { name: "place" }),
+      field(t("events.fieldCapacity"), { name: "capacity", type: "number", min: 1 })),
+    h("button.primary", { type: "submit" }, t("events.announceButton")));
   handleForm(form, async (data) => {
     const body = {
       title: data.get("title"),
@@ -71,19 +79,21 @@ export function announceForm(ctx, community = null) {
     remember(ctx.me, "events", ev.id);
     location.hash = `#/events/${enc(ev.id)}`;
   });
-  return h("details.announce", null, h("summary", null, community ? "Announce an event here" : "Announce an event"), form);
+  return h("details.announce", null, h("summary", null, t(community ? "events.announceHere" : "events.announce")), form);
 }
 
 export async function eventsView(root, _params, ctx) {
   const list = h("ol.events");
-  const empty = h("p.empty", null, "No events yet. Announce one!");
-  root.append(h("section.card", null, h("h1", null, "Events"), announceForm(ctx)), h("h2", null, "Upcoming"), list, empty);
+  const empty = h("p.empty", null, t("events.empty"));
+  // Offline, the page says so instead of claiming there are no events.
+  const failure = h("p.empty.offline-state", { role: "status", hidden: true });
+  root.append(h("section.card", null, h("h1", null, t("nav.events")), announceForm(ctx)), h("h2", null, t("events.upcoming")), list, empty, failure);
 
   const known = new Map();
   const paint = () => {
     const items = [...known.values()].filter((ev) => phase(ev) !== "past").sort((a, b) => Date.parse(a.starts_at) - Date.parse(b.starts_at));
     list.replaceChildren(...items.map(eventSummary));
-    empty.hidden = items.length > 0;
+    empty.hidden = items.length > 0 || !failure.hidden;
   };
   // Announcements arriving while the page is open join the list.
   const onNote = (e) => {
@@ -99,7 +109,11 @@ export async function eventsView(root, _params, ctx) {
   try {
     items = (await api("GET", "/api/events")).items;
   } catch (err) {
-    if (err.status !== 404 && err.status !== 405) toast(err.message);
+    if (err.status !== 404 && err.status !== 405) {
+      failure.hidden = false;
+      failure.textContent = errorText(err);
+      items = [];
+    }
   }
   if (items == null) {
     // No listing endpoint: the events this browser has seen (made, announced to me).
@@ -129,7 +143,7 @@ export async function eventView(root, { id }, ctx) {
   try {
     ev = await api("GET", `/api/events/${enc(id)}`);
   } catch (err) {
-    root.append(h("section.card", null, h("h1", null, "Event"), h("p.form-error", null, err.message)));
+    root.append(h("section.card", null, h("h1", null, t("events.event")), h("p.form-error", null, errorText(err))));
     return null;
   }
   remember(ctx.me, "events", ev.id);
@@ -141,24 +155,34 @@ export async function eventView(root, { id }, ctx) {
   const card = h("article.card.event-page", { dataset: { eventId: ev.id } });
   const live = h("p.live-counts", { role: "status", "aria-live": "polite" });
   const banner = h("p.banner", { role: "alert" });
-  const rsvpGroup = h("div.rsvp", { role: "group", "aria-label": "Your RSVP" });
+  const rsvpGroup = h("div.rsvp", { role: "group", "aria-label": t("events.yourRsvp") });
   const edit = h("div.host-tools");
+  const fullNote = h("span.full-note.muted", { id: `full-${ev.id}`, hidden: true }, t("events.fullNote"));
 
   const paintCounts = () => {
     replace(live,
-      h("span.count-going", null, h("strong", null, String(counts.going)), " going"),
-      ev.capacity ? ` of ${ev.capacity} seats` : "",
+      h("span.count-going", null, tParts(ev.capacity ? "events.goingOfSeats" : "events.going",
+        { count: counts.going, n: h("strong", null, formatNumber(counts.going)), seats: Number(ev.capacity) || 0 })),
       " · ",
-      h("span.count-interested", null, h("strong", null, String(counts.interested)), " interested"));
+      h("span.count-interested", null, tParts("events.interested", { count: counts.interested, n: h("strong", null, formatNumber(counts.interested)) })),
+      isFull(ev, counts) && !isCancelled(ev) ? [" · ", h("span.tag.full", null, t("events.fullTag"))] : null);
   };
   const paintBanner = () => {
     banner.hidden = !(isCancelled(ev) || starting);
     banner.className = isCancelled(ev) ? "banner danger" : "banner live";
-    banner.textContent = isCancelled(ev) ? "This event was cancelled." : starting ? "Starting now!" : "";
+    banner.textContent = isCancelled(ev) ? t("events.cancelledBanner") : starting ? t("events.startingBanner") : "";
   };
   const paintRsvp = () => {
     const choice = (value, label) => {
-      const b = h("button.plain", { type: "button", "aria-pressed": String(status === value), dataset: { rsvp: value }, disabled: isCancelled(ev) }, label);
+      // Full: no new "going" (one already going may still step back).
+      const full = value === "going" && status !== "going" && isFull(ev, counts);
+      const b = h("button.plain", {
+        type: "button",
+        "aria-pressed": String(status === value),
+        dataset: { rsvp: value },
+        disabled: isCancelled(ev) || full,
+        "aria-describedby": full ? fullNote.id : null,
+      }, label);
       b.addEventListener("click", async () => {
         const next = status === value ? "none" : value;
         for (const x of rsvpGroup.querySelectorAll("button")) x.disabled = true;
@@ -168,14 +192,17 @@ export async function eventView(root, { id }, ctx) {
           counts = countsOf(res);
           paintCounts();
         } catch (err) {
-          toast(err.code === "event_full" ? "Sorry, the event is full." : err.message);
+          toast(errorText(err));
+          if (err.code === "event_full") counts = { ...counts, going: Math.max(counts.going, Number(ev.capacity) || 0) };
         }
         paintRsvp();
         rsvpGroup.querySelector(`[data-rsvp="${value}"]`)?.focus();
       });
       return b;
     };
-    replace(rsvpGroup, choice("going", "Going"), choice("interested", "Interested"));
+    const full = isFull(ev, counts) && status !== "going" && !isCancelled(ev);
+    fullNote.hidden = !full;
+    replace(rsvpGroup, choice("going", t("events.rsvpGoing")), choice("interested", t("events.rsvpInterested")), fullNote);
   };
   const paint = () => {
     replace(card,
@@ -183,9 +210,9 @@ export async function eventView(root, { id }, ctx) {
       h("h1", { lang: guessLang(ev.title) }, ev.title),
       h("p.when", null, h("time", { dateTime: ev.starts_at, dataset: { absolute: "1" } }, formatDate(ev.starts_at)),
         ev.ends_at ? [" – ", h("time", { dateTime: ev.ends_at, dataset: { absolute: "1" } }, formatDate(ev.ends_at))] : null),
-      ev.place ? h("p.place", null, "📍 ", ev.place) : null,
-      host ? h("p.muted", null, "Hosted by ", memberLink(host)) : null,
-      ev.community ? h("p.muted", null, "In ", h("a", { href: `#/c/${enc(ev.community)}` }, "a community")) : null,
+      ev.place ? h("p.place", null, h("span", { "aria-hidden": "true" }, "📍 "), h("span", { lang: guessLang(ev.place) }, ev.place)) : null,
+      host ? h("p.muted", null, tParts("events.hostedBy", { who: memberLink(host) })) : null,
+      ev.community ? h("p.muted", null, tParts("events.inCommunity", { community: communityTag(ev.community) })) : null,
       ev.description ? h("p.description", { lang: guessLang(ev.description) }, ev.description) : null,
       live,
       rsvpGroup,
@@ -196,9 +223,9 @@ export async function eventView(root, { id }, ctx) {
   };
   paint();
   if (mine && !isCancelled(ev)) {
-    const cancel = h("button.danger", { type: "button" }, "Cancel event");
+    const cancel = h("button.danger", { type: "button" }, t("events.cancel"));
     cancel.addEventListener("click", async () => {
-      if (!window.confirm("Cancel this event? Attendees are told at once.")) return;
+      if (!window.confirm(t("events.cancelConfirm"))) return;
       try {
         const res = await post(`/api/events/${enc(ev.id)}/cancel`);
         if (res && res.id) ev = res;
@@ -206,7 +233,7 @@ export async function eventView(root, { id }, ctx) {
         paint();
         cancel.remove();
       } catch (err) {
-        toast(err.message);
+        toast(errorText(err));
       }
     });
     edit.append(cancel);
@@ -233,7 +260,7 @@ export async function eventView(root, { id }, ctx) {
     } else if (e.type === "event.starting") {
       starting = true;
       paintBanner();
-      toast(`${ev.title} is starting now`);
+      toast(t("events.startingToast", { title: ev.title }));
     }
     paintCounts();
   });

@@ -3,15 +3,16 @@
 import { api } from "../api.js";
 import { memberLink } from "../components.js";
 import { h, timeEl } from "../dom.js";
+import { errorText, t } from "../i18n.js";
 
 export async function footprintsView(root, _params, ctx) {
-  const list = h("ol.footprints", { "aria-label": "Recent visitors" });
-  const empty = h("p.empty", null, "No visitors yet. Footprints appear here the moment someone opens your profile.");
+  const list = h("ol.footprints", { "aria-label": t("footprints.listLabel") });
+  const empty = h("p.empty", null, t("footprints.empty"));
   const status = h("p.feed-status", { role: "status" });
   root.append(
     h("section.card", null,
-      h("h1", null, "Footprints"),
-      h("p.muted", null, "Members who visited your profile (only you can see this)."),
+      h("h1", null, t("footprints.title")),
+      h("p.muted", null, t("footprints.intro")),
       status, list, empty),
   );
   const row = (item, fresh) =>
@@ -35,7 +36,7 @@ export async function footprintsView(root, _params, ctx) {
       list.prepend(el);
     }
   } catch (err) {
-    status.textContent = err.message;
+    status.textContent = errorText(err);
   }
   empty.hidden = list.children.length > 0;
   return () => ctx.notifications.removeEventListener("footprint", onFootprint);

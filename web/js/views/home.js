@@ -3,6 +3,7 @@
 
 import { composer, createEcho, FeedList, toast } from "../components.js";
 import { h } from "../dom.js";
+import { t } from "../i18n.js";
 
 export async function homeView(root, { tab }, ctx) {
   const follow = tab === "follow";
@@ -10,39 +11,37 @@ export async function homeView(root, { tab }, ctx) {
     url: follow ? "/api/feed/home" : "/api/feed/discover",
     topic: follow ? "home" : null,
     ctx,
-    label: follow ? "Home feed" : "Discover",
+    label: t(follow ? "home.feedLabel" : "home.discover"),
     watchAuthors: !follow,
-    empty: follow
-      ? "Your feed is quiet. Post an Echo, or follow people from Discover."
-      : "Nothing to discover yet: posts liked by people you follow in the last day show up here.",
+    empty: t(follow ? "home.emptyFollow" : "home.emptyDiscover"),
   });
   const friends = new FeedList({
     url: "/api/feed/friends",
     ctx,
     limit: 5,
-    label: "Friends' latest",
-    empty: "When you and someone follow each other, their latest Echoes appear here.",
+    label: t("home.friendsLatest"),
+    empty: t("home.emptyFriends"),
   });
-  const tabs = h("nav.tabs", { "aria-label": "Feeds" },
-    h("a", { href: "#/", "aria-current": follow ? "page" : null }, "Follow"),
-    h("a", { href: "#/discover", "aria-current": follow ? null : "page" }, "Discover"));
+  const tabs = h("nav.tabs", { "aria-label": t("home.feeds") },
+    h("a", { href: "#/", "aria-current": follow ? "page" : null }, t("home.follow")),
+    h("a", { href: "#/discover", "aria-current": follow ? null : "page" }, t("home.discover")));
   const form = composer({
     onPost: async (body) => {
       const created = await createEcho(body);
       // Shown at once; the live event for it is then a duplicate and skipped.
       if (follow) feed.prepend(created);
-      toast("Echo posted");
+      toast(t("composer.posted"));
     },
   });
   root.append(
     h("div.layout", null,
       h("div.column.main-column", null,
-        h("h1.sr-only", null, "Home"),
+        h("h1.sr-only", null, t("nav.home")),
         form,
         tabs,
         feed.el),
       h("aside.column.side-column", { "aria-labelledby": "friends-latest" },
-        h("h2", { id: "friends-latest" }, "Friends' latest"),
+        h("h2", { id: "friends-latest" }, t("home.friendsLatest")),
         friends.el)),
   );
   // Friends' box: refetch (debounced) whenever the home topic changes.

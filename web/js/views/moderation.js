@@ -13,12 +13,13 @@ import { communityTag, delay, memberLink, reasonForm } from "../components.js";
 import { append, h, replace, timeEl } from "../dom.js";
 import { EchoHub } from "../echohub.js";
 import { renderBody } from "../effects.js";
+import { errorText, t, tParts } from "../i18n.js";
 
 export const isModerator = (me) => !!me && (me.role === "moderator" || me.role === "admin");
 
 const STREAM_KEEP = 200; // events shown on the stream
 const POSTS_KEEP = 2000; // posts remembered, to say what a deletion removed
-const STATUSES = [["open", "Open"], ["resolved", "Resolved"], ["all", "All"]];
+const STATUSES = [["open", "mod.statusOpen"], ["resolved", "mod.statusResolved"], ["all", "mod.statusAll"]];
 
 /** `{reason}` for a moderator's action, or `{}` when none was given (it is optional). */
 const reasonBody = (reason) => (reason ? { reason } : {});
@@ -31,28 +32,31 @@ function echoSnapshot(echo, state) {
   return h("blockquote.mod-echo", { dataset: { modEcho: echo.id } },
     h("div.echo-meta", null, memberLink(echo.author), echo.community ? communityTag(echo.community) : null),
     renderBody(echo),
-    h("span.tag.danger.removed-tag", { hidden: true }, "removed"));
+    h("span.tag.danger.removed-tag", { hidden: true }, t("mod.removedTag")));
 }
 
 /** What a report is about: "an Echo by X" or the member. */
 function reportTarget(r) {
-  return r.echo ? ["an Echo by ", memberLink(r.echo.author)] : r.user ? memberLink(r.user) : "something";
+  return r.echo ? tParts("mod.anEchoBy", { who: memberLink(r.echo.author) }) : r.user ? memberLink(r.user) : t("mod.something");
 }
 
 /** One line for an audit entry (also a `mod.action` on the stream). */
 function describeAction(a) {
   const actor = memberLink(a.actor);
+  const user = a.user ? memberLink(a.user) : t("notif.someone");
   switch (a.action) {
     case "remove_echo":
-      return [actor, " removed an Echo by ", a.user ? memberLink(a.user) : "someone"];
+      return tParts("mod.didRemove", { actor, user });
     case "suspend":
-      return [actor, " suspended ", a.user ? memberLink(a.user) : "someone"];
+      return tParts("mod.didSuspend", { actor, user });
     case "unsuspend":
-      return [actor, " lifted the suspension of ", a.user ? memberLink(a.user) : "someone"];
+      return tParts("mod.didUnsuspend", { actor, user });
     case "resolve_report":
-      return [actor, " resolved a report about ", a.echo ? ["an Echo by ", memberLink(a.echo.author)] : a.user ? memberLink(a.user) : "something"];
+      return a.echo
+        ? tParts("mod.didResolveEcho", { actor, user: memberLink(a.echo.author) })
+        : tParts("mod.didResolve", { actor, target: a.user ? memberLink(a.user) : t("mod.something") });
     default:
-      return [actor, ` ${a.action}`];
+      return tParts("mod.didOther", { actor, action: a.action });
   }
 }
 
@@ -100,7 +104,7 @@ function pager(url, list, status, more, params = () => ({})) {
   const load = async (before) => {
     const mine = ++generation;
     more.disabled = true;
-    status.textContent = "Loading…";
+    status.textContent = t("feed.loading");
     try {
       const page = await api("GET", withQuery(url, { ...params(), before }));
       if (mine !== generation) return;
@@ -108,7 +112,7 @@ function pager(url, list, status, more, params = () => ({})) {
       next = page.next ?? null;
       status.textContent = "";
     } catch (err) {
-      if (mine === generation) status.textContent = err.message;
+      if (mine === generation) status.textContent = errorText(err);
     } finally {
       if (mine === generation) {
         more.disabled = false;
@@ -124,10 +128,10 @@ function pager(url, list, status, more, params = () => ({})) {
 
 function reportsSection(state) {
   let status = "open";
-  const ol = h("ol.mod-list.mod-reports", { "aria-label": "Reports" });
+  const ol = h("ol.mod-list.mod-reports", { "aria-label": t("mod.reports") });
   const empty = h("p.empty");
   const statusLine = h("p.feed-status", { role: "status" });
-  const more = h("button.more", { type: "button", hidden: true }, "Load more");
+  const more = h("button.more", { type: "button", hidden: true }, t("feed.loadMore"));
   const rows = new Map(); // report id -> {report, paint}
   const list = new IdList(ol, (report, fresh) => reportRow(report, fresh));
   const clear = () => {
@@ -135,11 +139,11 @@ function reportsSection(state) {
     list.clear();
   };
   const paintEmpty = () => {
-    empty.textContent = status === "open" ? "No open reports." : status === "resolved" ? "No resolved reports." : "No reports yet.";
+    empty.textContent = t(status === "open" ? "mod.noOpen" : status === "resolved" ? "mod.noResolved" : "mod.noReports");
     empty.hidden = ol.children.length > 0;
   };
   const { reload } = pager("/api/mod/reports", list, statusLine, more, () => ({ status }));
-  const switcher = h("div.segmented", { role: "group", "aria-label": "Which reports" },
+  const switcher = h("div.segmented", { role: "group", "aria-label": t("mod.whichReports") },
     STATUSES.map(([value, label]) => h("button", {
       type: "button",
       "aria-pressed": String(value === status),
@@ -151,13 +155,13 @@ function reportsSection(state) {
         await reload();
         paintEmpty();
       },
-    }, label)));
+    }, t(label))));
 
   function reportRow(report, fresh) {
     const li = h(`li.mod-report${fresh ? ".arrived" : ""}`, { dataset: { reportId: report.id } });
     const target = report.echo?.author?.handle ?? report.user?.handle ?? null;
     const error = h("p.form-error", { role: "alert" });
-    const note = h("input", { type: "text", name: "reason", autocomplete: "off", id: `note-${report.id}`, placeholder: "Shown in the audit log" });
+    const note = h("input", { type: "text", name: "reason", autocomplete: "off", id: `note-${report.id}`, placeholder: t("mod.notePlaceholder") });
     const act = (button, run) => async () => {
       error.textContent = "";
       button.disabled = true;
@@ -165,43 +169,43 @@ function reportsSection(state) {
         await run(note.value.trim());
         note.value = "";
       } catch (err) {
-        error.textContent = err.message;
+        error.textContent = errorText(err);
       } finally {
         button.disabled = false;
       }
     };
-    const resolve = h("button.primary", { type: "button" }, "Resolve");
+    const resolve = h("button.primary", { type: "button" }, t("mod.resolve"));
     resolve.addEventListener("click", act(resolve, async (reason) => {
       const done = await post(`/api/mod/reports/${enc(report.id)}/resolve`, reasonBody(reason));
       entry.report = done;
       paint();
     }));
-    const remove = report.echo ? h("button.danger", { type: "button" }, "Remove Echo") : null;
+    const remove = report.echo ? h("button.danger", { type: "button" }, t("mod.removeEcho")) : null;
     remove?.addEventListener("click", act(remove, async (reason) => {
-      if (!window.confirm("Remove this Echo for everyone?")) return;
+      if (!window.confirm(t("mod.removeConfirm"))) return;
       await post(`/api/mod/echoes/${enc(report.echo.id)}/remove`, reasonBody(reason));
       state.removed.add(report.echo.id);
       state.markRemoved(report.echo.id);
     }));
-    const suspend = target ? h("button.danger", { type: "button" }, `Suspend @${target}`) : null;
+    const suspend = target ? h("button.danger", { type: "button" }, t("mod.suspend", { handle: target })) : null;
     suspend?.addEventListener("click", act(suspend, async (reason) => {
-      if (!window.confirm(`Suspend @${target}? Their sessions end and their pages close at once.`)) return;
+      if (!window.confirm(t("mod.suspendConfirm", { handle: target }))) return;
       await post(`/api/mod/users/${enc(target)}/suspend`, reasonBody(reason));
       state.suspended.add(target);
       paintAll();
     }));
     const actions = h("div.mod-actions", null,
-      h("div.field", null, h("label", { htmlFor: note.id }, "Note for the audit log (optional)"), note),
+      h("div.field", null, h("label", { htmlFor: note.id }, t("mod.note")), note),
       h("div.row", null, resolve, remove, suspend),
       error);
     const statusTag = h("span.tag");
-    const suspendedTag = h("span.tag.danger", { hidden: true }, "suspended");
+    const suspendedTag = h("span.tag.danger", { hidden: true }, t("mod.suspendedTag"));
     const resolution = h("p.muted.resolution");
     append(li, [
-      h("header.echo-meta", null, memberLink(report.reporter), " reported ", reportTarget(report),
+      h("header.echo-meta", null, tParts("mod.reported", { who: memberLink(report.reporter), target: h("span", null, reportTarget(report)) }),
         h("span.dot", { "aria-hidden": "true" }, "·"), timeEl(report.created_at), statusTag, suspendedTag),
       report.echo ? echoSnapshot(report.echo, state) : null,
-      h("p.mod-reason", null, h("span.muted", null, "Reason: "), quote(report.reason)),
+      h("p.mod-reason", null, h("span.muted", null, t("mod.reason")), " ", quote(report.reason)),
       resolution,
       actions]);
     const entry = { report, paint: null };
@@ -209,13 +213,13 @@ function reportsSection(state) {
       const r = entry.report;
       const open = r.status === "open";
       li.dataset.status = r.status;
-      statusTag.textContent = r.status;
+      statusTag.textContent = t(r.status === "open" ? "mod.statusOpen" : "mod.statusResolved");
       statusTag.classList.toggle("live", open);
       actions.hidden = !open;
       resolution.hidden = open;
       if (!open) {
-        replace(resolution, "Resolved",
-          r.resolved_by ? [" by ", memberLink(r.resolved_by)] : null,
+        replace(resolution,
+          r.resolved_by ? tParts("mod.resolvedBy", { who: memberLink(r.resolved_by) }) : t("mod.statusResolved"),
           r.resolved_at ? [" ", timeEl(r.resolved_at)] : null,
           r.resolution ? [": ", quote(r.resolution)] : null);
       }
@@ -253,7 +257,7 @@ function reportsSection(state) {
   }
 
   const el = h("section.card.mod-section", { "aria-labelledby": "mod-reports-title" },
-    h("div.mod-section-head", null, h("h2", { id: "mod-reports-title" }, "Reports"), switcher),
+    h("div.mod-section-head", null, h("h2", { id: "mod-reports-title" }, t("mod.reports")), switcher),
     ol, empty, statusLine, more);
   return {
     el,
@@ -270,25 +274,25 @@ function reportsSection(state) {
 // --- audit log -----------------------------------------------------------------------
 
 function auditSection(state) {
-  const ol = h("ol.mod-list.mod-audit", { "aria-label": "Audit log" });
-  const empty = h("p.empty", null, "No moderation actions yet.");
+  const ol = h("ol.mod-list.mod-audit", { "aria-label": t("mod.audit") });
+  const empty = h("p.empty", null, t("mod.noActions"));
   const statusLine = h("p.feed-status", { role: "status" });
-  const more = h("button.more", { type: "button", hidden: true }, "Load more");
+  const more = h("button.more", { type: "button", hidden: true }, t("feed.loadMore"));
   const list = new IdList(ol, (a, fresh) => {
     const li = h(`li.audit-entry${fresh ? ".arrived" : ""}`, { dataset: { action: a.action } },
       h("p", null, describeAction(a), h("span.dot", { "aria-hidden": "true" }, " · "), timeEl(a.at)),
       a.action === "remove_echo" && a.echo ? echoSnapshot(a.echo, state) : null,
-      a.reason ? h("p.mod-reason", null, h("span.muted", null, "Reason: "), quote(a.reason)) : null);
+      a.reason ? h("p.mod-reason", null, h("span.muted", null, t("mod.reason")), " ", quote(a.reason)) : null);
     if (a.action === "suspend" && a.user) {
       const error = h("p.form-error", { role: "alert" });
-      const lift = h("button.plain", { type: "button" }, `Lift suspension of @${a.user.handle}`);
+      const lift = h("button.plain", { type: "button" }, t("mod.lift", { handle: a.user.handle }));
       lift.addEventListener("click", async () => {
         error.textContent = "";
         lift.disabled = true;
         try {
           await post(`/api/mod/users/${enc(a.user.handle)}/unsuspend`);
         } catch (err) {
-          error.textContent = err.message;
+          error.textContent = errorText(err);
         } finally {
           lift.disabled = false;
         }
@@ -299,7 +303,7 @@ function auditSection(state) {
   });
   const { reload } = pager("/api/mod/audit", list, statusLine, more);
   const el = h("section.card.mod-section", { "aria-labelledby": "mod-audit-title" },
-    h("h2", { id: "mod-audit-title" }, "Audit log"), ol, empty, statusLine, more);
+    h("h2", { id: "mod-audit-title" }, t("mod.audit")), ol, empty, statusLine, more);
   const paintEmpty = () => { empty.hidden = ol.children.length > 0; };
   return {
     el,
@@ -319,8 +323,8 @@ function auditSection(state) {
 // --- the live stream -----------------------------------------------------------------
 
 function streamSection(ctx, state) {
-  const ol = h("ol.mod-list.mod-stream", { "aria-label": "Live moderation stream" });
-  const empty = h("p.empty", null, "Waiting for posts, reports and actions…");
+  const ol = h("ol.mod-list.mod-stream", { "aria-label": t("mod.streamLabel") });
+  const empty = h("p.empty", null, t("mod.waiting"));
   const live = h("p.mod-live", { role: "status" });
   const filterError = h("p.form-error.filter-error", { role: "alert" });
 
@@ -329,16 +333,25 @@ function streamSection(ctx, state) {
     return h("div.field", null, h("label", { htmlFor: id }, label),
       h("input", { type: "text", name, id, autocomplete: "off", spellcheck: false, ...props }));
   };
+  // The community is picked by name (suggested from the list); the filter sends its id.
   const communities = h("datalist", { id: "mod-communities" });
-  const form = h("form.mod-filter", { "aria-label": "Filter the stream", novalidate: true },
+  const communityNames = new Map(); // id -> name
+  const communityIds = new Map(); // name, lower-cased -> id
+  const communityIdOf = (text) => {
+    const byName = communityIds.get(text.toLocaleLowerCase());
+    if (byName) return byName;
+    if (communityNames.has(text) || !communityNames.size) return text;
+    return null;
+  };
+  const form = h("form.mod-filter", { "aria-label": t("mod.filterLabel"), novalidate: true },
     h("div.row3", null,
-      input("Community", "community", { list: "mod-communities", placeholder: "id" }),
-      input("Member", "member", { placeholder: "handle", autocapitalize: "none" }),
-      input("Keyword", "keyword", { placeholder: "in text or reason" })),
+      input(t("mod.filterCommunity"), "community", { list: "mod-communities", placeholder: t("mod.filterCommunityPlaceholder") }),
+      input(t("mod.filterMember"), "member", { placeholder: t("mod.filterMemberPlaceholder"), autocapitalize: "none" }),
+      input(t("mod.filterKeyword"), "keyword", { placeholder: t("mod.filterKeywordPlaceholder") })),
     communities,
     h("div.row", null,
-      h("button.primary", { type: "submit" }, "Apply filter"),
-      h("button.plain", { type: "button", onclick: () => { form.reset(); apply(null); } }, "Clear")),
+      h("button.primary", { type: "submit" }, t("mod.apply")),
+      h("button.plain", { type: "button", onclick: () => { form.reset(); apply(null); } }, t("mod.clear"))),
     filterError);
 
   let active = null; // the filter the stream shows now (null: everything)
@@ -348,18 +361,18 @@ function streamSection(ctx, state) {
   let stopped = false; // the stream was ended by the server (no longer a moderator)
 
   const describe = (f) => {
-    if (!f) return "everything";
+    if (!f) return t("mod.everything");
     const parts = [];
-    if (f.community) parts.push(`community ${f.community}`);
-    if (f.member) parts.push(`member @${f.member}`);
-    if (f.keyword) parts.push(`keyword “${f.keyword}”`);
-    return parts.join(", ");
+    if (f.community) parts.push(t("mod.showCommunity", { name: communityNames.get(f.community) ?? f.community }));
+    if (f.member) parts.push(t("mod.showMember", { handle: f.member }));
+    if (f.keyword) parts.push(t("mod.showKeyword", { keyword: f.keyword }));
+    return new Intl.ListFormat(document.documentElement.lang, { type: "conjunction" }).format(parts);
   };
   const paintLive = () => {
     const hub = active ? streamHub : ctx.hub;
     const connected = !stopped && hub?.status === "open";
     live.dataset.status = connected ? "open" : "waiting";
-    live.textContent = stopped ? "Stopped" : `${connected ? "Live" : "Connecting…"}: showing ${describe(active)}`;
+    live.textContent = stopped ? t("mod.stopped") : t(connected ? "mod.liveShowing" : "mod.connectingShowing", { what: describe(active) });
     empty.hidden = ol.children.length > 0;
   };
 
@@ -367,17 +380,17 @@ function streamSection(ctx, state) {
     const d = ev.data || {};
     // Deletions pass every filter: a filtered stream shows those of posts it shows.
     if (ev.type === "post.deleted" && active && !ol.querySelector(`[data-echo="${CSS.escape(d.id)}"], [data-mod-echo="${CSS.escape(d.id)}"]`)) return;
-    const tagOf = { "post.created": "Echo", "post.deleted": "Deleted", "report.created": "Report", "mod.action": "Action" };
+    const tagOf = { "post.created": t("mod.tagEcho"), "post.deleted": t("mod.tagDeleted"), "report.created": t("mod.tagReport"), "mod.action": t("mod.tagAction") };
     const li = h("li.mod-event.arrived", { dataset: { type: ev.type } }, h("span.tag.type", null, tagOf[ev.type] || ev.type), " ");
     if (ev.type === "post.created") {
       state.keep(d);
       li.dataset.echo = d.id;
       append(li, [memberLink(d.author), h("span.dot", { "aria-hidden": "true" }, " · "), timeEl(d.created_at),
         d.community ? [" ", communityTag(d.community)] : null,
-        d.visibility === "friends" ? [" ", h("span.tag", null, "friends")] : null,
-        renderBody(d), h("span.tag.danger.removed-tag", { hidden: !state.removed.has(d.id) }, "removed")]);
+        d.visibility === "friends" ? [" ", h("span.tag", null, t("echo.friendsOnly"))] : null,
+        renderBody(d), h("span.tag.danger.removed-tag", { hidden: !state.removed.has(d.id) }, t("mod.removedTag"))]);
       const panel = h("div.echo-panel");
-      const remove = h("button.linkish.danger", { type: "button", "aria-expanded": "false" }, "Remove…");
+      const remove = h("button.linkish.danger", { type: "button", "aria-expanded": "false" }, t("mod.removeEllipsis"));
       remove.addEventListener("click", () => {
         const opening = remove.getAttribute("aria-expanded") !== "true";
         remove.setAttribute("aria-expanded", String(opening));
@@ -388,8 +401,8 @@ function streamSection(ctx, state) {
           panel.replaceChildren();
         };
         panel.append(reasonForm({
-          label: "Why remove it? (optional)",
-          submit: "Remove for everyone",
+          label: t("echo.removeWhy"),
+          submit: t("echo.removeSubmit"),
           danger: true,
           onCancel: close,
           onSubmit: (reason) => post(`/api/mod/echoes/${enc(d.id)}/remove`, reasonBody(reason)),
@@ -405,15 +418,15 @@ function streamSection(ctx, state) {
       if (state.removed.has(d.id)) remove.hidden = true;
     } else if (ev.type === "post.deleted") {
       const known = state.posts.get(d.id);
-      append(li, [known ? ["An Echo by ", memberLink(known.author), " was deleted: ", quote(known.text)] : `Echo ${d.id} was deleted`,
+      append(li, [known ? tParts("mod.deletedKnown", { who: memberLink(known.author), text: quote(known.text) }) : t("mod.deletedUnknown", { id: d.id }),
         d.community ? [" ", communityTag(d.community)] : null]);
     } else if (ev.type === "report.created") {
-      append(li, [memberLink(d.reporter), " reported ", reportTarget(d), h("span.dot", { "aria-hidden": "true" }, " · "), timeEl(d.created_at),
+      append(li, [tParts("mod.reported", { who: memberLink(d.reporter), target: h("span", null, reportTarget(d)) }), h("span.dot", { "aria-hidden": "true" }, " · "), timeEl(d.created_at),
         d.echo ? echoSnapshot(d.echo, state) : null,
-        h("p.mod-reason", null, h("span.muted", null, "Reason: "), quote(d.reason))]);
+        h("p.mod-reason", null, h("span.muted", null, t("mod.reason")), " ", quote(d.reason))]);
     } else if (ev.type === "mod.action") {
       append(li, [describeAction(d), h("span.dot", { "aria-hidden": "true" }, " · "), timeEl(d.at),
-        d.reason ? h("p.mod-reason", null, h("span.muted", null, "Reason: "), quote(d.reason)) : null]);
+        d.reason ? h("p.mod-reason", null, h("span.muted", null, t("mod.reason")), " ", quote(d.reason)) : null]);
     } else {
       return;
     }
@@ -468,7 +481,7 @@ function streamSection(ctx, state) {
         // A refused filter (`bad_filter`): say why, and keep showing what was shown
         // (resumed from where it stopped); everything, if that was refused as well.
         apply(previous === f ? null : previous, previousCursor);
-        filterError.textContent = err.message;
+        filterError.textContent = errorText(err);
       },
     });
     if (since != null) active = f;
@@ -482,14 +495,22 @@ function streamSection(ctx, state) {
     const community = String(data.get("community") || "").trim();
     const member = String(data.get("member") || "").trim().replace(/^@/, "");
     const keyword = String(data.get("keyword") || "").trim();
-    if (community) f.community = community;
+    if (community) {
+      const id = communityIdOf(community);
+      if (id == null) {
+        filterError.textContent = t("mod.noSuchCommunity", { name: community });
+        form.elements.community.focus();
+        return;
+      }
+      f.community = id;
+    }
     if (member) f.member = member;
     if (keyword) f.keyword = keyword;
     apply(Object.keys(f).length ? f : null);
   });
 
   const el = h("section.card.mod-section.mod-stream-section", { "aria-labelledby": "mod-stream-title" },
-    h("h2", { id: "mod-stream-title" }, "Live stream"), form, live, ol, empty);
+    h("h2", { id: "mod-stream-title" }, t("mod.stream")), form, live, ol, empty);
   return {
     el,
     onAll,
@@ -497,9 +518,13 @@ function streamSection(ctx, state) {
     async fillCommunities() {
       try {
         const page = await api("GET", "/api/communities");
-        replace(communities, (page.items || []).map((c) => h("option", { value: c.id }, c.name)));
+        for (const c of page.items || []) {
+          communityNames.set(c.id, c.name);
+          communityIds.set(String(c.name).toLocaleLowerCase(), c.id);
+        }
+        replace(communities, (page.items || []).map((c) => h("option", { value: c.name })));
       } catch {
-        // Suggestions only; an id can still be typed.
+        // No list: the community is taken as typed (an id).
       }
     },
     stop() {
@@ -517,8 +542,8 @@ function streamSection(ctx, state) {
 
 export async function moderationView(root, _params, ctx) {
   if (!isModerator(ctx.me)) {
-    root.append(h("section.card", null, h("h1", null, "Moderation"),
-      h("p.muted", null, "Only moderators can open this page.")));
+    root.append(h("section.card", null, h("h1", null, t("nav.moderation")),
+      h("p.muted", null, t("mod.onlyModerators"))));
     return null;
   }
   // What this page learnt live: removed posts and suspended members, so every list
@@ -547,7 +572,7 @@ export async function moderationView(root, _params, ctx) {
   const reports = reportsSection(state);
   const audit = auditSection(state);
   root.append(
-    h("h1", null, "Moderation"),
+    h("h1", null, t("nav.moderation")),
     h("div.mod-layout", null,
       h("div.column", null, reports.el, audit.el),
       h("div.column", null, stream.el)));
@@ -577,7 +602,7 @@ export async function moderationView(root, _params, ctx) {
     },
     // Refused, or ended by the server: this member is no longer a moderator.
     onError: (err) => {
-      revoked.textContent = `The moderation stream has stopped: ${err.message}.`;
+      revoked.textContent = err.code === "forbidden" ? t("mod.revokedForbidden") : t("mod.revoked", { reason: errorText(err) });
       revoked.hidden = false;
       stream.stop();
       stream.paintLive();

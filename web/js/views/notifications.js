@@ -4,6 +4,7 @@
 import { enc, post } from "../api.js";
 import { memberLink, toast } from "../components.js";
 import { h, timeEl } from "../dom.js";
+import { errorText, t, tParts } from "../i18n.js";
 
 /** The member a notification is about, whatever the payload calls them. */
 export function actorOf(data) {
@@ -13,46 +14,48 @@ export function actorOf(data) {
 /** `{id, title}` of the event a notification is about. */
 export function eventOf(data) {
   const ev = data?.event && typeof data.event === "object" ? data.event : data;
-  return { id: ev?.id ?? data?.event, title: ev?.title ?? "an event" };
+  return { id: ev?.id ?? data?.event, title: ev?.title ?? t("notif.anEvent") };
 }
 
 /** `{id, name}` of the community a notification is about. */
 export function communityOf(data) {
   const c = data?.community && typeof data.community === "object" ? data.community : data;
-  return { id: c?.id ?? data?.community, name: c?.name ?? "a community" };
+  return { id: c?.id ?? data?.community, name: c?.name ?? t("notif.aCommunity") };
 }
 
 export function describe(n) {
   const d = n.data || {};
   const who = actorOf(d);
-  const person = who ? memberLink(who) : "Someone";
+  const person = who ? memberLink(who) : t("notif.someone");
   const ev = eventOf(d);
   const evLink = ev.id ? h("a", { href: `#/events/${enc(ev.id)}` }, ev.title) : ev.title;
   const com = communityOf(d);
   const comLink = com.id ? h("a", { href: `#/c/${enc(com.id)}` }, com.name) : com.name;
+  const parts = { who: person, event: evLink, community: comLink };
+  const say = (key) => tParts(key, parts);
   switch (n.type) {
     case "like":
-      return [person, " liked your Echo"];
+      return say("notif.like");
     case "follow":
-      return [person, " followed you"];
+      return say("notif.follow");
     case "event.announced":
-      return [person, " announced ", evLink];
+      return say("notif.eventAnnounced");
     case "event.updated":
-      return [evLink, " was updated"];
+      return say("notif.eventUpdated");
     case "event.cancelled":
-      return [evLink, " was cancelled"];
+      return say("notif.eventCancelled");
     case "event.starting":
-      return [evLink, " is starting now"];
+      return say("notif.eventStarting");
     case "event.rsvp":
-      return [person, d.status === "going" ? " is going to " : d.status === "interested" ? " is interested in " : " changed their RSVP for ", evLink];
+      return say(d.status === "going" ? "notif.rsvpGoing" : d.status === "interested" ? "notif.rsvpInterested" : "notif.rsvpChanged");
     case "community.join_requested":
-      return [person, " asked to join ", comLink];
+      return say("notif.joinRequested");
     case "community.joined":
-      return who && who.handle !== undefined ? [person, " joined ", comLink] : ["You joined ", comLink];
+      return who && who.handle !== undefined ? say("notif.joined") : say("notif.youJoined");
     case "community.join_rejected":
-      return ["Your request to join ", comLink, " was declined"];
+      return say("notif.joinRejected");
     default:
-      return [n.type];
+      return [t("notif.other")];
   }
 }
 
@@ -65,14 +68,14 @@ function item(n) {
       const decide = (verdict) => async () => {
         try {
           await post(`/api/communities/${enc(com.id)}/requests/${enc(who.handle)}/${verdict}`);
-          actions.replaceChildren(verdict === "approve" ? "Approved" : "Declined");
+          actions.replaceChildren(t(verdict === "approve" ? "notif.approved" : "notif.declined"));
         } catch (err) {
-          toast(err.message);
+          toast(errorText(err));
         }
       };
       const actions = h("div.row", null,
-        h("button.primary", { type: "button", onclick: decide("approve") }, "Approve"),
-        h("button.plain", { type: "button", onclick: decide("reject") }, "Decline"));
+        h("button.primary", { type: "button", onclick: decide("approve") }, t("notif.approve")),
+        h("button.plain", { type: "button", onclick: decide("reject") }, t("notif.decline")));
       li.append(actions);
     }
   }
@@ -81,13 +84,13 @@ function item(n) {
 
 export function notificationsView(root, _params, ctx) {
   const store = ctx.notifications;
-  const list = h("ol.notifications", { "aria-label": "Notifications" });
-  const empty = h("p.empty", null, "No notifications yet.");
+  const list = h("ol.notifications", { "aria-label": t("nav.notifications") });
+  const empty = h("p.empty", null, t("notif.empty"));
   const paint = () => {
     list.replaceChildren(...store.items.map(item));
     empty.hidden = store.items.length > 0;
   };
-  root.append(h("section.card", null, h("h1", null, "Notifications"), list, empty));
+  root.append(h("section.card", null, h("h1", null, t("nav.notifications")), list, empty));
   paint();
   store.markAllRead();
   const onNew = () => {

@@ -4,6 +4,7 @@
 import { api, enc } from "../api.js";
 import { FeedList, composer, createEcho, reportForm, toast } from "../components.js";
 import { formatDate, h, replace } from "../dom.js";
+import { errorText, formatNumber, t, tParts } from "../i18n.js";
 
 export async function profileView(root, { handle }, ctx) {
   const self = handle === ctx.me.handle;
@@ -11,23 +12,23 @@ export async function profileView(root, { handle }, ctx) {
   try {
     profile = await api("GET", `/api/users/${enc(handle)}`);
   } catch (err) {
-    root.append(h("section.card", null, h("h1", null, `@${handle}`), h("p.form-error", null, err.status === 404 ? "No such member, or you cannot see them." : err.message)));
+    root.append(h("section.card", null, h("h1", null, `@${handle}`), h("p.form-error", null, err.status === 404 ? t("profile.notFound") : errorText(err))));
     return null;
   }
   const head = h("section.profile-head.card");
   const paint = () => {
     const rel = profile.relationship || {};
     const badges = [];
-    if (rel.friends) badges.push(h("span.tag.friends", null, "Friends"));
-    else if (rel.followed_by) badges.push(h("span.tag", null, "Follows you"));
-    if (rel.muting) badges.push(h("span.tag", null, "Muted"));
-    if (rel.blocking) badges.push(h("span.tag.danger", null, "Blocked"));
+    if (rel.friends) badges.push(h("span.tag.friends", null, t("profile.friends")));
+    else if (rel.followed_by) badges.push(h("span.tag", null, t("profile.followsYou")));
+    if (rel.muting) badges.push(h("span.tag", null, t("profile.muted")));
+    if (rel.blocking) badges.push(h("span.tag.danger", null, t("profile.blocked")));
     const buttons = self
-      ? [h("a.button", { href: "#/footprints" }, "My footprints"), h("a.button", { href: "#/invite" }, "Invite friends")]
+      ? [h("a.button", { href: "#/footprints" }, t("profile.myFootprints")), h("a.button", { href: "#/invite" }, t("invite.title"))]
       : [
-          toggle("follow", rel.following, "Follow", "Following", "primary"),
-          toggle("mute", rel.muting, "Mute", "Unmute"),
-          toggle("block", rel.blocking, "Block", "Unblock", "danger"),
+          toggle("follow", rel.following, t("profile.follow"), t("profile.following"), "primary"),
+          toggle("mute", rel.muting, t("profile.mute"), t("profile.unmute")),
+          toggle("block", rel.blocking, t("profile.block"), t("profile.unblock"), "danger"),
           reportButton,
         ];
     replace(
@@ -37,17 +38,19 @@ export async function profileView(root, { handle }, ctx) {
         h("h1", null, profile.display_name || profile.handle),
         h("p.handle", null, `@${profile.handle}`, " ", badges),
         h("p.stats", null,
-          h("span", { dataset: { stat: "followers" } }, h("strong", null, String(profile.followers ?? 0)), " followers"),
+          h("span", { dataset: { stat: "followers" } },
+            tParts("profile.followers", { count: profile.followers ?? 0, n: h("strong", null, formatNumber(profile.followers ?? 0)) })),
           " · ",
-          h("span", { dataset: { stat: "following" } }, h("strong", null, String(profile.following ?? 0)), " following"),
-          profile.created_at ? [" · joined ", formatDate(profile.created_at)] : null)),
+          h("span", { dataset: { stat: "following" } },
+            tParts("profile.followingCount", { count: profile.following ?? 0, n: h("strong", null, formatNumber(profile.following ?? 0)) })),
+          profile.created_at ? [" · ", t("profile.joined", { date: formatDate(profile.created_at, { dateStyle: "medium" }) })] : null)),
       h("div.profile-actions", null, buttons),
     );
   };
   const toggle = (what, on, offLabel, onLabel, kind = "") => {
     const b = h(`button.${kind || "plain"}`, { type: "button", "aria-pressed": String(!!on), dataset: { action: what } }, on ? onLabel : offLabel);
     b.addEventListener("click", async () => {
-      if (what === "block" && !on && !window.confirm(`Block @${handle}? Follows both ways are removed.`)) return;
+      if (what === "block" && !on && !window.confirm(t("profile.blockConfirm", { handle }))) return;
       b.disabled = true;
       try {
         profile = await api(on ? "DELETE" : "POST", `/api/users/${enc(handle)}/${what}`);
@@ -57,7 +60,7 @@ export async function profileView(root, { handle }, ctx) {
         paint();
         head.querySelector(`[data-action="${what}"]`)?.focus();
       } catch (err) {
-        toast(err.message);
+        toast(errorText(err));
         b.disabled = false;
       }
     });
@@ -65,13 +68,13 @@ export async function profileView(root, { handle }, ctx) {
   };
   // Reporting a member: a small form under the profile card (kept across repaints).
   const reportBox = h("div.report-box");
-  const reportButton = h("button.plain", { type: "button", "aria-expanded": "false", dataset: { action: "report" } }, "Report member");
+  const reportButton = h("button.plain", { type: "button", "aria-expanded": "false", dataset: { action: "report" } }, t("profile.report"));
   reportButton.addEventListener("click", () => {
     const opening = reportButton.getAttribute("aria-expanded") !== "true";
     reportButton.setAttribute("aria-expanded", String(opening));
     reportBox.replaceChildren();
     if (!opening) return;
-    reportBox.append(h("section.card", { "aria-label": `Report @${handle}` }, reportForm({ user: profile.handle }, () => {
+    reportBox.append(h("section.card", { "aria-label": t("profile.reportLabel", { handle }) }, reportForm({ user: profile.handle }, () => {
       reportButton.setAttribute("aria-expanded", "false");
       reportBox.replaceChildren();
       reportButton.focus();
@@ -87,10 +90,10 @@ export async function profileView(root, { handle }, ctx) {
     url: `/api/users/${enc(handle)}/echoes`,
     topic: `user:${handle}`,
     ctx,
-    label: `Echoes by @${handle}`,
-    empty: self ? "You have not posted yet." : "No Echoes to show.",
+    label: t("profile.echoesBy", { handle }),
+    empty: t(self ? "profile.emptySelf" : "profile.empty"),
   });
-  root.append(h("h2", null, self ? "My archive" : "Archive"), archive.el);
+  root.append(h("h2", null, t(self ? "profile.myArchive" : "profile.archive")), archive.el);
   await archive.start();
   return () => archive.stop();
 }
