@@ -18,6 +18,7 @@ from server.handlers import communities as community_handlers
 from server.handlers import events as event_handlers
 from server.handlers import footprints as footprint_handlers
 from server.handlers import moderation as moderation_handlers
+from server.handlers import notifications as notification_handlers
 from server.handlers import profiles as profile_handlers
 from server.handlers import social
 from server.services.common import User
@@ -29,6 +30,7 @@ from server.services.events import EventService
 from server.services.footprints import FootprintService
 from server.services.graph import GraphService
 from server.services.moderation import ModerationService
+from server.services.notifications import NotificationService
 from server.services.profiles import ProfileService
 from server.services.publish import Publisher
 from server.store.communities import CommunityStore
@@ -37,6 +39,7 @@ from server.store.events import EventStore
 from server.store.footprints import FootprintStore
 from server.store.graph import GraphStore
 from server.store.moderation import ModerationStore
+from server.store.notifications import NotificationStore
 from server.store.search import SearchStore
 
 
@@ -64,6 +67,7 @@ def wire(svc: Services) -> None:
     svc.accounts.on_signup.append(profiles.on_signup)
     svc.control_hooks.append(profiles.on_control)
     discovery = DiscoveryService(svc.accounts, graph, echoes, search_store)
+    svc.extra["notifications"] = NotificationService(NotificationStore(svc.engine), publisher)
     svc.extra.update(graph=graph, echoes=echoes, communities=communities,
                      footprints=footprints, events=events, moderation=moderation,
                      profiles=profiles, discovery=discovery)  # fmt: skip
@@ -122,4 +126,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_routes(community_handlers.routes)
     app.router.add_routes(moderation_handlers.routes)
     app.router.add_routes(profile_handlers.routes)
+    app.router.add_routes(notification_handlers.routes)
     app.cleanup_ctx.append(_background)

@@ -54,7 +54,10 @@ async def logout(request: web.Request) -> web.Response:
 
 @routes.get("/api/me")
 async def me(request: web.Request) -> web.Response:
-    return json_response(current_user(request).to_wire())
+    user = current_user(request)
+    me = user.to_wire()
+    me["unread_notifications"] = await request.app[SERVICES].extra["notifications"].unread(user)
+    return json_response(me)
 
 
 @routes.post("/api/invites")

@@ -467,7 +467,8 @@ class EchoService:
             rec["author"] != viewer.id
         ):
             await self.publisher.notify(rec["author"], "like", {
-                "echo": rec["id"], "by": viewer.brief(), "at": iso(now)})  # fmt: skip
+                "echo": rec["id"], "text": rec["text"], "by": viewer.brief(),
+                "at": iso(now)})  # fmt: skip
         return {"id": rec["id"], "liked": True}
 
     async def unlike(self, viewer: User, post_id: str) -> dict[str, Any]:

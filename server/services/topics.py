@@ -1,7 +1,7 @@
 """Which bus channels feed a client topic, and whether a member may subscribe to it.
 
 Client topics (SPEC section 6) map to bus channels:
-  me              -> me:{user id}
+  me              -> me:{user id} (notifications) + read:{user id} (read marks)
   public          -> public
   user:{handle}   -> user:{user id}
   home            -> user:{own id} + user:{id} of every followed, unmuted member
@@ -66,7 +66,7 @@ class TopicResolver:
 
 
 async def resolve_me(user: User, _topic: str, _flt: dict[str, Any] | None) -> Resolution:
-    return [f"me:{user.id}"], None
+    return [f"me:{user.id}", f"read:{user.id}"], None
 
 
 async def resolve_public(user: User, _topic: str, _flt: dict[str, Any] | None) -> Resolution:
