@@ -15,6 +15,12 @@ Refused characters, and why:
 Kept on purpose: ZWJ/ZWNJ (emoji sequences, Persian), LRM/RLM/ALM (mark-only bidi
 hints), variation selectors and tag characters (emoji and flag sequences), soft
 hyphen, private-use and unassigned code points (future emoji).
+
+Combining marks are limited per character: at most `MAX_MARKS_PER_GRAPHEME` nonspacing
+or enclosing marks (`Mn`, `Me`) in one grapheme. Within the byte limit, `"e"` and 2,047
+U+0301 were one character drawing ~600 px of marks over the page ("zalgo"); no writing
+system stacks more than a few (Vietnamese two, Hebrew with cantillation four or five;
+an emoji keycap or ZWJ sequence two or three variation selectors and marks).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ __all__ = [
     "LINE_BREAKS",
     "MAX_BYTES",
     "MAX_GRAPHEMES",
+    "MAX_MARKS_PER_GRAPHEME",
     "VISIBILITIES",
     "EchoText",
     "clean_text",
@@ -42,12 +49,14 @@ __all__ = [
 ]
 
 MAX_GRAPHEMES = 150
+MAX_MARKS_PER_GRAPHEME = 8
 MAX_BYTES = 4096
 VISIBILITIES = ("public", "friends")
 
 LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _GRAPHEME = regex.compile(r"\X")
+_MARK = regex.compile(r"[\p{Mn}\p{Me}]")
 # The same sets as patterns, so a text is searched in C rather than walked character
 # by character in Python: Unicode fixes `Cc` as U+0000-U+001F and U+007F-U+009F
 # forever, and `Cs` as U+D800-U+DFFF (tests/unit/test_echo.py checks every code point).
@@ -76,6 +85,16 @@ def visible_length(text: str) -> int:
     return len(_GRAPHEME.findall(text))
 
 
+def most_marks_in_a_grapheme(text: str) -> int:
+    """The largest number of combining marks (`Mn`, `Me`) in one grapheme of `text`."""
+    if text.isascii():
+        return 0
+    marks = _MARK.findall(text)
+    if len(marks) <= MAX_MARKS_PER_GRAPHEME:
+        return len(marks)  # a bound, enough to pass: no grapheme can have more
+    return max(len(_MARK.findall(g)) for g in _GRAPHEME.findall(text))
+
+
 def is_forbidden_character(ch: str) -> bool:
     """True for a control character, lone surrogate or bidi override (module docstring).
 
@@ -100,7 +119,8 @@ def validate_echo_text(raw: object) -> EchoText:
     In order: `invalid_text` (not a string), `text_required` (empty), NFC, then
     `text_too_large` (> 4096 UTF-8 bytes with markup), `text_multiline`,
     `text_control_character`, the markup errors of `parse_markup`, `text_blank`
-    (no visible character), `text_too_long` (> 150 characters of visible text).
+    (no visible character), `text_too_long` (> 150 characters of visible text),
+    `text_too_many_marks` (a character with more than 8 combining marks).
     The text is otherwise kept as typed (not stripped).
     """
     if not isinstance(raw, str):
@@ -146,6 +166,14 @@ def validate_echo_text(raw: object) -> EchoText:
         raise DomainError(
             "text_too_long",
             f"text is {length} characters; the limit is {MAX_GRAPHEMES}",
+            field="text",
+        )
+    most = most_marks_in_a_grapheme(text)
+    if most > MAX_MARKS_PER_GRAPHEME:
+        raise DomainError(
+            "text_too_many_marks",
+            f"text has a character with {most} combining marks; "
+            f"the limit is {MAX_MARKS_PER_GRAPHEME}",
             field="text",
         )
     return EchoText(text=text, segments=segments, markup=source)
@@ -213,6 +241,14 @@ def clean_text(
         raise DomainError(
             code,
             f"{label} is {length} characters; the limit is {max_graphemes}",
+            field=field,
+        )
+    most = most_marks_in_a_grapheme(text)
+    if most > MAX_MARKS_PER_GRAPHEME:
+        raise DomainError(
+            code,
+            f"{label} has a character with {most} combining marks; "
+            f"the limit is {MAX_MARKS_PER_GRAPHEME}",
             field=field,
         )
     return text

@@ -58,13 +58,22 @@ TABLE = [
     "$[shake " + "あ" * 150 + "]",
     "$[shake " + "あ" * 151 + "]",
     "e" + "\u0301" * 3000,
+    "e" + "\u0301" * 2047,
+    "e" + "\u0301" * 8,
+    "e" + "\u0301" * 9,
+    "q" + "\u0301" * 9,
+    "q" + "\u0301" * 8,
+    "x" + "\u0301\u200d" * 9,
+    "$[shake o" + "\u0308" * 12 + "]",
+    "1\ufe0f\u20e3 🏳\ufe0f\u200d\u26a7\ufe0f ệ́",
+    "Z" + "\u0336\u0351\u0344" * 3,
     "x" + "\ufeff" + "y",
     "$[shake\ufeffx]",
     "<img src=x onerror=alert(1)>",
 ]
 
 ALPHABET = ["$[", "]", "\\", "shake ", "big ", "$", "[", " ", "a", "日", "👍🏽", "e\u0301",
-            "\u200d", "\u3000", "x", "$[shake ", "$[big "]  # fmt: skip
+            "\u200d", "\u3000", "x", "$[shake ", "$[big ", "\u0301\u0301\u0301"]  # fmt: skip
 
 
 def random_inputs(count: int, seed: int = 6) -> list[str]:

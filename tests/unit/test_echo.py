@@ -16,6 +16,7 @@ from server.domain.echo import (
     LINE_BREAKS,
     MAX_BYTES,
     MAX_GRAPHEMES,
+    MAX_MARKS_PER_GRAPHEME,
     EchoText,
     clean_text,
     is_forbidden_character,
@@ -321,6 +322,12 @@ def reference_validate(raw: str) -> EchoText:
     if length > MAX_GRAPHEMES:
         raise DomainError("text_too_long", f"text is {length} characters; the limit is "
                           f"{MAX_GRAPHEMES}", field="text")  # fmt: skip
+    most = max((sum(unicodedata.category(ch) in ("Mn", "Me") for ch in g)
+                for g in _GRAPHEME.findall(text)), default=0)  # fmt: skip
+    if most > MAX_MARKS_PER_GRAPHEME:
+        limit = MAX_MARKS_PER_GRAPHEME
+        raise DomainError("text_too_many_marks", f"text has a character with {most} combining "
+                          f"marks; the limit is {limit}", field="text")  # fmt: skip
     return EchoText(text=text, segments=segments, markup=source)
 
 
@@ -347,6 +354,8 @@ ASCII_PIECES = st.sampled_from(["a", "Z", "0", " ", "\t", "\n", "\r", "\x00", "\
 @example("\u202e\n")
 @example("   ")
 @example("x" * 151)
+@example("e" + "\u0301" * 2047)
+@example("a" + "\u0301\u200d" * 9)
 def test_validation_matches_the_rules_applied_character_by_character(raw: str) -> None:
     assert outcome(validate_echo_text, raw) == outcome(reference_validate, raw)
 
@@ -354,3 +363,55 @@ def test_validation_matches_the_rules_applied_character_by_character(raw: str) -
 def test_ascii_forbidden_characters_are_the_unprintable_ones() -> None:
     for code in range(0x80):
         assert chr(code).isprintable() is not is_forbidden_character(chr(code)), hex(code)
+
+
+MARKS = st.sampled_from(["\u0301", "\u0308", "\u20e3", "\ufe0f", "\u200d", "a", " "])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "e" + "\u0301" * 2047,  # the flood the audit found: one grapheme, 4 KiB
+        "q" + "\u0301" * 9,  # (no precomposed q with an acute: NFC keeps all 9)
+        "q" + "\u0301\u200d" * 9,  # interleaved with joiners: still one grapheme
+        "$[shake o" + "\u0308" * 12 + "]",
+        "ok " + "Z" + "\u0336\u0351\u0344" * 3,
+    ],
+)
+def test_a_character_with_too_many_marks_is_refused(raw: str) -> None:
+    with pytest.raises(DomainError) as err:
+        validate_echo_text(raw)
+    assert err.value.code == "text_too_many_marks" and err.value.field == "text"
+    assert f"the limit is {MAX_MARKS_PER_GRAPHEME}" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "q" + "\u0301" * 8,  # at the limit
+        "e" + "\u0301" * 9,  # NFC makes e + U+0301 one character: 8 marks remain
+        "Tiếng Việt ệ́ ở",  # Vietnamese: two stacked marks
+        "בְּרֵאשִׁ֖ית",  # Hebrew with points and a cantillation mark
+        "1\ufe0f\u20e3 🏳\ufe0f\u200d\u26a7\ufe0f " + FAMILY,  # keycap, ZWJ sequences
+        "a" + "\u0301" * 8 + "b" + "\u0301" * 8,  # many marks, none piled past 8
+    ],
+)
+def test_real_writing_and_emoji_keep_their_marks(raw: str) -> None:
+    assert validate_echo_text(raw).markup == unicodedata.normalize("NFC", raw)
+
+
+@given(st.lists(MARKS, max_size=60).map("".join))
+def test_mark_piles_are_judged_like_the_reference(raw: str) -> None:
+    raw = "x" + raw
+    assert outcome(validate_echo_text, raw) == outcome(reference_validate, raw)
+
+
+def test_names_and_titles_limit_marks_too() -> None:
+    with pytest.raises(DomainError) as err:
+        clean_text("Anx" + "\u0301" * 9, field="display_name", code="invalid_display_name",
+                   label="display name", max_graphemes=50)  # fmt: skip
+    assert err.value.code == "invalid_display_name" and err.value.field == "display_name"
+    assert "combining marks" in err.value.message
+    assert clean_text(
+        "Zoë" + "\u0301" * 7, field="f", code="c", label="l", max_graphemes=50
+    ) == unicodedata.normalize("NFC", "Zoë" + "\u0301" * 7)

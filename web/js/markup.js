@@ -8,11 +8,13 @@ export const EFFECTS = ["shake", "big"];
 export const MAX_DEPTH = 2;
 export const MAX_GRAPHEMES = 150;
 export const MAX_BYTES = 4096;
+export const MAX_MARKS_PER_GRAPHEME = 8;
 
 const LINE_BREAKS = new Set("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029");
 const BIDI_CONTROLS = new Set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069");
 const BLANK = /^[\s\p{Default_Ignorable_Code_Point}]*$/u;
 const CONTROL = /^[\p{Cc}\p{Cs}]$/u;
+const MARK = /[\p{Mn}\p{Me}]/gu;
 // An effect name runs to the first space, bracket, dollar or backslash. (JS `\s` also
 // matches U+FEFF, which Python's does not; it is part of a name there.)
 const NAME_STOP = /[\s[\]$\\]/u;
@@ -50,6 +52,13 @@ export function visibleLength(text) {
 export function graphemes(text) {
   if (!segmenter) return Array.from(text);
   return Array.from(segmenter.segment(text), (s) => s.segment);
+}
+
+/** The most combining marks (Mn, Me) in one grapheme of `text` (the server's rule). */
+export function mostMarksInAGrapheme(text) {
+  let most = 0;
+  for (const g of graphemes(text)) most = Math.max(most, (g.match(MARK) || []).length);
+  return most;
 }
 
 function shown(name) {
@@ -211,6 +220,13 @@ export function checkEcho(raw) {
   if (isBlank(result.text)) return fail("text_blank", "text must contain a visible character");
   if (result.length > MAX_GRAPHEMES) {
     return fail("text_too_long", `text is ${result.length} characters; the limit is ${MAX_GRAPHEMES}`);
+  }
+  const most = mostMarksInAGrapheme(result.text);
+  if (most > MAX_MARKS_PER_GRAPHEME) {
+    return fail(
+      "text_too_many_marks",
+      `text has a character with ${most} combining marks; the limit is ${MAX_MARKS_PER_GRAPHEME}`,
+    );
   }
   return result;
 }
