@@ -67,16 +67,6 @@ return 1
 """
 
 
-# Who may see each post: one engine call for every post of a resume, not one per post.
-_STANDING = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  out[i] = redis.call('HMGET', key, 'author', 'visibility', 'community', 'gates')
-end
-return out
-"""
-
-
 def id_ms(post_id: str) -> int:
     return int(post_id[:12], 16)
 
@@ -122,7 +112,6 @@ class EchoStore:
         self.r = client
         self.engine = engine  # create() is on the posting hot path
         self._delete = client.register_script(_DELETE)
-        self._standing = engine.script(_STANDING)
 
     @staticmethod
     def creation(post: dict[str, str]) -> list[tuple[Arg, ...]]:
@@ -159,15 +148,18 @@ class EchoStore:
 
     async def standing(self, post_ids: Iterable[str]) -> dict[str, dict[str, str]]:
         """The fields deciding who may see each post (id, author, visibility, community),
-        by id, in one engine call; a deleted or removed post is absent."""
+        by id, in one round trip (a pipeline: each post's key is in its own cluster
+        slot, so not a script); a deleted or removed post is absent."""
         ids = list(dict.fromkeys(post_ids))
         if not ids:
             return {}
-        rows = await self._standing(keys=[f"eh:post:{pid}" for pid in ids])
+        rows = await self.engine.calls(
+            [("HMGET", f"eh:post:{pid}", "author", "visibility", "community") for pid in ids]
+        )
         return {
             pid: {"id": pid, "author": author, "visibility": visibility or "",
-                  "community": community or "", "gates": gates or ""}
-            for pid, (author, visibility, community, gates) in zip(ids, rows, strict=True)
+                  "community": community or ""}
+            for pid, (author, visibility, community) in zip(ids, rows, strict=True)
             if author is not None
         }  # fmt: skip
 

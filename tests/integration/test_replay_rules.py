@@ -143,9 +143,8 @@ async def test_a_long_replay_costs_a_fixed_number_of_engine_calls(
     after = await calls()
     spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
     assert len(replayed) == 41
-    # The posts' standing is one script whose HMGET per post runs inside the engine
-    # (commandstats counts those too): one call from the server, so not counted here.
+    # The posts' standing: one HMGET each, all in one pipelined round trip.
     assert spent.pop("cmdstat_hmget") == 41
-    # The rest: auth, subscribe, head, history, the script, the viewer's graph (a handful
-    # of commands each), whatever the number of events; per event it would be 41 more.
+    # The rest: auth, subscribe, head, history, the viewer's graph (a handful of
+    # commands each), whatever the number of events; per event it would be 41 more.
     assert sum(spent.values()) < 30, spent
