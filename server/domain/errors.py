@@ -10,6 +10,8 @@ place. Subclasses only fix the status a code maps to over HTTP.
     ├── NotFound           404
     ├── Conflict           409
     ├── PayloadTooLarge    413
+    ├── UnsupportedMedia   415
+    ├── Unprocessable      422 (a well-formed upload that cannot be taken: too big, damaged)
     ├── RateLimited        429 (carries retry_after seconds)
     └── EngineUnavailable  503
 """
@@ -54,6 +56,14 @@ class Conflict(DomainError):
 
 class PayloadTooLarge(DomainError):
     status = 413
+
+
+class UnsupportedMedia(DomainError):
+    status = 415
+
+
+class Unprocessable(DomainError):
+    status = 422
 
 
 class RateLimited(DomainError):
