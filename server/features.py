@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +19,7 @@ from aiohttp import web
 from server.handlers import communities as community_handlers
 from server.handlers import events as event_handlers
 from server.handlers import footprints as footprint_handlers
+from server.handlers import media as media_handlers
 from server.handlers import moderation as moderation_handlers
 from server.handlers import notifications as notification_handlers
 from server.handlers import profiles as profile_handlers
@@ -29,15 +32,19 @@ from server.services.echoes import EchoService
 from server.services.events import EventService
 from server.services.footprints import FootprintService
 from server.services.graph import GraphService
+from server.services.media import MediaService
+from server.services.media_pool import MediaPool
 from server.services.moderation import ModerationService
 from server.services.notifications import NotificationService
 from server.services.profiles import ProfileService
 from server.services.publish import Publisher
+from server.store.blobs import DiskBlobs
 from server.store.communities import CommunityStore
 from server.store.echoes import EchoStore
 from server.store.events import EventStore
 from server.store.footprints import FootprintStore
 from server.store.graph import GraphStore
+from server.store.media import MediaStore
 from server.store.moderation import ModerationStore
 from server.store.notifications import NotificationStore
 from server.store.search import SearchStore
@@ -60,6 +67,9 @@ def wire(svc: Services) -> None:
     moderation = ModerationService(svc.accounts, echoes, ModerationStore(svc.client), publisher,
                                    svc.clock, svc.close_user)  # fmt: skip
     echoes.moderation = moderation
+    media = _media_service(svc)
+    echoes.media = media
+    media.can_see_post = echoes.can_see
     search_store = SearchStore(svc.client, svc.engine)
     profiles = ProfileService(svc.accounts, graph, search_store, publisher,
                               svc.bus.publish_control, svc.clock,
@@ -70,7 +80,7 @@ def wire(svc: Services) -> None:
     svc.extra["notifications"] = NotificationService(NotificationStore(svc.engine), publisher)
     svc.extra.update(graph=graph, echoes=echoes, communities=communities,
                      footprints=footprints, events=events, moderation=moderation,
-                     profiles=profiles, discovery=discovery)  # fmt: skip
+                     profiles=profiles, discovery=discovery, media=media)  # fmt: skip
     topics = svc.extra["topics"]
     topics.register("home", graph.resolve_home)
     topics.register("user", graph.resolve_user, prefix=True)
@@ -86,12 +96,26 @@ def wire(svc: Services) -> None:
     svc.extra["post_op"] = post_op
 
 
+def _media_service(svc: Services) -> MediaService:
+    settings = svc.settings
+    root = Path(settings.data_dir) / "media"
+    workers = settings.media_workers or max(1, (os.cpu_count() or 2) // 2)
+    pool = MediaPool(workers, memory_limit=settings.media_memory_limit,
+                     job_seconds=settings.media_job_seconds)  # fmt: skip
+    blobs = DiskBlobs(root)
+    return MediaService(MediaStore(svc.client), blobs, pool, svc.clock, blobs.tmp)
+
+
 async def start_background(svc: Services) -> None:
-    """Start this process's background tasks (the event-start scheduler)."""
+    """Start this process's background tasks (the event-start scheduler, the media
+    sweeper)."""
     events: EventService = svc.extra["events"]
+    media: MediaService = svc.extra["media"]
     stopping = asyncio.Event()
     task = asyncio.create_task(events.run_scheduler(svc.settings.scheduler_interval, stopping))
+    sweeper = asyncio.create_task(media.run_sweeper(svc.settings.media_sweep_interval, stopping))
     svc.extra["background"] = (stopping, task)
+    svc.extra["media_sweeper"] = sweeper
 
 
 async def stop_background(svc: Services) -> None:
@@ -101,6 +125,12 @@ async def stop_background(svc: Services) -> None:
         return
     stopping, task = background
     stopping.set()
+    sweeper = svc.extra.pop("media_sweeper", None)
+    if sweeper is not None:
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(sweeper, 5.0)
+    media: MediaService = svc.extra["media"]
+    await asyncio.to_thread(media.pool.close)
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(asyncio.shield(task), 5.0)
     if not task.done():
@@ -127,4 +157,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_routes(moderation_handlers.routes)
     app.router.add_routes(profile_handlers.routes)
     app.router.add_routes(notification_handlers.routes)
+    app.router.add_routes(media_handlers.routes)
     app.cleanup_ctx.append(_background)

@@ -30,6 +30,8 @@ DEFAULT_RATE_LIMITS: Mapping[str, RateLimit] = {
     "passwords": RateLimit(5, 900, 5),
     # Search as you type (the page waits for a pause in typing before asking).
     "searches": RateLimit(60, 60, 30),
+    # A post takes up to four: twenty at once, sixty an hour.
+    "uploads": RateLimit(60, 3600, 20),
 }
 
 
@@ -109,6 +111,13 @@ class Settings:
     # A worker or the embedded engine exiting more than this many times within this many
     # seconds is a crash loop: `echohub serve` then stops with status 1.
     restart_limit: tuple[int, float] = (5, 60.0)
+    # Media decoding: worker processes (0: half the cores, at least one), the address
+    # space each may use, and the seconds one upload may take.
+    media_workers: int = 0
+    media_memory_limit: int = 1536 * 1024 * 1024
+    media_job_seconds: float = 30.0
+    # Seconds between sweeps of unattached and dropped media.
+    media_sweep_interval: float = 60.0
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -162,6 +171,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
             raise SettingsError("ECHOHUB_SCHEDULER_INTERVAL must be a number of seconds") from exc
     if env.get("ECHOHUB_RESTART_LIMIT"):
         values["restart_limit"] = parse_restart_limit(env["ECHOHUB_RESTART_LIMIT"])
+    if env.get("ECHOHUB_MEDIA_WORKERS"):
+        values["media_workers"] = _int(env, "ECHOHUB_MEDIA_WORKERS", 0)
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)
     if not 0 <= settings.port <= 65535:
@@ -172,6 +183,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         raise SettingsError("ECHOHUB_PASSWORD_COST must be a power of two >= 1024")
     if not 0.01 <= settings.scheduler_interval <= 60:
         raise SettingsError("ECHOHUB_SCHEDULER_INTERVAL must be 0.01..60 seconds")
+    if settings.media_workers < 0:
+        raise SettingsError("ECHOHUB_MEDIA_WORKERS must be 0 (automatic) or more")
     if settings.history_size < 10:
         raise SettingsError("ECHOHUB_HISTORY_SIZE must be at least 10")
     return settings

@@ -18,6 +18,7 @@ import orjson
 
 from server.domain.echo import validate_echo_text, validate_visibility
 from server.domain.errors import DomainError, Forbidden, NotFound
+from server.domain.media import media_not_found, parse_post_media
 from server.domain.replies import (
     MAX_CHAIN,
     Gate,
@@ -73,6 +74,20 @@ class ModerationLog(Protocol):
         ...
 
 
+class MediaClaims(Protocol):
+    """What posting needs of media: claiming items for a post, all or none."""
+
+    async def claim(
+        self, author: User, post_id: str, media_ids: tuple[str, ...]
+    ) -> list[dict[str, Any]]:
+        """Attach the items to the post and answer them on the wire (or raise)."""
+        ...
+
+    async def release(self, post_id: str, media_ids: tuple[str, ...]) -> None:
+        """Give back items claimed for a post that was not published."""
+        ...
+
+
 def check_post_id(raw: object, field: str = "id") -> str:
     if not isinstance(raw, str) or not POST_ID.fullmatch(raw):
         raise NotFound("echo_not_found", "no such echo", field=field)
@@ -113,6 +128,8 @@ class EchoService:
         self.communities: CommunityGate | None = None
         # Logs and shows a moderator's deletion (see `delete`).
         self.moderation: ModerationLog | None = None
+        # Claims the media a post carries (the media feature).
+        self.media: MediaClaims | None = None
 
     # --- shape -------------------------------------------------------------------------
 
@@ -140,6 +157,7 @@ class EchoService:
                            "display_name": rec.get("reply_name", "")},
             } if answered else None,
             "reply_count": 0,
+            "media": orjson.loads(rec["media"]) if rec.get("media") else [],
             "created_at": rec["created_at"],
         }  # fmt: skip
 
@@ -255,6 +273,14 @@ class EchoService:
             raise NotFound("echo_not_found", "no such echo", field=field)
         return rec
 
+    async def can_see(self, viewer: User, post_id: str) -> bool:
+        """Whether the post exists and the viewer may see it (its media too)."""
+        try:
+            await self.visible_post(viewer, post_id)
+        except NotFound:
+            return False
+        return True
+
     async def get(self, viewer: User, post_id: str) -> dict[str, Any]:
         """One post as this viewer sees it (404 when missing or not visible)."""
         rec = await self.visible_post(viewer, post_id)
@@ -284,6 +310,9 @@ class EchoService:
                 Gate(answered["author"], answered["visibility"], answered.get("community", "")),
                 gates_from_field(answered.get("gates")),
             )
+        media_ids = parse_post_media(body.get("media"))
+        if media_ids and self.media is None:
+            raise media_not_found("media")
         if limit is not None:
             await limit("posts", author.id)
         # Only a text with an `@` costs a lookup: which of its handles are members.
@@ -303,6 +332,13 @@ class EchoService:
             rec.update(reply_to=answered["id"], reply_author=answered["author"],
                        reply_handle=answered["author_handle"],
                        reply_name=answered["author_name"], gates=gates_to_field(gates))  # fmt: skip
+        items: list[dict[str, Any]] = []
+        if media_ids:
+            # All or none, in one engine script; given back below if the post fails.
+            assert self.media is not None
+            items = await self.media.claim(author, rec["id"], media_ids)
+            rec["media"] = orjson.dumps(items).decode()
+            rec["media_ids"] = " ".join(media_ids)
         post = self.wire(rec, segments)
         mentioned = [members[handle] for handle in found.mentions]
 
@@ -315,8 +351,14 @@ class EchoService:
         indexing = SearchStore.post_indexing(rec["id"], rec["terms"])
         if indexing is not None:
             along.append(indexing)
-        await self._publish("post.created", post, rec, along=along,
-                            notes=notes if answered is not None or mentioned else None)  # fmt: skip
+        told = notes if answered is not None or mentioned else None
+        try:
+            await self._publish("post.created", post, rec, along=along, notes=told)
+        except BaseException:
+            if media_ids:
+                assert self.media is not None
+                await asyncio.shield(self.media.release(rec["id"], media_ids))
+            raise
         return post
 
     def _conversation_notes(

@@ -3,7 +3,9 @@
 Keys:
   eh:post:{id}            hash  id author text segments visibility community reply_to
                                 created_at terms (its search terms, space-separated:
-                                deleting the post takes it out of server.store.search)
+                                deleting the post takes it out of server.store.search), and
+                                with media: media (the items on the wire, JSON)
+                                media_ids (space-separated)
   eh:posts:{user}         zset  post id -> created ms (the archive; feeds merge these)
   eh:cposts:{community}   zset  post id -> created ms
   eh:tag:{tag}            zset  post id -> created ms (tags in their filed form,
@@ -14,7 +16,8 @@ Keys:
                                 reader needs to count the replies they may see
   eh:likes:{post}         zset  liker id -> liked ms (only the author may read it)
   eh:liked:{user}         zset  post id -> liked ms (what a member liked; discover)
-A moderator's removal also writes its audit log entry (see server.store.moderation).
+A moderator's removal also writes its audit log entry (see server.store.moderation);
+a deletion marks the post's media dropped (eh:media:dropped, see server.store.media).
 Post ids start with 12 hex digits of creation milliseconds, so id order is time order.
 """
 
@@ -57,6 +60,13 @@ redis.call('DEL', 'eh:likes:' .. ARGV[1])
 if fields['terms'] then
   for term in string.gmatch(fields['terms'], '[^ ]+') do
     redis.call('ZREM', 'eh:term:' .. term, ARGV[1])
+  end
+end
+if fields['media_ids'] and fields['media_ids'] ~= '' then
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for id in string.gmatch(fields['media_ids'], '%x+') do
+    redis.call('ZADD', 'eh:media:dropped', ms, id)
   end
 end
 if #KEYS > 1 then

@@ -1,0 +1,272 @@
+"""Media: uploads, their records and files, claims by posts and avatars, who may see a
+file, and the sweep of what nobody uses.
+
+An upload arrives as a temporary file (the handler streamed and counted it); a worker
+process decodes it and writes renditions named by the keyed hash of their bytes; they
+are registered in the engine and moved into storage. The record is then the uploader's,
+unattached, until a post claims it (server.services.echoes) or it becomes an avatar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from server.domain import media as rules
+from server.domain.errors import Conflict, DomainError
+from server.services.common import Clock, User, new_id
+from server.services.imaging import Processed, Refusal, Rendition, make_avatar, process_upload
+from server.services.media_pool import MediaPool
+from server.store.blobs import BlobStore
+from server.store.media import MediaStore
+
+UNATTACHED_TTL = 24 * 3600.0
+# How long a dropped post's files stay: pages already open may still show it a while.
+DROPPED_GRACE = 3600.0
+SWEEP_BATCH = 100
+# How long an upload waits for an earlier deletion of the same file to finish.
+FILE_DELETION_WAIT = 5.0
+
+CONTENT_TYPES = {"webp": "image/webp", "jpeg": "image/jpeg", "png": "image/png",
+                 "gif": "image/gif", "mp4": "video/mp4", "webm": "video/webm"}  # fmt: skip
+
+
+class MediaService:
+    def __init__(self, store: MediaStore, blobs: BlobStore, pool: MediaPool, clock: Clock,
+                 tmp_dir: Path) -> None:  # fmt: skip
+        self.store = store
+        self.blobs = blobs
+        self.pool = pool
+        self.clock = clock
+        self.tmp_dir = tmp_dir
+        self._key: bytes | None = None
+        # Who may see a post (the echoes feature): (viewer, post id) -> bool.
+        self.can_see_post: Any = None
+
+    async def _secret(self) -> bytes:
+        if self._key is None:
+            self._key = await self.store.secret()
+        return self._key
+
+    # --- shape ---------------------------------------------------------------------------
+
+    def wire(self, rec: dict[str, str]) -> dict[str, Any]:
+        """A media item on the wire (SPEC "Media")."""
+        item: dict[str, Any] = {
+            "id": rec["id"], "type": rec["type"],
+            "url": self.blobs.url(rec["large"]), "preview_url": self.blobs.url(rec["small"]),
+            "width": int(rec["width"]), "height": int(rec["height"]),
+            "blurhash": rec["blurhash"], "alt": rec.get("alt", ""),
+        }  # fmt: skip
+        if rec.get("duration"):
+            item["duration"] = float(rec["duration"])
+        return item
+
+    def temp_path(self) -> Path:
+        """A fresh path for an upload to stream into (under the data directory)."""
+        return self.tmp_dir / f"upload-{new_id()}"
+
+    # --- upload ----------------------------------------------------------------------------
+
+    async def upload(self, user: User, source: Path, alt: str) -> dict[str, Any]:
+        """Decode, store and register the upload at `source` (removed in any case)."""
+        work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="work-", dir=self.tmp_dir))
+        try:
+            result = await self.pool.run(process_upload, str(source), str(work),
+                                         await self._secret())  # fmt: skip
+            if isinstance(result, Refusal):
+                raise result.error()
+            return await self._register(user, result, alt)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+    async def _register(self, user: User, done: Processed, alt: str) -> dict[str, Any]:
+        now = self.clock()
+        rec = {
+            "id": new_id(), "owner": user.id, "type": done.type, "alt": alt,
+            "width": str(done.large.width), "height": str(done.large.height),
+            "blurhash": done.blurhash, "large": done.large.name, "small": done.small.name,
+            "duration": "" if done.duration is None else str(done.duration),
+            "post": "", "avatar": "", "created_ms": str(int(now * 1000)),
+        }  # fmt: skip
+        busy = await self.store.create(rec)
+        try:
+            await self._wait_deleted(busy)
+            await self._put(done.large)
+            await self._put(done.small)
+        except BaseException:
+            await self._forget([rec["id"]])
+            raise
+        return self.wire(rec)
+
+    async def _put(self, rendition: Rendition) -> None:
+        # A picture too small to resize has one file for both renditions: put once.
+        if await asyncio.to_thread(os.path.exists, rendition.path):
+            await self.blobs.put(rendition.name, rendition.path)
+
+    async def _wait_deleted(self, names: list[str]) -> None:
+        """Wait (bounded) until an earlier deletion of these files has finished, so that
+        it cannot remove the copy about to be written."""
+        if not names:
+            return
+        deadline = time.monotonic() + FILE_DELETION_WAIT
+        while await self.store.deleting(names):
+            if time.monotonic() > deadline:
+                raise DomainError("media_busy", "try the upload again in a moment", "file")
+            await asyncio.sleep(0.05)
+
+    async def _forget(self, media_ids: list[str], *, owner: str = "",
+                      unattached: bool = False) -> str:  # fmt: skip
+        status, files = await self.store.forget(media_ids, owner=owner, unattached=unattached)
+        for name in files:
+            await self.blobs.delete(name)
+        await self.store.file_deleted(files)
+        return status
+
+    # --- one item --------------------------------------------------------------------------
+
+    async def _own(self, user: User, raw_id: object) -> dict[str, str]:
+        rec = await self.store.get(rules.check_media_id(raw_id))
+        if rec is None or rec["owner"] != user.id:
+            raise rules.media_not_found()
+        return rec
+
+    async def get(self, user: User, raw_id: object) -> dict[str, Any]:
+        """The uploader's own media item (others see it inside the post that carries it)."""
+        return self.wire(await self._own(user, raw_id))
+
+    async def set_alt(self, user: User, raw_id: object, body: object) -> dict[str, Any]:
+        """Change the alt text while the item is unattached (a post's media is the post's
+        as published, like its text)."""
+        if not isinstance(body, dict):
+            raise DomainError("invalid_body", "request body must be a JSON object")
+        alt = rules.validate_alt(body.get("alt"))
+        rec = await self._own(user, raw_id)
+        if rec.get("post") or rec.get("avatar") == "1":
+            raise Conflict("media_attached", "this media is already part of a post or avatar")
+        await self.store.set_alt(rec["id"], alt)
+        rec["alt"] = alt
+        return self.wire(rec)
+
+    async def delete(self, user: User, raw_id: object) -> dict[str, Any]:
+        media_id = rules.check_media_id(raw_id)
+        status = await self._forget([media_id], owner=user.id, unattached=True)
+        if status == "not_found":
+            raise rules.media_not_found()
+        if status == "attached":
+            raise Conflict("media_attached", "only unattached media can be deleted; delete "
+                                             "the post instead")  # fmt: skip
+        return {"id": media_id, "deleted": True}
+
+    # --- posts and avatars -------------------------------------------------------------------
+
+    async def claim(self, author: User, post_id: str,
+                    media_ids: tuple[str, ...]) -> list[dict[str, Any]]:  # fmt: skip
+        """Attach the media to the post, all or none, in one engine script."""
+        status, index, recs = await self.store.claim(author.id, post_id, media_ids)
+        if status == "media_not_found":
+            raise rules.media_not_found("media")
+        if status == "media_attached":
+            raise Conflict("media_attached", f"media {media_ids[index - 1]} is already "
+                                             "attached", field="media")  # fmt: skip
+        if status == "too_many_media":
+            rules.check_post_media_types(["video", "image"])
+        by_id = {rec["id"]: rec for rec in recs}
+        return [self.wire(by_id[m]) for m in media_ids]
+
+    async def release(self, post_id: str, media_ids: tuple[str, ...]) -> None:
+        """Give back media claimed for a post that was not published after all."""
+        await self.store.release(post_id, media_ids, int(self.clock() * 1000))
+
+    async def set_avatar(self, user: User, raw_id: object) -> str:
+        """Make an unattached image of the member's their avatar: a square crop of it.
+        Returns the avatar's URL."""
+        rec = await self._own(user, rules.check_media_id(raw_id, "avatar"))
+        if rec["type"] != "image":
+            raise DomainError("not_an_image", "an avatar is an image", field="avatar")
+        source = await self.blobs.open(rec["large"])
+        if source is None:
+            raise rules.media_not_found("avatar")
+        work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="work-", dir=self.tmp_dir))
+        try:
+            copy = work / "source"
+            f = await asyncio.to_thread(open, copy, "wb")
+            try:
+                async with contextlib.aclosing(source.chunks(0, source.size)) as chunks:
+                    async for chunk in chunks:
+                        await asyncio.to_thread(f.write, chunk)
+            finally:
+                await asyncio.to_thread(f.close)
+            square = await self.pool.run(make_avatar, str(copy), str(work),
+                                         await self._secret())  # fmt: skip
+            if isinstance(square, Refusal):
+                raise square.error()
+            await self.blobs.put(square.name, square.path)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+        status, _ = await self.store.set_avatar(user.id, rec["id"], square.name,
+                                                int(self.clock() * 1000))  # fmt: skip
+        if status == "media_not_found":
+            raise rules.media_not_found("avatar")
+        if status == "media_attached":
+            raise Conflict("media_attached", "this media is already part of a post",
+                           field="avatar")  # fmt: skip
+        if status == "not_an_image":
+            raise DomainError("not_an_image", "an avatar is an image", field="avatar")
+        return self.blobs.url(square.name)
+
+    async def avatar_urls(self, user_ids: list[str]) -> list[str | None]:
+        return [self.blobs.url(n) if n else None for n in await self.store.avatars(user_ids)]
+
+    # --- serving ---------------------------------------------------------------------------
+
+    async def may_see_file(self, viewer: User, name: str) -> bool:
+        """Whether the viewer may see the file `name`: theirs, an avatar (any member), or
+        part of a post the viewer may see. Anything else looks as if it did not exist."""
+        for use in await self.store.users_of_file(name):
+            if use["owner"] == viewer.id or use["avatar"] == "1":
+                return True
+            if use["post"] and self.can_see_post is not None:
+                if await self.can_see_post(viewer, use["post"]):
+                    return True
+        return False
+
+    # --- sweeping ------------------------------------------------------------------------
+
+    async def sweep(self, unattached_ttl: float = UNATTACHED_TTL,
+                    grace: float = DROPPED_GRACE) -> int:  # fmt: skip
+        """Delete media unattached for longer than the TTL, and media dropped (its post
+        deleted, or replaced as an avatar) longer ago than the grace period. Returns how
+        many were deleted. Safe on several processes at once: each record is forgotten by
+        one engine script, and its files deleted by whoever forgot their last user."""
+        now_ms = int(self.clock() * 1000)
+        pending_before = now_ms - int(unattached_ttl * 1000)
+        dropped_before = now_ms - int(grace * 1000)
+        pending, dropped = await self.store.due(pending_before, dropped_before, SWEEP_BATCH)
+        swept = 0
+        for media_ids, unattached in ((pending, True), (dropped, False)):
+            for media_id in media_ids:
+                status = await self._forget([media_id], unattached=unattached)
+                if status == "not_found":
+                    await self.store.unlist(media_id)
+                swept += status == "ok"
+        return swept
+
+    async def run_sweeper(self, interval: float, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                for _ in range(20):  # a full batch: more may be due, within reason
+                    if await self.sweep() < SWEEP_BATCH:
+                        break
+            except Exception:  # the engine away for a while: try again next round
+                import logging
+
+                logging.getLogger(__name__).warning("media sweep failed", exc_info=True)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval)
