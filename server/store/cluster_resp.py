@@ -20,8 +20,8 @@ node is an `EngineClient`, so its coalescing is kept). What this adds:
   succeed again by themselves once a replica is promoted. Nothing that may have run is
   ever sent twice: only replies that say the command did not run are retried.
 
-Not here yet (issue 18): `WAIT` is keyless, so it reaches an arbitrary primary; making
-a write durable on a replica needs it sent right after the write on the write's node.
+`WAIT` sent alone is keyless and reaches an arbitrary primary: durability on a replica
+is `transaction(..., replicas=1)`, which sends it right after EXEC on the write's node.
 """
 
 from __future__ import annotations
@@ -175,14 +175,29 @@ class ClusterEngineClient:
         return asyncio.ensure_future(self._gather(futures, raise_on_error))
 
     def transaction(
-        self, commands: Sequence[Sequence[Arg]], *, raise_on_error: bool = True
+        self,
+        commands: Sequence[Sequence[Arg]],
+        *,
+        raise_on_error: bool = True,
+        replicas: int = 0,
+        replica_timeout_ms: int = 1000,
     ) -> asyncio.Future[list[Any]]:
-        """MULTI ... EXEC on the primary of the one slot all `commands` touch."""
+        """MULTI ... EXEC on the primary of the one slot all `commands` touch.
+
+        With `replicas`, `WAIT replicas replica_timeout_ms` follows EXEC on the same
+        connection, and fewer acknowledging replicas raise `ConnectionError` (503): an
+        answer means the writes survive that primary's loss."""
         slot = slot_of(commands)
-        return self._dispatch(
-            slot, lambda node: node.transaction(commands, raise_on_error=raise_on_error),
-            None,
-        )  # fmt: skip
+
+        def send(node: EngineClient) -> Any:
+            done = node.transaction(commands, raise_on_error=raise_on_error)
+            if not replicas:
+                return done
+            return asyncio.ensure_future(
+                _replicated(done, node.call("WAIT", replicas, replica_timeout_ms), replicas)
+            )
+
+        return self._dispatch(slot, send, None)
 
     def script(self, source: str) -> ClusterScript:
         return ClusterScript(self, source)
@@ -337,6 +352,19 @@ class ClusterEngineClient:
             closing = asyncio.ensure_future(self._nodes.pop(address).aclose())
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
+
+
+async def _replicated(done: asyncio.Future[list[Any]], acked: asyncio.Future[Any],
+                      replicas: int) -> list[Any]:  # fmt: skip
+    """The transaction's replies, once `replicas` replicas hold its writes."""
+    try:
+        replies = await done
+    finally:
+        # WAIT was sent behind EXEC: read its reply even when the transaction failed.
+        count = await acked
+    if int(count) < replicas:
+        raise EngineConnectionError(f"written, but {count} of {replicas} replicas confirmed")
+    return replies
 
 
 async def _second(pending: asyncio.Future[list[Any]]) -> Any:

@@ -205,3 +205,21 @@ async def test_a_killed_primary_answers_at_once_then_its_replica_serves(
     finally:
         await engine.aclose()
         cluster.stop()
+
+
+async def test_a_transaction_waits_for_its_replica(tmp_path: Path) -> None:
+    with_replicas = LocalCluster(tmp_path / "r", primaries=1, replicas=1)
+    with_replicas.start()
+    engine = ClusterEngineClient(with_replicas.url)
+    try:
+        assert await engine.transaction([("SET", "{w}:a", 1)], replicas=1) == ["OK"]
+        replica = with_replicas.nodes[1]
+        with redis.Redis(host="127.0.0.1", port=replica.port, decode_responses=True) as r:
+            r.execute_command("READONLY")
+            assert r.get("{w}:a") == "1", "the replica held the write when the answer came"
+        # Asking for more replicas than exist: written, but refused as not durable.
+        with pytest.raises(EngineConnectionError, match="1 of 2 replicas"):
+            await engine.transaction([("SET", "{w}:b", 1)], replicas=2, replica_timeout_ms=50)
+    finally:
+        await engine.aclose()
+        with_replicas.stop()
