@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from server.handlers.common import (
     error_middleware,
     token_of,
 )
+from server.handlers.security import guard_middleware, proxy_middleware, security_headers
 from server.handlers.ws import SOCKETS, close_all_sockets, websocket
 from server.hub import Hub
 from server.services.accounts import AccountService
@@ -67,7 +67,12 @@ def create_app(
     settings: Settings, redis_url: str, *, clock: Clock = system_clock
 ) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        # Outermost first: the trusted proxy's scheme and address are known to all the
+        # rest; the guard refuses cross-site changes and bad bodies before anyone reads.
+        middlewares=[
+            proxy_middleware(settings), error_middleware, guard_middleware(settings),
+            auth_middleware,
+        ],
         client_max_size=settings.max_body_size,
     )
     app[MAX_BODY] = settings.max_body_size
@@ -107,10 +112,7 @@ def create_app(
         await engine.aclose()
         await client.aclose()
 
-    async def worker_header(request: web.Request, response: web.StreamResponse) -> None:
-        response.headers["X-Echohub-Worker"] = str(os.getpid())
-
-    app.on_response_prepare.append(worker_header)
+    app.on_response_prepare.append(security_headers(settings))
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_all_sockets)
 

@@ -64,6 +64,7 @@ def run_worker(
 
     from server.app import create_app
     from server.handlers.ops import LIVENESS
+    from server.handlers.security import RedactingAccessLogger
 
     _return_big_buffers_to_the_os()
     loop = _new_loop()
@@ -88,6 +89,12 @@ def run_worker(
         # the kernel caps this at net.core.somaxconn.
         backlog=4096,
         handle_signals=True,
+        # Invite codes in paths and tokens in query strings never reach the log.
+        access_log_class=RedactingAccessLogger,
+        # After an answer to a request whose body was not read (refused: too slow, too
+        # big), aiohttp keeps reading it so the client sees the answer before a reset;
+        # 2 s, not its default 10 s, so a slow-body client is gone soon after its 408.
+        lingering_time=2.0,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,51 @@ DEFAULT_RATE_LIMITS: Mapping[str, RateLimit] = {
 
 class SettingsError(ValueError):
     pass
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLimit:
+    """Exponential backoff on login attempts (see domain.accounts.login_backoff).
+
+    Every attempt is counted when it starts (so a flood of simultaneous guesses is
+    bounded too); a successful login gives its count back. Past `free` counted
+    attempts, the next waits `base * 2**(n - free)` seconds, at most `cap`.
+    """
+
+    free_per_handle: int = 5
+    free_per_address: int = 20
+    base: float = 1.0
+    cap: float = 900.0
+    # Seconds of quiet after which a handle's or an address's count is forgotten.
+    forget_handle: int = 24 * 3600
+    forget_address: int = 3600
+
+
+def parse_networks(name: str, raw: str | None) -> tuple[Network, ...]:
+    """`127.0.0.1, 10.0.0.0/8, ::1` → networks (a bare address is a /32 or /128)."""
+    networks = []
+    for part in (raw or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {part!r} is not an address or network") from exc
+    return tuple(networks)
+
+
+def address_in(address: str | None, networks: tuple[Network, ...]) -> bool:
+    if not address or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
 
 
 def parse_rate_limits(raw: str | None) -> dict[str, RateLimit]:
@@ -118,6 +164,20 @@ class Settings:
     media_job_seconds: float = 30.0
     # Seconds between sweeps of unattached and dropped media.
     media_sweep_interval: float = 60.0
+    # Proxies whose X-Forwarded-Proto / X-Forwarded-For are believed (nobody's by default).
+    trusted_proxies: tuple[Network, ...] = ()
+    # Who may read /metrics: None = anyone who reaches the port; () = nobody.
+    metrics_allow: tuple[Network, ...] | None = None
+    # Seconds a request body may take to arrive in full (then 408 and the connection closes).
+    body_timeout: float = 10.0
+    # Login backoff; None turns it off (ECHOHUB_RATE_LIMITS=off does).
+    login_limit: LoginLimit | None = field(default_factory=LoginLimit)
+    # Password hashes computed at once, and how many more may wait before a login or
+    # sign-up is refused with 503 (so a guessing flood cannot take every core).
+    hash_workers: int = 1
+    hash_queue: int = 16
+    # The X-Echohub-Worker response header (the worker's pid), for tests and debugging.
+    worker_header: bool = False
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -159,7 +219,24 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         "history_size": _int(env, "ECHOHUB_HISTORY_SIZE", 1000),
         "password_cost": _int(env, "ECHOHUB_PASSWORD_COST", 2**14),
         "public_url": env.get("ECHOHUB_PUBLIC_URL") or None,
+        "trusted_proxies": parse_networks(
+            "ECHOHUB_TRUSTED_PROXIES", env.get("ECHOHUB_TRUSTED_PROXIES")
+        ),
+        "worker_header": env.get("ECHOHUB_WORKER_HEADER", "").lower() in ("1", "true", "yes"),
     }
+    metrics = env.get("ECHOHUB_METRICS_ALLOW")
+    if metrics is not None and metrics.strip():
+        off = metrics.strip().lower() in ("off", "none")
+        values["metrics_allow"] = () if off else parse_networks("ECHOHUB_METRICS_ALLOW", metrics)
+    if not values["rate_limits"] and env.get("ECHOHUB_RATE_LIMITS") is not None:
+        values["login_limit"] = None
+    if env.get("ECHOHUB_BODY_TIMEOUT"):
+        try:
+            values["body_timeout"] = float(env["ECHOHUB_BODY_TIMEOUT"])
+        except ValueError as exc:
+            raise SettingsError("ECHOHUB_BODY_TIMEOUT must be a number of seconds") from exc
+    if env.get("ECHOHUB_HASH_WORKERS"):
+        values["hash_workers"] = _int(env, "ECHOHUB_HASH_WORKERS", 1)
     if env.get("ECHOHUB_HEARTBEAT"):
         values["heartbeat"] = float(env["ECHOHUB_HEARTBEAT"])
     if env.get("ECHOHUB_SEND_QUEUE_LIMIT"):
@@ -185,6 +262,10 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         raise SettingsError("ECHOHUB_SCHEDULER_INTERVAL must be 0.01..60 seconds")
     if settings.media_workers < 0:
         raise SettingsError("ECHOHUB_MEDIA_WORKERS must be 0 (automatic) or more")
+    if not 0.1 <= settings.body_timeout <= 600:
+        raise SettingsError("ECHOHUB_BODY_TIMEOUT must be 0.1..600 seconds")
+    if not 1 <= settings.hash_workers <= 64:
+        raise SettingsError("ECHOHUB_HASH_WORKERS must be 1..64")
     if settings.history_size < 10:
         raise SettingsError("ECHOHUB_HISTORY_SIZE must be at least 10")
     return settings

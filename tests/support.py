@@ -23,6 +23,8 @@ from server.store.accounts import AccountStore
 from server.store.resp import EngineClient
 
 PASSWORD = "correct horse battery"
+# For a raw body sent as JSON (aiohttp's `json=` sets it itself).
+JSON_TYPE = {"Content-Type": "application/json"}
 
 
 async def make_invite(rdb: aioredis.Redis, *, uses: int = 100, admin: bool = False) -> str:
@@ -127,7 +129,8 @@ def start_server(
 ) -> Server:
     port = port or free_port()
     full_env = {**os.environ, "ECHOHUB_RATE_LIMITS": "off", "ECHOHUB_PASSWORD_COST": "1024",
-                "PYTHONUNBUFFERED": "1", **(env or {})}  # fmt: skip
+                "PYTHONUNBUFFERED": "1", "ECHOHUB_WORKER_HEADER": "1",
+                **(env or {})}  # fmt: skip
     # Output goes to a file, never a pipe: nobody drains a pipe while the server runs,
     # and a full pipe (64 KiB of access log) would block the server mid-request.
     output = tempfile.TemporaryFile()

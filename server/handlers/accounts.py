@@ -12,6 +12,7 @@ from server.handlers.common import (
     json_response,
     read_json,
 )
+from server.handlers.security import CSRF_HEADER, csrf_token_for
 from server.services.common import User
 from server.services.container import SERVICES, Services
 
@@ -25,6 +26,7 @@ def _signed_in(request: web.Request, user: User, token: str, status: int) -> web
         SESSION_COOKIE, token, httponly=True, samesite="Lax", path="/",
         max_age=svc.settings.session_ttl, secure=request.secure,
     )  # fmt: skip
+    response.headers[CSRF_HEADER] = csrf_token_for(token)
     return response
 
 
@@ -57,7 +59,8 @@ async def me(request: web.Request) -> web.Response:
     user = current_user(request)
     me = user.to_wire()
     me["unread_notifications"] = await request.app[SERVICES].extra["notifications"].unread(user)
-    return json_response(me)
+    # The page learns its CSRF token here after a reload (see handlers/security.py).
+    return json_response(me, headers={CSRF_HEADER: csrf_token_for(request[TOKEN_KEY])})
 
 
 @routes.post("/api/invites")

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from server.handlers.common import json_response, plain_error
 from server.services.container import SERVICES, Services
+from server.settings import address_in
 
 routes = web.RouteTableDef()
 # How long /readyz waits for the engine's PING before saying it is not ready.
@@ -58,6 +59,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    allow = request.app[SERVICES].settings.metrics_allow
+    # ECHOHUB_METRICS_ALLOW: the client's address (behind a trusted proxy, the one it
+    # forwarded) must be in one of the networks; unset, anyone who reaches the port.
+    if allow is not None and not address_in(request.remote, allow):
+        return plain_error(403, "forbidden", "metrics are not available to this address")
     body = generate_latest(request.app[REGISTRY])
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 

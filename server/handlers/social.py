@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.handlers.common import current_user, json_response, query_limit, read_json
+from server.handlers.security import from_the_app
 from server.services.container import SERVICES, Services
 from server.services.echoes import EchoService
 from server.services.graph import GraphService
@@ -19,8 +20,12 @@ def _svc(request: web.Request) -> tuple[Services, GraphService, EchoService]:
 
 @routes.get("/api/users/{handle}")
 async def profile(request: web.Request) -> web.Response:
-    _, graph, _ = _svc(request)
-    return json_response(await graph.profile(current_user(request), request.match_info["handle"]))
+    svc, graph, _ = _svc(request)
+    # A footprint only for a view from the app or a script, never for a cross-site
+    # navigation or embed that merely carries the cookie (SPEC, Footprints).
+    visit = from_the_app(request, svc.settings)
+    profile = await graph.profile(current_user(request), request.match_info["handle"], visit=visit)
+    return json_response(profile)
 
 
 @routes.get("/api/users/{handle}/echoes")

@@ -64,6 +64,12 @@ class EchoHubServer:
         return f"{name}{next(self.handles)}"
 
 
+def same_origin(base: str) -> dict[str, str]:
+    """What the page's own fetch would carry: API calls made beside the page (through
+    the context's cookie jar) are cookie-authenticated changes, so they show it."""
+    return {"Origin": base}
+
+
 def signup(
     context: BrowserContext, base: str, invite: str, handle: str, name: str
 ) -> dict[str, Any]:
@@ -72,6 +78,7 @@ def signup(
         f"{base}/api/signup",
         data={"invite": invite, "handle": handle, "password": PASSWORD,
               "display_name": name, "birthdate": "1990-05-01"},
+        headers=same_origin(base),
     )  # fmt: skip
     assert resp.status == 201, resp.text()
     return dict(resp.json()["user"])
@@ -93,7 +100,9 @@ def _open_server(
     context = browser.new_context()
     try:
         signup(context, hub.base, hub.admin_invite, "root", "Root")
-        resp = context.request.post(f"{hub.base}/api/invites", data={"uses": 100})
+        resp = context.request.post(
+            f"{hub.base}/api/invites", data={"uses": 100}, headers=same_origin(hub.base)
+        )
         assert resp.status == 201, resp.text()
         hub.invite = resp.json()["code"]
     finally:
@@ -129,7 +138,9 @@ class Member:
         expect(self.page.locator("main")).to_have_attribute("aria-busy", "false")
 
     def api(self, method: str, path: str, data: Any = None) -> Any:
-        resp = self.context.request.fetch(f"{self.base}{path}", method=method, data=data)
+        resp = self.context.request.fetch(
+            f"{self.base}{path}", method=method, data=data, headers=same_origin(self.base)
+        )
         assert resp.ok, f"{method} {path}: {resp.status} {resp.text()}"
         return resp.json()
 
@@ -151,6 +162,9 @@ def make_members(browser: Browser, hub: EchoHubServer) -> tuple[MemberFactory, l
         page = context.new_page()
         member = Member(handle, name, context, page, hub.base)
         page.on("pageerror", lambda err: member.errors.append(str(err)))
+        # A blocked inline style or script is a broken page too (the CSP forbids both).
+        page.on("console", lambda msg: member.errors.append(msg.text)
+                if "Content Security Policy" in msg.text else None)  # fmt: skip
 
         def on_dialog(dialog: Dialog) -> None:
             member.dialogs.append(f"{dialog.type}:{dialog.message}")

@@ -17,7 +17,14 @@ from typing import Any
 
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, EchoHubServer, Member, _open_server
+from tests.e2e.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    EchoHubServer,
+    Member,
+    _open_server,
+    same_origin,
+)
 from tests.support import PASSWORD
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -89,11 +96,13 @@ def seed(browser: Browser, hub: EchoHubServer) -> dict[str, Any]:
     mia = make("Mia", handle="mia")
     root = browser.new_context()
     login = root.request.post(
-        f"{hub.base}/api/login", data={"handle": "root", "password": PASSWORD}
+        f"{hub.base}/api/login",
+        data={"handle": "root", "password": PASSWORD},
+        headers=same_origin(hub.base),
     )
     assert login.ok, login.text()
     role = root.request.put(f"{hub.base}/api/admin/users/{mia.handle}/role",
-                            data={"role": "moderator"})  # fmt: skip
+                            data={"role": "moderator"}, headers=same_origin(hub.base))  # fmt: skip
     assert role.ok, role.text()
     root.close()
     spam = ben.api("POST", "/api/echoes", {"text": "$[big FREE] followers!!! click my profile"})

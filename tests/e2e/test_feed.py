@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.conftest import EchoHubServer, MemberFactory, signup
+from tests.e2e.conftest import EchoHubServer, MemberFactory, same_origin, signup
 from tests.support import PASSWORD
 
 
@@ -13,11 +13,15 @@ def test_join_with_invite_then_sign_out_and_in(browser: Browser, echohub: EchoHu
     context = browser.new_context()
     try:
         page = context.new_page()
-        invite = context.request.post(f"{echohub.base}/api/invites", data={})
+        invite = context.request.post(
+            f"{echohub.base}/api/invites", data={}, headers=same_origin(echohub.base)
+        )
         assert invite.status == 401  # no session yet: only members invite
         helper = browser.new_context()
         signup(helper, echohub.base, echohub.invite, echohub.handle("host"), "Host")
-        code = helper.request.post(f"{echohub.base}/api/invites", data={"uses": 1}).json()["code"]
+        code = helper.request.post(
+            f"{echohub.base}/api/invites", data={"uses": 1}, headers=same_origin(echohub.base)
+        ).json()["code"]
         helper.close()
 
         handle = echohub.handle("mika")

@@ -19,6 +19,7 @@ from tests.e2e.conftest import (
     MemberFactory,
     _open_server,
     make_members,
+    same_origin,
 )
 from tests.support import PASSWORD
 
@@ -30,10 +31,14 @@ def set_role(browser: Browser, hub: EchoHubServer, who: Member, role: str) -> No
     context = browser.new_context()
     try:
         login = {"handle": "root", "password": PASSWORD}
-        resp = context.request.post(f"{hub.base}/api/login", data=login)
+        resp = context.request.post(
+            f"{hub.base}/api/login", data=login, headers=same_origin(hub.base)
+        )
         assert resp.status == 200, resp.text()
         resp = context.request.put(
-            f"{hub.base}/api/admin/users/{who.handle}/role", data={"role": role}
+            f"{hub.base}/api/admin/users/{who.handle}/role",
+            data={"role": role},
+            headers=same_origin(hub.base),
         )
         assert resp.status == 200, resp.text()
         assert resp.json()["role"] == role

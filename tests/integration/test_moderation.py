@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.integration.test_echoes import follow, post, subscribe
-from tests.support import PASSWORD, Member, receive_until, signup
+from tests.support import JSON_TYPE, PASSWORD, Member, receive_until, signup
 
 
 async def moderator(client: Any, rdb: Any, handle: str = "mia") -> Member:
@@ -125,7 +125,8 @@ async def test_reports_need_a_session_and_a_visible_post_not_ones_own(
     resp = await app_client.post("/api/reports", json={"echo": own["id"], "reason": "x"},
                                  headers=ben.auth)  # fmt: skip
     assert (await error(resp, 400))["code"] == "cannot_report_self"
-    resp = await app_client.post("/api/reports", data=b"{not json", headers=ben.auth)
+    resp = await app_client.post("/api/reports", data=b"{not json",
+                                 headers={**ben.auth, **JSON_TYPE})
     assert (await error(resp, 400))["code"] == "invalid_json"
 
 
@@ -437,7 +438,7 @@ async def test_members_get_403_from_moderator_endpoints_whatever_they_send(
     ben = await signup(app_client, rdb, "ben")
     for path in ("/api/mod/reports/0/resolve", "/api/mod/echoes/0/remove",
                  "/api/mod/users/ben/suspend", "/api/mod/users/ben/unsuspend"):  # fmt: skip
-        resp = await app_client.post(path, data=b"{not json", headers=ben.auth)
+        resp = await app_client.post(path, data=b"{not json", headers={**ben.auth, **JSON_TYPE})
         assert (await error(resp, 403))["code"] == "forbidden", path
 
 
@@ -590,7 +591,7 @@ async def test_moderator_endpoints_refuse_bad_bodies_and_queries(app_client: Any
     for path in paths:
         resp = await app_client.post(path, json=[1], headers=mia.auth)
         assert (await error(resp, 400))["code"] == "invalid_body", path
-        resp = await app_client.post(path, data=b"{not json", headers=mia.auth)
+        resp = await app_client.post(path, data=b"{not json", headers={**mia.auth, **JSON_TYPE})
         assert (await error(resp, 400))["code"] == "invalid_json", path
         resp = await app_client.post(path, json={"reason": "x" * 501}, headers=mia.auth)
         assert (await error(resp, 400))["field"] == "reason", path

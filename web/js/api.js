@@ -10,8 +10,15 @@ export class ApiError extends Error {
   }
 }
 
+// The session's CSRF token, from the last answer that carried it (sign-in, sign-up,
+// /api/me). Browsers also send Origin or Sec-Fetch-Site, which the server checks first;
+// the token covers those that send neither (plain http on a LAN address gets no
+// Sec-Fetch-Site), for changes and for profile views that should leave a footprint.
+let csrfToken = null;
+
 export async function api(method, path, body) {
   const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (csrfToken) init.headers["X-CSRF-Token"] = csrfToken;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -22,6 +29,8 @@ export async function api(method, path, body) {
   } catch {
     throw new ApiError(0, { code: "offline", message: "Cannot reach the server. Retrying may help." });
   }
+  const token = resp.headers.get("X-CSRF-Token");
+  if (token) csrfToken = token;
   let data = null;
   const text = await resp.text();
   if (text) {

@@ -1,0 +1,138 @@
+"""The HTTP surface of a real `python -m server serve` process (issue 13, items 8 and
+14): slow and abandoned bodies, bodies sent to bodyless routes, what the access log
+writes down, and who may read /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from server.app import create_app
+from server.settings import settings_from_env
+from tests.support import Server, signup, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def server_process(engine_url: str) -> Iterator[Server]:
+    srv = start_server("--redis-url", engine_url, env={"ECHOHUB_BODY_TIMEOUT": "1"})
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture
+async def server(server_process: Server, rdb: Any) -> AsyncIterator[Server]:
+    yield server_process
+    await server_process.close()  # its client session belongs to this test's loop
+
+
+async def raw_request(server: Server, head: str, body: bytes = b"") -> tuple[
+        asyncio.StreamReader, asyncio.StreamWriter]:  # fmt: skip
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+    await writer.drain()
+    return reader, writer
+
+
+async def read_answer(reader: asyncio.StreamReader, timeout: float) -> tuple[int, bytes]:
+    """The status and everything until the server closes the connection."""
+    async with asyncio.timeout(timeout):
+        data = await reader.read(-1)
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+    return status, data
+
+
+async def wait_for_log(server: Server, text: str, timeout: float = 5) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = server.read_output()
+        if text in out:
+            return out
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{text!r} never logged:\n{server.read_output()[-3000:]}")
+
+
+async def test_a_slow_body_times_out_and_closes(server: Server) -> None:
+    head = ("POST /api/login HTTP/1.1\nHost: x\nContent-Type: application/json\n"
+            "Content-Length: 1000\n")  # fmt: skip
+    started = time.monotonic()
+    sockets = [await raw_request(server, head, b'{"handle":') for _ in range(20)]
+    for reader, writer in sockets:
+        status, data = await read_answer(reader, timeout=10)
+        assert status == 408 and b'"request_timeout"' in data
+        writer.close()
+    assert time.monotonic() - started < 8  # about the 1 s body timeout, not forever
+    out = await wait_for_log(server, "slow body: POST /api/login")
+    assert "Traceback" not in out
+    # The server is fine afterwards.
+    resp = await server.get("/healthz")
+    assert resp.status == 200
+
+
+async def test_a_client_that_hangs_up_mid_body_is_one_log_line(server: Server) -> None:
+    head = ("POST /api/signup HTTP/1.1\nHost: x\nContent-Type: application/json\n"
+            "Content-Length: 1000\n")  # fmt: skip
+    for _ in range(3):
+        _, writer = await raw_request(server, head, b'{"invite":')
+        writer.close()  # hang up mid-body
+        await writer.wait_closed()
+    await wait_for_log(server, "client went away: POST /api/signup")
+    lines = [ln for ln in server.read_output().splitlines() if "client went away" in ln]
+    assert 1 <= len(lines) <= 3
+    assert "Traceback" not in server.read_output()
+    assert "Error handling request" not in server.read_output()
+
+
+async def test_bodyless_routes_refuse_a_body_over_the_limit(server: Server, rdb: Any) -> None:
+    aki = await signup(server, rdb, "aki")
+    big = b"x" * (64 * 1024 + 1)
+    json_type = {**aki.auth, "Content-Type": "application/json"}
+    for path in ("/api/logout", f"/api/users/{aki.handle}/follow", "/api/notifications/read"):
+        resp = await server.post(path, data=big, headers=json_type)
+        assert resp.status == 413, (path, await resp.text())
+        assert (await resp.json())["error"]["code"] == "payload_too_large"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read and counted
+        for _ in range(20):
+            yield b"y" * 4096
+
+    resp = await server.post("/api/logout", data=chunks(), headers=json_type)
+    assert resp.status == 413
+    me = await server.get("/api/me", headers=aki.auth)
+    assert me.status == 200  # nothing was done: the session is still there
+
+
+async def test_secrets_stay_out_of_the_access_log(server: Server, rdb: Any) -> None:
+    aki = await signup(server, rdb, "aki")
+    async with aiohttp.ClientSession(server.base) as fresh:
+        await (await fresh.get("/join/SECRETINVITE1")).read()
+        await (await fresh.get("/api/me?token=SECRETTOKEN2")).read()
+        await (await fresh.get(f"/ws?access_token={aki.token}")).read()
+        referer = {"Referer": f"{server.base}/join/SECRETINVITE3"}
+        await (await fresh.get("/css/app.css", headers=referer)).read()
+        await (await fresh.delete("/api/invites/SECRETINVITE4", headers=aki.auth)).read()
+    out = await wait_for_log(server, "/api/invites/[redacted]")
+    for secret in ("SECRETINVITE1", "SECRETTOKEN2", aki.token, "SECRETINVITE3", "SECRETINVITE4"):
+        assert secret not in out
+    assert '"GET /join/[redacted] HTTP/1.1" 200' in out
+    assert "/api/me?token=[redacted]" in out
+
+
+@pytest.mark.parametrize(("allow", "status"), [
+    (None, 200), ("10.0.0.0/8", 403), ("127.0.0.1", 200), ("::1, 127.0.0.0/8", 200), ("off", 403),
+])  # fmt: skip
+async def test_metrics_can_be_restricted(
+    aiohttp_client: Any, engine_url: str, rdb: Any, allow: str | None, status: int
+) -> None:
+    env = {} if allow is None else {"ECHOHUB_METRICS_ALLOW": allow}
+    client = await aiohttp_client(create_app(settings_from_env(env), engine_url))
+    resp = await client.get("/metrics")
+    assert resp.status == status, allow
+    if status == 403:
+        assert (await resp.json())["error"]["code"] == "forbidden"
+    else:
+        assert "echohub_connections" in await resp.text()
