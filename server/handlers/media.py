@@ -20,6 +20,7 @@ from aiohttp import BodyPartReader, web
 from server.domain import media as rules
 from server.domain.errors import DomainError
 from server.handlers.common import current_user, json_response, read_json, token_of
+from server.handlers.security import body_types
 from server.services.container import SERVICES
 from server.services.media import CONTENT_TYPES, MediaService
 
@@ -82,6 +83,7 @@ async def _small_text(part: BodyPartReader, limit: int, field: str) -> str:
 
 
 @routes.post("/api/media")
+@body_types("multipart/form-data")  # read here, streamed; the origin checks still apply
 async def upload(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     media = _media(request)

@@ -159,7 +159,8 @@ async def test_upload_over_the_limit_is_413_at_once(app_client: Any, rdb: Any,
 async def test_bad_forms(app_client: Any, rdb: Any) -> None:
     aki = await signup(app_client, rdb, "aki")
     resp = await app_client.post("/api/media", json={"file": "x"}, headers=aki.auth)
-    assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_body"
+    assert resp.status == 415
+    assert (await resp.json())["error"]["code"] == "unsupported_content_type"
     form = aiohttp.FormData(default_to_multipart=True)
     form.add_field("alt", "no file")
     resp = await app_client.post("/api/media", data=form, headers=aki.auth)
