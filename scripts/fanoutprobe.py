@@ -30,6 +30,17 @@ from server.hub import Event, Hub
 from server.protocol import JSON, event_message, ws_frame
 from server.store.resp import plain_fd
 
+
+class _Peer:
+    """The hub's peer: the reader keeps up, so nothing is ever held back to drain."""
+
+    def __call__(self, code: int, reason: str) -> None:
+        pass
+
+    async def drained(self) -> None:
+        pass
+
+
 READER = """
 import os, selectors, socket, sys
 if len(os.sched_getaffinity(0)) > 1:
@@ -95,8 +106,7 @@ async def main(mode: str, clients: int, rounds: int, rate: float) -> None:
             await asyncio.sleep(0.05)
         hub = Hub(_NoHistory())
         for i, transport in enumerate(transports):
-            conn = hub.connect(f"p{i}", "s", JSON, transport, lambda *_: None,
-                               plain_fd(transport))  # fmt: skip
+            conn = hub.connect(f"p{i}", "s", JSON, transport, _Peer(), plain_fd(transport))
             await hub.subscribe(conn, "user:x", ["user:x"])
         hub.flush()
         fds = [plain_fd(t) for t in transports]

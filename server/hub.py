@@ -9,8 +9,16 @@ Fan-out: an event from the bus is encoded once per (client topic, codec) and the
 frame bytes go to every recipient: written at once to a socket with one subscription
 and nothing queued, else appended to its pending list. Every connection with pending
 frames is flushed in one write per flush (coalescing), and a flush runs once per batch
-the bus read, not once per event. A connection whose unsent bytes exceed the cap is
-closed with 4008; nobody waits for it.
+the bus read, not once per event.
+
+Every byte to a connection (events, acks, errors, pongs, pings, the close frame) goes
+through one write path, `Hub.write` (the fan-out's direct write hands it what the
+kernel did not take of a chunk): the kernel first, then the transport up to `TRANSPORT_BUDGET`,
+then the connection's own `held` list, drained as the transport drains. A connection
+whose unsent bytes (transport + held) exceed the cap is closed with 4008 at once: what
+is held is dropped, the transport holds whole frames only, so the close frame follows
+at most a budget of data. Nobody waits for a slow reader, and one that never reads
+(pinging to make us answer) costs at most the cap.
 """
 
 from __future__ import annotations
@@ -25,7 +33,15 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from server.protocol import CloseCode, Codec, encode_frame, event_message, ws_frame
+from server.protocol import (
+    CloseCode,
+    Codec,
+    ack_message,
+    close_frame,
+    encode_frame,
+    event_message,
+    ws_frame,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +96,29 @@ class Transport(Protocol):
     def abort(self) -> None: ...
 
 
+class Peer(Protocol):
+    """The socket adapter's side of a connection."""
+
+    def __call__(self, code: int, reason: str) -> None:
+        """The close frame (`code`) is written: end the connection (the peer may answer
+        first)."""
+
+    async def drained(self) -> None:
+        """Return once the transport holds at most `TRANSPORT_BUDGET` bytes again (at
+        once if it does now); raise if the connection is lost."""
+
+
+class _Gone:
+    """The peer of a connection the adapter is done with."""
+
+    def __call__(self, code: int, reason: str) -> None:
+        pass
+
+    async def drained(self) -> None:
+        raise ConnectionResetError("the connection is gone")
+
+
+GONE: Peer = _Gone()
 _write = os.write
 
 EventFilter = Callable[[Event], bool]
@@ -87,7 +126,18 @@ EventFilter = Callable[[Event], bool]
 # replayed to its connection today. Supplied by the service layer at `sub` time, called
 # once per resume (never per event): the hub knows nothing of what the events mean.
 ReplayFilter = Callable[[list[Event]], Awaitable[list[Event]]]
-Closer = Callable[[int, str], None]
+Closer = Peer
+
+# What a connection's transport may hold beyond what the kernel took (the adapter sets
+# the transport's high-water mark to it); the rest waits in `Connection.held`, where a
+# 4008 can drop it so that the close frame is not stuck behind megabytes.
+TRANSPORT_BUDGET = 64 * 1024
+# A replay is written a slice at a time, each once the connection has room: a reader
+# that keeps up gets any amount of history; one that does not is closed 4008 as usual.
+REPLAY_SLICE = 64 * 1024
+# Live events a replaying subscription may hold back (references, not bytes): a reader
+# too slow to take its replay while more arrives is closed 4008 rather than buffered.
+LIVE_BUFFER_LIMIT = 10_000
 
 # A websocket ping with no payload (FIN, opcode 0x9); servers send frames unmasked.
 PING_FRAME = b"\x89\x00"
@@ -98,8 +148,8 @@ DEAD_AFTER = 4
 
 
 class Connection:
-    __slots__ = ("backlog", "closed", "closer", "codec", "dirty", "fd", "idle", "pending",
-                 "principal", "session", "subs", "transport")  # fmt: skip
+    __slots__ = ("backlog", "closed", "closer", "codec", "dirty", "fd", "held", "held_bytes",
+                 "idle", "pending", "principal", "session", "subs", "transport")  # fmt: skip
 
     def __init__(
         self,
@@ -125,6 +175,9 @@ class Connection:
         self.transport = transport
         self.closer = closer
         self.pending: list[bytes] = []
+        # Frames waiting for the transport to drain below its budget (None: none).
+        self.held: list[bytes] | None = None
+        self.held_bytes = 0
         self.dirty = False
         self.closed = False
         self.subs: dict[str, Subscription] = {}
@@ -277,15 +330,27 @@ class Hub:
                 self._by_principal[conn.principal] = peers.pop()
 
     def close(self, conn: Connection, code: int, reason: str = "") -> None:
+        """Write the close frame, forget the connection, and let the peer end it.
+
+        What was queued before the close still goes out ahead of the close frame; a
+        too-slow reader (4008) forfeits it, and gets the close right after what its
+        transport already holds (whole frames, at most about a budget).
+        """
         if conn.closed:
             return
-        # What was queued before the close still goes out, ahead of the close frame;
-        # a too-slow reader forfeits it.
-        if conn.pending and code != CloseCode.TOO_SLOW and not conn.transport.is_closing():
-            data = b"".join(conn.pending)
-            conn.transport.write(data)
-            self.stats.frames_out += len(conn.pending)
-            self.stats.bytes_out += len(data)
+        transport = conn.transport
+        held, pending = conn.held or [], conn.pending
+        if code == CloseCode.TOO_SLOW:
+            self.stats.slow_closes += 1
+            frames = [close_frame(code, reason)]
+        else:
+            frames = [*held, *pending, close_frame(code, reason)]
+            self.stats.frames_out += len(pending)
+        conn.held, conn.held_bytes = None, 0
+        if not transport.is_closing():
+            # Past the cap on purpose: the close is the last write, and bounded.
+            transport.write(b"".join(frames))
+            conn.backlog = True
         self.disconnect(conn)
         conn.closer(code, reason)
 
@@ -364,6 +429,8 @@ class Hub:
             else:
                 self.write_control(conn, PING_FRAME)
         for conn in dead:
+            if conn.closed:  # closed too slow by its ping
+                continue
             # No close frame: the peer is not reading. What waits in the buffer would
             # never drain, so the transport is aborted rather than closed.
             self.stats.dead_peers += 1
@@ -373,14 +440,98 @@ class Hub:
     # --- sending -----------------------------------------------------------------------
 
     def write_control(self, conn: Connection, frame: bytes) -> None:
-        """Write a control frame (ping, pong) at once, ahead of the frames queued by the
-        next flush: a whole frame, so it lands between two messages."""
+        """Write a control frame (ping, pong) now, ahead of the frames queued for the
+        next flush (a whole frame, so it lands between two messages); it counts against
+        the send cap like any frame."""
+        if not conn.closed and self.write(conn, frame):
+            self.close(conn, CloseCode.TOO_SLOW, "too slow")
+
+    def write(self, conn: Connection, data: bytes) -> bool:
+        """The write path: `data` (whole frames, or the rest of a frame the kernel took
+        the start of) to `conn`, after anything it holds.
+
+        Straight to the socket while nothing waits in the transport; what the kernel
+        does not take goes to the transport while it holds at most `TRANSPORT_BUDGET`,
+        else to `conn.held`. True when `conn` is now too slow (unsent bytes over the
+        cap): the caller closes it 4008, at once or after the fan-out it is inside.
+        """
         transport = conn.transport
-        if conn.closed or transport.is_closing():
+        if transport.is_closing():
+            return False
+        if conn.held is not None:
+            return self._hold(conn, data)
+        queued = 0
+        if conn.backlog:
+            queued = transport.get_write_buffer_size()
+            conn.backlog = queued > 0
+        taken = 0
+        if not queued and conn.fd >= 0:
+            # Nothing waits in the transport, so order is kept by writing straight to
+            # the socket: ~0.6 µs less per write than the transport's bookkeeping
+            # (measured). An error the transport meets again on its own write, and
+            # handles.
+            try:
+                taken = _write(conn.fd, data)
+            except OSError:
+                pass
+            if taken == len(data):
+                return False
+        elif queued > TRANSPORT_BUDGET:
+            return self._hold(conn, data)
+        transport.write(data[taken:] if taken else data)
+        conn.backlog = True
+        return queued + len(data) - taken > self.send_queue_limit
+
+    def _hold(self, conn: Connection, data: bytes) -> bool:
+        held = conn.held
+        if held is None:
+            held = conn.held = []
+            task = asyncio.ensure_future(self._drain(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        held.append(data)
+        conn.held_bytes += len(data)
+        return conn.held_bytes + conn.transport.get_write_buffer_size() > self.send_queue_limit
+
+    async def _drain(self, conn: Connection) -> None:
+        """Move what `conn` holds into its transport as the transport drains."""
+        transport = conn.transport
+        try:
+            while conn.held and not conn.closed:
+                await conn.closer.drained()
+                held = conn.held
+                if not held or conn.closed or transport.is_closing():
+                    break
+                # At least one item each time round, so this ends whatever the
+                # transport says; the cap is checked on held + transport, unchanged.
+                moved = 0
+                while moved < len(held) and (
+                    not moved or transport.get_write_buffer_size() <= TRANSPORT_BUDGET
+                ):
+                    transport.write(held[moved])
+                    conn.held_bytes -= len(held[moved])
+                    moved += 1
+                del held[:moved]
+        except Exception:  # the connection was lost: the adapter ends it
             return
-        transport.write(frame)
-        if transport.get_write_buffer_size():
-            conn.backlog = True
+        finally:
+            if not conn.held:
+                conn.held, conn.held_bytes = None, 0
+        conn.backlog = True
+
+    async def room(self, conn: Connection) -> None:
+        """Return once `conn` holds nothing back and its transport is within budget, or
+        it is closed (a replay writes its next slice then)."""
+        transport = conn.transport
+        while (
+            not conn.closed
+            and not transport.is_closing()
+            and (conn.held or transport.get_write_buffer_size() > TRANSPORT_BUDGET)
+        ):
+            try:
+                await conn.closer.drained()
+            except Exception:
+                return
 
     def send(self, conn: Connection, message: dict[str, Any]) -> None:
         """Queue a control message (ack, error, pong) in order with the events."""
@@ -408,10 +559,9 @@ class Hub:
             if self._too_slow:
                 too_slow, self._too_slow = self._too_slow, []
                 for conn in too_slow:
-                    self.stats.slow_closes += 1
                     self.close(conn, CloseCode.TOO_SLOW, "too slow")
         dirty, self._dirty = self._dirty, []
-        limit = self.send_queue_limit
+        write = self.write
         frames = written = writes = 0
         for conn in dirty:
             conn.dirty = False
@@ -422,31 +572,9 @@ class Hub:
             data = pending[0] if len(pending) == 1 else b"".join(pending)
             frames += len(pending)
             pending.clear()
-            transport = conn.transport
-            if transport.is_closing():
+            if write(conn, data):
+                self.close(conn, CloseCode.TOO_SLOW, "too slow")
                 continue
-            queued = 0
-            if conn.backlog:
-                queued = transport.get_write_buffer_size()
-                conn.backlog = queued > 0
-            rest = len(data)
-            if not queued and conn.fd >= 0:
-                # Nothing waits in the transport, so order is kept by writing straight
-                # to the socket: ~0.6 µs less per write than the transport's bookkeeping
-                # (measured). What the kernel does not take, the transport queues; an
-                # error the transport meets again on its own write, and handles.
-                try:
-                    rest -= _write(conn.fd, data)
-                except OSError:
-                    pass
-            if rest:
-                # Whole frames only, so that a close frame can follow them.
-                transport.write(data[-rest:] if rest < len(data) else data)
-                conn.backlog = True
-                if queued + rest > limit:
-                    self.stats.slow_closes += 1
-                    self.close(conn, CloseCode.TOO_SLOW, "too slow")
-                    continue
             written += len(data)
             writes += 1
         stats = self.stats
@@ -509,19 +637,30 @@ class Hub:
             self._remove(sub)
             return
         cursor = since if (since is not None and recovered) else head
-        ack: dict[str, Any] = {"op": "ack", "id": request_id, "topic": topic,
-                               "cursor": str(cursor)}  # fmt: skip
-        if since is not None:
-            ack["recovered"] = recovered
-        self.send(conn, ack)
+        if since is None:
+            self.send(conn, ack_message(request_id, topic=topic, cursor=str(cursor)))
+        else:
+            self.send(conn, ack_message(request_id, topic=topic, cursor=str(cursor),
+                                        recovered=recovered))  # fmt: skip
         last = cursor
         principal = conn.principal
         codec = conn.codec
+        size = 0
         for event in replay if recovered else ():
             if event.seq > last and self._admits(sub, principal, event):
-                self._enqueue(conn, encode_frame(codec, event_message(
-                    topic, event.seq, event.type, event.data)))  # fmt: skip
+                frame = encode_frame(codec, event_message(topic, event.seq, event.type,
+                                                          event.data))  # fmt: skip
+                self._enqueue(conn, frame)
                 last = event.seq
+                size += len(frame)
+                if size >= REPLAY_SLICE:
+                    # Backpressure: the next slice once this one is on its way.
+                    size = 0
+                    self.flush()
+                    await self.room(conn)
+                    if conn.closed or conn.subs.get(topic) is not sub:
+                        self._remove(sub)
+                        return
         buffered, sub.buffer = sub.buffer or [], None
         self._epoch += 1  # the subscription is live: it may take batches whole
         last = max(last, head)
@@ -736,20 +875,18 @@ class Hub:
                         conn.dirty = True
                         dirty.append(conn)
                     continue
-                transport = conn.transport
-                if transport.is_closing():
+                if conn.transport.is_closing():
                     continue
                 try:
-                    rest = size - _write(conn.fd, chunk)
+                    taken = _write(conn.fd, chunk)
                 except OSError:
-                    rest = size
-                if rest:
-                    transport.write(chunk[-rest:] if rest < size else chunk)
-                    conn.backlog = True
-                    if rest > self.send_queue_limit:
-                        # Closed after the fan-out: closing detaches subscriptions.
-                        self._too_slow.append(conn)
-                        continue
+                    taken = 0
+                # The rest, if any, through the write path (the kernel is full: it
+                # goes to the transport).
+                if taken < size and self.write(conn, chunk[taken:] if taken else chunk):
+                    # Closed after the fan-out: closing detaches subscriptions.
+                    self._too_slow.append(conn)
+                    continue
                 sent += 1
                 written += size
         stats = self.stats
@@ -766,6 +903,8 @@ class Hub:
         for sub in subs:
             if sub.buffer is not None:
                 sub.buffer.append(event)
+                if len(sub.buffer) > LIVE_BUFFER_LIMIT:
+                    self._too_slow.append(sub.conn)
                 continue
             if seq <= sub.last_seq:
                 continue

@@ -22,6 +22,7 @@ from server.protocol import (
     CloseCode,
     FrameError,
     ProtocolError,
+    SubRequest,
     close_frame,
     codec_for,
     encode_frame,
@@ -97,8 +98,7 @@ def test_codec_negotiation_defaults_to_json() -> None:
 def test_requests_parse_in_both_codecs(codec: object) -> None:
     frame = {"op": "sub", "id": 1, "topic": "home", "since": "42"}
     raw = msgpack.packb(frame) if codec is MSGPACK else orjson.dumps(frame).decode()
-    request = read_request(codec, raw)  # type: ignore[arg-type]
-    assert (request.op, request.id, request.topic, request.since) == ("sub", 1, "home", 42)
+    assert read_request(raw) == SubRequest(1, "home", 42)
 
 
 @pytest.mark.parametrize(
@@ -124,28 +124,28 @@ def test_requests_parse_in_both_codecs(codec: object) -> None:
 )
 def test_bad_requests_are_protocol_errors(raw: str, code: str) -> None:
     with pytest.raises(ProtocolError) as info:
-        read_request(JSON, raw)
+        read_request(raw)
     assert info.value.code == code
 
 
 def test_error_keeps_the_request_id_when_it_is_readable() -> None:
     with pytest.raises(ProtocolError) as info:
-        read_request(JSON, '{"op": "dance", "id": 9}')
+        read_request('{"op": "dance", "id": 9}')
     assert info.value.request_id == 9
 
 
 @pytest.mark.parametrize("raw", [b"\xc1", b"\x93\x01", b"\x81\xa2op\xa3sub\xff"])
 def test_bad_msgpack(raw: bytes) -> None:
     with pytest.raises(ProtocolError) as info:
-        read_request(MSGPACK, raw)
+        read_request(raw)
     assert info.value.code == "bad_frame"
 
 
 @given(st.binary(max_size=64))
 def test_read_request_never_raises_anything_else(raw: bytes) -> None:
-    for codec in (JSON, MSGPACK):
+    for data in (raw, raw.decode(errors="replace")):
         try:
-            read_request(codec, raw)
+            read_request(data)
         except ProtocolError:
             pass
 
@@ -174,11 +174,9 @@ _frames = st.lists(
 )
 
 
-@given(frames=_frames, cut=st.integers(min_value=0), masked=st.booleans())
-def test_read_frames_whatever_the_split(
-    frames: list[tuple[bool, int, bytes]], cut: int, masked: bool
-) -> None:
-    stream = b"".join(wsproto.encode_frame(op, p, mask=masked, fin=fin) for fin, op, p in frames)
+@given(frames=_frames, cut=st.integers(min_value=0))
+def test_read_frames_whatever_the_split(frames: list[tuple[bool, int, bytes]], cut: int) -> None:
+    stream = b"".join(wsproto.encode_frame(op, p, fin=fin) for fin, op, p in frames)
     cut = cut % (len(stream) + 1)
     first, used = read_frames(stream[:cut], 1000)
     rest = bytearray(stream[used:cut])

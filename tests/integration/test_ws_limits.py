@@ -1,0 +1,195 @@
+"""The socket's limits on a real socket: control frames count, 4008 arrives whole and
+promptly, a replay respects backpressure, masking and the codec rule (issue 13)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+import pytest
+
+from loadtest import wsproto
+from server.services.container import SERVICES
+from server.settings import RateLimit
+from tests.integration.test_ws import hand_socket, open_tight_socket, publish, read_frame
+from tests.support import receive_until, signup
+
+PING = wsproto.encode_frame(wsproto.OP_PING, b"p" * 125)
+
+
+@pytest.fixture
+def raw() -> Iterator[socket.socket]:
+    sock = socket.socket()
+    yield sock
+    sock.close()
+
+
+def split_frames(buf: bytearray) -> list[tuple[int, bytes]]:
+    """The whole server frames at the start of `buf`, removed from it."""
+    out = []
+    while len(buf) >= 2:
+        length, start = buf[1] & 0x7F, 2
+        if length == 126:
+            length, start = int.from_bytes(buf[2:4], "big"), 4
+        elif length == 127:
+            length, start = int.from_bytes(buf[2:10], "big"), 10
+        if len(buf) < start + length:
+            break
+        out.append((buf[0] & 0x0F, bytes(buf[start : start + length])))
+        del buf[: start + length]
+    return out
+
+
+async def test_a_ping_flooding_client_that_never_reads_is_closed_4008(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any, raw: socket.socket
+) -> None:
+    """Issue 13.1: pongs count against the send cap, so the server's memory for such a
+    socket stays within the cap (it grew by 410 MB for 300 MB of pings)."""
+    from server.app import create_app
+
+    limit = 256 * 1024
+    client = await aiohttp_client(create_app(settings.with_(send_queue_limit=limit), engine_url))
+    member = await signup(client, rdb, "pinger")
+    await open_tight_socket(raw, client, member.token)
+    hub = client.server.app[SERVICES].hub
+    (conn,) = hub.connections_of(member.user["id"])
+    loop = asyncio.get_running_loop()
+    burst = PING * 256
+    most = 0
+    for _ in range(2000):  # at most ~67 MB of pings
+        try:
+            await asyncio.wait_for(loop.sock_sendall(raw, burst), 5)
+        except (ConnectionError, TimeoutError):
+            break  # the server stopped reading: it closed the socket
+        held = getattr(conn, "held_bytes", 0)  # (none before the fix: all in the transport)
+        most = max(most, held + conn.transport.get_write_buffer_size())
+        if conn.closed:
+            break
+    assert conn.closed and hub.stats.slow_closes == 1
+    assert most <= limit + len(PING)
+
+
+async def test_pings_count_against_the_socket_message_limit(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
+) -> None:
+    from server.app import create_app
+
+    limits = {"socket": RateLimit(count=5, seconds=60, burst=5)}
+    client = await aiohttp_client(create_app(settings.with_(rate_limits=limits), engine_url))
+    member = await signup(client, rdb, "pingrate")
+    reader, writer = await hand_socket(client, member.auth)
+    writer.write(wsproto.encode_frame(wsproto.OP_PING, b"x") * 40)
+    opcodes: list[int] = []
+    async with asyncio.timeout(5):
+        while not opcodes or opcodes[-1] != wsproto.OP_CLOSE:
+            opcodes.append((await read_frame(reader))[0])
+    # Five pongs (the burst), the rest unanswered, then 4029 for keeping on far past it.
+    assert opcodes == [wsproto.OP_PONG] * 5 + [wsproto.OP_CLOSE]
+    writer.close()
+
+
+async def test_the_4008_close_reaches_a_slow_reader_promptly_and_whole(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any, raw: socket.socket
+) -> None:
+    """Issue 13.10 (and the fault suite's case): the close was queued behind up to the
+    cap (4 MiB) and the connection cut 3 s later, so a slow reader saw a truncated frame
+    and EOF. Now what the hub holds back is dropped and the close frame follows what the
+    transport holds, whole frames only, well within those 3 s at ~1 MB/s."""
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(settings, engine_url))  # the default cap
+    member = await signup(client, rdb, "slowreader")
+    buf = bytearray(await open_tight_socket(raw, client, member.token))
+    loop = asyncio.get_running_loop()
+    sub = wsproto.encode_frame(wsproto.OP_TEXT, b'{"op":"sub","id":1,"topic":"me"}')
+    await loop.sock_sendall(raw, sub)
+    while not any(op == wsproto.OP_TEXT for op, _ in split_frames(buf)):
+        buf += await asyncio.wait_for(loop.sock_recv(raw, 4096), 5)
+    hub = client.server.app[SERVICES].hub
+    # ~9.6 MB at once to a reader that takes 4 KiB every 4 ms.
+    publishing = asyncio.ensure_future(
+        publish(rdb, engine_url, f"me:{member.user['id']}", {"pad": "y" * 12000}, 800)
+    )
+    frames: list[tuple[int, bytes]] = []
+    started = time.monotonic()
+    async with asyncio.timeout(30):
+        while not frames or frames[-1][0] != wsproto.OP_CLOSE:
+            chunk = await loop.sock_recv(raw, 4096)
+            assert chunk, f"EOF without a close frame ({hub.stats.slow_closes} slow closes)"
+            buf += chunk
+            frames += split_frames(buf)
+            await asyncio.sleep(0.004)  # the client's pace, not synchronisation
+    took = time.monotonic() - started
+    await publishing
+    assert struct.unpack("!H", frames[-1][1][:2])[0] == 4008 and hub.stats.slow_closes == 1
+    events = [json.loads(p) for op, p in frames[:-1] if op == wsproto.OP_TEXT]
+    assert all(e["op"] == "event" and len(e["data"]["pad"]) == 12000 for e in events[1:])
+    assert not buf, "nothing follows the close frame"
+    assert took < 10, took
+
+
+async def test_a_fast_reader_resuming_over_a_large_replay_gets_it_all(
+    app_client: Any, rdb: Any, engine_url: str
+) -> None:
+    """Issue 13.10: 8.5 MB of replay went out in one write and a reader that kept up got
+    4008 after receiving everything; the replay now goes a slice at a time."""
+    member = await signup(app_client, rdb, "bigresume")
+    channel = f"me:{member.user['id']}"
+    ws = await app_client.ws_connect("/ws", headers=member.auth, max_msg_size=0)
+    await ws.send_json({"op": "sub", "id": 1, "topic": "me"})
+    since = (await receive_until(ws, lambda f: f["op"] == "ack"))[-1]["cursor"]
+    await ws.close()
+    cursors = await publish(rdb, engine_url, channel, {"pad": "r" * 12000}, 750)
+    ws = await app_client.ws_connect("/ws", headers=member.auth, max_msg_size=0)
+    await ws.send_json({"op": "sub", "id": 2, "topic": "me", "since": since})
+    frames = await receive_until(ws, lambda f: f.get("cursor") == str(cursors[-1]), 30)
+    assert frames[0]["op"] == "ack" and frames[0]["recovered"] is True
+    assert [int(f["cursor"]) for f in frames[1:]] == cursors
+    hub = app_client.server.app[SERVICES].hub
+    assert hub.stats.slow_closes == 0
+    await ws.send_json({"op": "ping", "id": 3})
+    assert (await receive_until(ws, lambda f: f["op"] == "pong"))[-1]["id"] == 3
+    await ws.close()
+
+
+async def test_an_unmasked_client_frame_closes_1002(app_client: Any, rdb: Any) -> None:
+    """Issue 13.9: RFC 6455 section 5.1, the server MUST close on an unmasked frame."""
+    member = await signup(app_client, rdb, "unmasked")
+    reader, writer = await hand_socket(app_client, member.auth)
+    writer.write(wsproto.encode_frame(wsproto.OP_TEXT, b'{"op":"ping","id":1}', mask=False))
+    opcode, payload = await read_frame(reader)
+    assert opcode == wsproto.OP_CLOSE and wsproto.parse_close(payload)[0] == 1002
+    writer.write(wsproto.encode_close(1002))
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+
+
+async def test_invalid_utf8_in_a_first_fragment_closes_1007_at_once(
+    app_client: Any, rdb: Any
+) -> None:
+    member = await signup(app_client, rdb, "badfragment")
+    reader, writer = await hand_socket(app_client, member.auth)
+    writer.write(wsproto.encode_frame(wsproto.OP_TEXT, b'{"op":"\xff', fin=False))
+    opcode, payload = await read_frame(reader)
+    assert opcode == wsproto.OP_CLOSE and wsproto.parse_close(payload)[0] == 1007
+    writer.close()
+
+
+async def test_a_binary_frame_on_a_json_socket_is_read_as_msgpack(
+    app_client: Any, rdb: Any
+) -> None:
+    """Issue 13.13: the README's codec rule; replies keep the socket's codec (JSON)."""
+    member = await signup(app_client, rdb, "mixedcodec")
+    ws = await app_client.ws_connect("/ws", headers=member.auth)
+    await ws.send_bytes(msgpack.packb({"op": "ping", "id": 7}))
+    assert await ws.receive_json(timeout=5) == {"op": "pong", "id": 7}
+    await ws.send_bytes(b'{"op":"ping","id":8}')  # JSON in a binary frame is not msgpack
+    reply = await ws.receive_json(timeout=5)
+    assert reply["op"] == "error" and reply["code"] == "bad_frame" and reply["id"] is None
+    await ws.close()
