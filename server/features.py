@@ -74,6 +74,7 @@ def wire(svc: Services) -> None:
     profiles = ProfileService(svc.accounts, graph, search_store, publisher,
                               svc.bus.publish_control, svc.clock,
                               password_cost=svc.settings.password_cost)  # fmt: skip
+    profiles.avatars = media
     svc.accounts.on_signup.append(profiles.on_signup)
     svc.control_hooks.append(profiles.on_control)
     discovery = DiscoveryService(svc.accounts, graph, echoes, search_store)

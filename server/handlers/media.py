@@ -169,6 +169,22 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | bool | None:
     return start, end
 
 
+@routes.get("/media/avatars/{handle}")
+async def serve_avatar(request: web.Request) -> web.StreamResponse:
+    """A member's current avatar, to any signed-in member (404 without one). Cached a
+    day: the URL's `v` changes when the picture does."""
+    svc = request.app[SERVICES]
+    media = _media(request)
+    handle = request.match_info["handle"]
+    viewer = await svc.accounts.authenticate(token_of(request))
+    if viewer is None or len(handle) > 64:
+        return _not_found()
+    name = await media.store.avatar_file(handle.lower())
+    if not name:
+        return _not_found()
+    return await _send_file(request, media, name, "private, max-age=86400")
+
+
 @routes.get("/media/{name}")
 async def serve_file(request: web.Request) -> web.StreamResponse:
     """A media file, to a signed-in member who may see it; 404 to anyone else (as if it
@@ -181,13 +197,18 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     viewer = await svc.accounts.authenticate(token_of(request))
     if viewer is None or not await media.may_see_file(viewer, name):
         return _not_found()
+    return await _send_file(request, media, name, CACHE_CONTROL)
+
+
+async def _send_file(request: web.Request, media: MediaService, name: str,
+                     cache_control: str) -> web.StreamResponse:  # fmt: skip
     etag = f'"{name.partition(".")[0]}"'
     headers = {
         "Content-Type": CONTENT_TYPES[name.rpartition(".")[2]],
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cross-Origin-Resource-Policy": "same-origin",
-        "Cache-Control": CACHE_CONTROL,
+        "Cache-Control": cache_control,
         "ETag": etag,
         "Accept-Ranges": "bytes",
     }

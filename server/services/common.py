@@ -115,23 +115,31 @@ class User:
     bio: str = ""
     # The bio's segments as stored: JSON text, decoded only when a profile is shown.
     bio_segments: str = ""
+    # Where the member's avatar is served ("" for none: the page shows an initial).
+    avatar: str = ""
 
     @classmethod
     def from_record(cls, rec: dict[str, str]) -> User:
+        avatar = rec.get("avatar")
         return cls(rec["id"], rec["handle"], rec["display_name"], rec.get("role", "member"),
                    rec.get("created_at", ""), rec.get("suspended") == "1",
-                   rec.get("bio", ""), rec.get("bio_segments", ""))  # fmt: skip
+                   rec.get("bio", ""), rec.get("bio_segments", ""),
+                   str(orjson.loads(avatar).get("url", "")) if avatar else "")  # fmt: skip
 
     def presentation(self) -> dict[str, object]:
-        """What a member shows of themselves on their profile: bio and its segments."""
+        """What a member shows of themselves on their profile: bio and its segments, and
+        their avatar's URL (or null)."""
         segments = orjson.loads(self.bio_segments) if self.bio_segments else []
-        return {"bio": self.bio, "bio_segments": segments}
+        return {"bio": self.bio, "bio_segments": segments, "avatar": self.avatar or None}
 
     @property
     def is_moderator(self) -> bool:
         return self.role in ("moderator", "admin")
 
     def brief(self) -> dict[str, str]:
+        if self.avatar:
+            return {"handle": self.handle, "display_name": self.display_name,
+                    "avatar": self.avatar}  # fmt: skip
         return {"handle": self.handle, "display_name": self.display_name}
 
     def to_wire(self) -> dict[str, object]:

@@ -74,6 +74,15 @@ class ModerationLog(Protocol):
         ...
 
 
+def _author(rec: dict[str, str]) -> dict[str, str]:
+    """A post's author as it was when posting (the avatar's URL serves their current
+    one)."""
+    if rec.get("author_avatar"):
+        return {"handle": rec["author_handle"], "display_name": rec["author_name"],
+                "avatar": rec["author_avatar"]}  # fmt: skip
+    return {"handle": rec["author_handle"], "display_name": rec["author_name"]}
+
+
 class MediaClaims(Protocol):
     """What posting needs of media: claiming items for a post, all or none."""
 
@@ -145,7 +154,7 @@ class EchoService:
         answered = rec.get("reply_to") if rec.get("gates") else None
         return {
             "id": rec["id"],
-            "author": {"handle": rec["author_handle"], "display_name": rec["author_name"]},
+            "author": _author(rec),
             "text": rec["text"],
             "segments": orjson.loads(rec["segments"]) if segments is None else segments,
             "visibility": rec["visibility"],
@@ -328,6 +337,8 @@ class EchoService:
             "visibility": visibility, "community": community or "",
             "tags": " ".join(found.tags), "created_at": iso(now),
         }  # fmt: skip
+        if author.avatar:
+            rec["author_avatar"] = author.avatar
         if answered is not None:
             rec.update(reply_to=answered["id"], reply_author=answered["author"],
                        reply_handle=answered["author_handle"],

@@ -131,10 +131,10 @@ class MediaService:
 
     # --- one item --------------------------------------------------------------------------
 
-    async def _own(self, user: User, raw_id: object) -> dict[str, str]:
-        rec = await self.store.get(rules.check_media_id(raw_id))
+    async def _own(self, user: User, raw_id: object, field: str = "id") -> dict[str, str]:
+        rec = await self.store.get(rules.check_media_id(raw_id, field))
         if rec is None or rec["owner"] != user.id:
-            raise rules.media_not_found()
+            raise rules.media_not_found(field)
         return rec
 
     async def get(self, user: User, raw_id: object) -> dict[str, Any]:
@@ -184,10 +184,12 @@ class MediaService:
         """Give back media claimed for a post that was not published after all."""
         await self.store.release(post_id, media_ids, int(self.clock() * 1000))
 
-    async def set_avatar(self, user: User, raw_id: object) -> str:
-        """Make an unattached image of the member's their avatar: a square crop of it.
-        Returns the avatar's URL."""
-        rec = await self._own(user, rules.check_media_id(raw_id, "avatar"))
+    async def avatar(self, user: User, raw_id: object) -> dict[str, Any]:
+        """Make an unattached image of the member's their avatar: a centred square crop
+        of it. Answers the avatar object the profile keeps ({id, url}); the URL names the
+        member, so every post of theirs shows the avatar they have now, and its `v`
+        changes with the picture so caches take the new one."""
+        rec = await self._own(user, raw_id, "avatar")
         if rec["type"] != "image":
             raise DomainError("not_an_image", "an avatar is an image", field="avatar")
         source = await self.blobs.open(rec["large"])
@@ -212,6 +214,8 @@ class MediaService:
             await asyncio.to_thread(shutil.rmtree, work, True)
         status, _ = await self.store.set_avatar(user.id, rec["id"], square.name,
                                                 int(self.clock() * 1000))  # fmt: skip
+        if status != "ok" and not await self.store.users_of_file(square.name):
+            await self.blobs.delete(square.name)  # nobody took it
         if status == "media_not_found":
             raise rules.media_not_found("avatar")
         if status == "media_attached":
@@ -219,10 +223,11 @@ class MediaService:
                            field="avatar")  # fmt: skip
         if status == "not_an_image":
             raise DomainError("not_an_image", "an avatar is an image", field="avatar")
-        return self.blobs.url(square.name)
+        url = f"/media/avatars/{user.handle}?v={square.name.partition('.')[0][:12]}"
+        return {"id": rec["id"], "url": url}
 
-    async def avatar_urls(self, user_ids: list[str]) -> list[str | None]:
-        return [self.blobs.url(n) if n else None for n in await self.store.avatars(user_ids)]
+    async def drop_avatar(self, user: User) -> None:
+        await self.store.drop_avatar(user.id, int(self.clock() * 1000))
 
     # --- serving ---------------------------------------------------------------------------
 

@@ -46,6 +46,10 @@ class AvatarSource(Protocol):
         """The avatar for `media_id`, or a DomainError (not theirs, not an image)."""
         ...
 
+    async def drop_avatar(self, owner: User) -> None:
+        """The member went back to no avatar: their last one may go."""
+        ...
+
 
 class ProfileService:
     def __init__(
@@ -106,6 +110,8 @@ class ProfileService:
 
     async def _avatar_fields(self, user: User, media_id: str) -> dict[str, str]:
         if media_id == "":
+            if self.avatars is not None:
+                await self.avatars.drop_avatar(user)
             return {"avatar": ""}
         if self.avatars is None:
             raise DomainError("invalid_avatar", "avatars cannot be set on this server yet",

@@ -15,7 +15,8 @@ Keys:
                              cleared once the file is gone; a new upload of the same bytes
                              waits for it rather than have its fresh copy deleted)
   eh:media:key         str   the secret of the keyed hash that names files (hex)
-  eh:user:{id}         hash  avatar (the avatar file's name) avatar_media (its media id)
+  eh:user:{id}         hash  avatar_media (the media id of the member's avatar; the
+                             profile's own `avatar` field is written by server.services.profiles)
 Post deletion marks the post's media dropped (server.store.echoes, field media_ids).
 """
 
@@ -131,9 +132,22 @@ local previous = redis.call('HGET', KEYS[2], 'avatar_media') or ''
 redis.call('HSET', KEYS[1], 'avatar', '1', 'avatar_file', ARGV[2])
 redis.call('SADD', 'eh:file:' .. ARGV[2], id)
 redis.call('ZREM', 'eh:media:pending', id)
-redis.call('HSET', KEYS[2], 'avatar', ARGV[2], 'avatar_media', id)
-if previous ~= '' then redis.call('ZADD', 'eh:media:dropped', ARGV[3], previous) end
+redis.call('HSET', KEYS[2], 'avatar_media', id)
+if previous ~= '' and previous ~= id then
+  redis.call('ZADD', 'eh:media:dropped', ARGV[3], previous)
+end
 return {'ok', previous}
+"""
+
+
+# The member (KEYS[1]) has no avatar any more; the last one is dropped at ARGV[1].
+_DROP_AVATAR = """
+local previous = redis.call('HGET', KEYS[1], 'avatar_media')
+if previous and previous ~= '' then
+  redis.call('HDEL', KEYS[1], 'avatar_media')
+  redis.call('ZADD', 'eh:media:dropped', ARGV[1], previous)
+end
+return 1
 """
 
 
@@ -149,6 +163,7 @@ class MediaStore:
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
         self._avatar = client.register_script(_AVATAR)
+        self._drop_avatar = client.register_script(_DROP_AVATAR)
 
     async def secret(self) -> bytes:
         """The key of the hash that names files, made once for every process."""
@@ -210,14 +225,19 @@ class MediaStore:
                                    args=[user_id, file_name, now_ms])  # fmt: skip
         return str(reply[0]), str(reply[1])
 
-    async def avatars(self, user_ids: list[str]) -> list[str]:
-        """The avatar file name of each member ('' for none)."""
-        if not user_ids:
-            return []
-        async with self.r.pipeline(transaction=False) as pipe:
-            for uid in user_ids:
-                pipe.hget(f"eh:user:{uid}", "avatar")
-            return [str(v or "") for v in await pipe.execute()]
+    async def drop_avatar(self, user_id: str, now_ms: int) -> None:
+        """The member has no avatar any more: the last one is dropped (swept later)."""
+        await self._drop_avatar(keys=[f"eh:user:{user_id}"], args=[now_ms])
+
+    async def avatar_file(self, handle: str) -> str:
+        """The file of the current avatar of the member with `handle` ('' for none)."""
+        user_id = await self.r.get(f"eh:handle:{handle}")
+        if not user_id:
+            return ""
+        media_id = await self.r.hget(f"eh:user:{user_id!s}", "avatar_media")
+        if not media_id:
+            return ""
+        return str(await self.r.hget(media_key(str(media_id)), "avatar_file") or "")
 
     async def users_of_file(self, name: str) -> list[dict[str, str]]:
         """The media records whose renditions are the file `name` (who may see it)."""

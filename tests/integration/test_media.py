@@ -358,3 +358,70 @@ async def test_sweep_deletes_unattached_and_dropped_media(app_client: Any, rdb: 
     assert files_under(tmp_path) == []
     assert os.listdir(tmp_path / "media" / "tmp") == []
 
+
+
+# --- avatars ----------------------------------------------------------------------------
+
+
+async def test_avatar_is_a_square_crop_shown_to_members_and_on_posts(
+    app_client: Any, rdb: Any, tmp_path: Path
+) -> None:
+    from server.services.container import SERVICES
+
+    media = app_client.server.app[SERVICES].extra["media"]
+    aki = await signup(app_client, rdb, "aki")
+    ben = await signup(app_client, rdb, "ben")
+    wide = await uploaded(app_client, aki, mf.photo((900, 300)))
+    me = await call(app_client, "patch", "/api/me", aki, 200, {"avatar": wide["id"]})
+    url = me["avatar"]
+    assert url.startswith("/media/avatars/aki?v=")
+    square = await picture(app_client, ben, url)
+    assert square.size == (300, 300)
+    # The picture is the avatar's now: it cannot go on a post, nor be deleted.
+    assert (await post(app_client, aki, 409, media=[wide["id"]]))["error"]["code"] == (
+        "media_attached")
+    await call(app_client, "delete", f"/api/media/{wide['id']}", aki, 409)
+    created = await post(app_client, aki)
+    assert created["author"] == {"handle": "aki", "display_name": "Aki", "avatar": url}
+    profile = await call(app_client, "get", "/api/users/aki", ben, 200)
+    assert profile["avatar"] == url
+    # Not someone else's picture, not a video.
+    theirs = await uploaded(app_client, ben, mf.photo())
+    error = (await call(app_client, "patch", "/api/me", aki, 404,
+                        {"avatar": theirs["id"]}))["error"]  # fmt: skip
+    assert (error["code"], error["field"]) == ("media_not_found", "avatar")
+    clip = await uploaded(app_client, aki, mf.video(1.0), name="a.mp4", ctype="video/mp4")
+    error = (await call(app_client, "patch", "/api/me", aki, 400,
+                        {"avatar": clip["id"]}))["error"]  # fmt: skip
+    assert (error["code"], error["field"]) == ("not_an_image", "avatar")
+    # A new avatar drops the old one; none at all drops that too; the sweep takes them.
+    tall = await uploaded(app_client, aki, mf.photo((300, 600)))
+    second = (await call(app_client, "patch", "/api/me", aki, 200, {"avatar": tall["id"]}))
+    assert second["avatar"] != url and (await picture(app_client, ben, url)).size == (300, 300)
+    await call(app_client, "patch", "/api/me", aki, 200, {"avatar": None})
+    assert (await fetch(app_client, ben, url)).status == 404
+    await media.sweep(grace=-1)
+    assert not await rdb.exists(f"eh:media:{wide['id']}", f"eh:media:{tall['id']}")
+    app_client.session.cookie_jar.clear()
+    assert (await fetch(app_client, None, "/media/avatars/aki?v=x")).status == 404
+
+
+async def test_a_video_upload_is_served_with_ranges(app_client: Any, rdb: Any) -> None:
+    aki = await signup(app_client, rdb, "aki")
+    item = await uploaded(app_client, aki, mf.video(1.0), name="clip.mov",
+                          ctype="application/octet-stream")  # fmt: skip
+    assert item["type"] == "video" and 0.9 < item["duration"] < 1.2
+    assert (item["width"], item["height"]) == (64, 48)
+    resp = await fetch(app_client, aki, item["url"], Range="bytes=0-7")
+    assert resp.status == 206 and resp.headers["Content-Type"] == "video/mp4"
+    assert (await resp.read())[4:8] == b"ftyp"
+    poster = await picture(app_client, aki, item["preview_url"])
+    assert poster.size == (64, 48)
+    created = await post(app_client, aki, media=[item["id"]])
+    assert created["media"] == [item]
+    other = await uploaded(app_client, aki, mf.photo())
+    again = await uploaded(app_client, aki, mf.video(1.0), name="clip.mp4")
+    error = (await post(app_client, aki, 400, media=[other["id"], again["id"]]))["error"]
+    assert error["code"] == "too_many_media"
+    resp = await upload(app_client, aki, mf.video(61, fps=1, audio=None), name="long.mp4")
+    assert resp.status == 422 and (await resp.json())["error"]["code"] == "video_too_long"
