@@ -17,7 +17,7 @@ from typing import Any
 
 from playwright.sync_api import Browser
 
-from tests.e2e.conftest import EchoHubServer, Member, make_members
+from tests.e2e.conftest import EchoHubServer, Member, make_members, same_origin
 from tests.support import PASSWORD
 
 
@@ -69,11 +69,11 @@ class Scene:
 def _as_admin(browser: Browser, hub: EchoHubServer, method: str, path: str, data: Any) -> Any:
     context = browser.new_context()
     try:
-        resp = context.request.post(
-            f"{hub.base}/api/login", data={"handle": "root", "password": PASSWORD}
-        )
+        login = {"handle": "root", "password": PASSWORD}
+        headers = same_origin(hub.base)
+        resp = context.request.post(f"{hub.base}/api/login", data=login, headers=headers)
         assert resp.status == 200, resp.text()
-        resp = context.request.fetch(f"{hub.base}{path}", method=method, data=data)
+        resp = context.request.fetch(f"{hub.base}{path}", method=method, data=data, headers=headers)
         assert resp.ok, resp.text()
         return resp.json()
     finally:

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.axe import violations
-from tests.e2e.conftest import TIMEOUT_MS, EchoHubServer
+from tests.e2e.conftest import TIMEOUT_MS, EchoHubServer, same_origin
 from tests.e2e.screens import SCREENS, Scene, Screen, build_scene
 from tests.support import PASSWORD
 
@@ -88,7 +88,8 @@ def scene(browser: Browser, echohub: EchoHubServer) -> Iterator[Scene]:
 def signed_in_context(browser: Browser, base: str, handle: str, **options: Any) -> BrowserContext:
     context = browser.new_context(**options)
     context.set_default_timeout(TIMEOUT_MS)
-    resp = context.request.post(f"{base}/api/login", data={"handle": handle, "password": PASSWORD})
+    login = {"handle": handle, "password": PASSWORD}
+    resp = context.request.post(f"{base}/api/login", data=login, headers=same_origin(base))
     assert resp.status == 200, resp.text()
     return context
 
@@ -146,6 +147,9 @@ def test_every_screen_is_accessible_in_its_language(
         for context in (signed_in, signed_out):
             page = context.new_page()
             page.on("pageerror", lambda err: errors.append(str(err)))
+            # A style or script the CSP blocked is a broken page too.
+            page.on("console", lambda msg: errors.append(msg.text)
+                    if "Content Security Policy" in msg.text else None)  # fmt: skip
             for screen in SCREENS:
                 if screen.signed_in == (context is signed_in):
                     open_screen(page, scene, echohub.base, screen)
