@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 
 from server.domain.echo import validate_echo_text, validate_visibility
-from server.domain.errors import DomainError, Forbidden, NotFound
+from server.domain.errors import DomainError, EngineUnavailable, Forbidden, NotFound
 from server.domain.media import media_not_found, parse_post_media
 from server.domain.replies import (
     MAX_CHAIN,
@@ -425,7 +425,9 @@ class EchoService:
                 return
             along = ()  # applied
             reach = await self.graph.reach(rec["author"], friends=friends_only, fresh=True)
-        raise TimeoutError("the author's audience kept changing while publishing")
+        # The socket and HTTP map this like any engine failure: 503 engine_unavailable
+        # (a builtin TimeoutError was answered 504 with an empty body).
+        raise EngineUnavailable("the author's audience kept changing while publishing")
 
     async def _targets(self, rec: dict[str, str], reach: Reach) -> list[Target]:
         author = rec["author"]
