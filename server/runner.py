@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -45,6 +46,36 @@ def _return_big_buffers_to_the_os() -> None:
         ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1 << 20)
 
 
+# Allocations of container objects between two young-generation collections (CPython:
+# 700). See _collect_garbage_for_a_server.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def _collect_garbage_for_a_server() -> None:
+    """Fewer, cheaper cyclic garbage collections on a server's heap.
+
+    A server holds a large long-lived heap (its modules, and per socket a connection,
+    its subscriptions, its session) and turns over many short-lived objects per
+    request. With CPython's defaults, a young collection every 700 allocations catches
+    the objects of requests in flight, promotes them, and so triggers full collections
+    over the whole heap: on the social load test (2,000 sockets connecting, then 1,000
+    posts/s for 10 s) 6-10 full collections of ~60-95 ms CPU each, and 13% of the
+    server's CPU in the collector (perf). A young generation of 10,000 lets in-flight
+    objects die first, and freezing what exists once the app has started (gc.freeze:
+    never scanned again) takes the static heap out of every collection: 2 full
+    collections of ~20 ms in the same run, and 11-21% less server CPU per post
+    (interleaved runs: 270 -> 239 and 351 -> 279 us).
+    Nothing is leaked by it: reference counting still frees everything acyclic, cycles
+    are still collected, and the frozen objects live as long as the process anyway.
+    """
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
+
+
+async def _freeze_startup_heap(_app: Any) -> None:
+    gc.collect()
+    gc.freeze()
+
+
 def _new_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
@@ -67,6 +98,7 @@ def run_worker(
     from server.handlers.security import RedactingAccessLogger
 
     _return_big_buffers_to_the_os()
+    _collect_garbage_for_a_server()
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     app = create_app(settings, url)
@@ -75,6 +107,7 @@ def run_worker(
         app.cleanup_ctx.append(_keeping(keeper))
     elif liveness is not None:
         app[LIVENESS] = liveness
+    app.on_startup.append(_freeze_startup_heap)  # after the services have started
     print(f"Echo Hub listening on {settings.base_url} (pid {os.getpid()})", flush=True)
     web.run_app(
         app,
