@@ -28,9 +28,11 @@ from server.hub import Hub
 from server.services.accounts import AccountService
 from server.services.common import Clock, system_clock
 from server.services.container import SERVICES, Services
+from server.services.logins import HashPool, LoginGuard
 from server.services.topics import TopicResolver, resolve_me, resolve_public
 from server.settings import Settings
 from server.store.accounts import AccountStore
+from server.store.logins import LoginStore
 from server.store.ratelimit import RateLimitStore
 from server.store.resp import EngineClient
 
@@ -92,6 +94,9 @@ def create_app(
             AccountStore(client, engine), clock,
             password_cost=settings.password_cost, session_ttl=settings.session_ttl,
         )  # fmt: skip
+        accounts.hashes = HashPool(settings.hash_workers, settings.hash_queue)
+        if settings.login_limit is not None:
+            accounts.logins = LoginGuard(LoginStore(engine), settings.login_limit, clock)
         svc = Services(settings, client, engine, bus, hub, clock, accounts,
                        RateLimitStore(engine))  # fmt: skip
         bus.on_control = svc.on_control
@@ -111,6 +116,7 @@ def create_app(
         await bus.stop()
         await engine.aclose()
         await client.aclose()
+        accounts.hashes.close()
 
     app.on_response_prepare.append(security_headers(settings))
     app.cleanup_ctx.append(lifecycle)

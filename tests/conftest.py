@@ -14,7 +14,7 @@ from server.engine import EmbeddedEngine
 from server.settings import Settings
 
 # Sign-ups in tests use a cheap (but real) scrypt; limits are tested where they apply.
-TEST_SETTINGS = Settings(rate_limits={}, password_cost=2**10, heartbeat=5.0)
+TEST_SETTINGS = Settings(rate_limits={}, login_limit=None, password_cost=2**10, heartbeat=5.0)
 
 
 @pytest.fixture(scope="session")

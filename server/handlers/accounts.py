@@ -40,7 +40,9 @@ async def signup(request: web.Request) -> web.Response:
 @routes.post("/api/login")
 async def login(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
-    user, token = await svc.accounts.login(await read_json(request))
+    # The client's address (behind a trusted proxy, the one it forwarded) is counted
+    # by the sign-in limits.
+    user, token = await svc.accounts.login(await read_json(request), request.remote)
     return _signed_in(request, user, token, 200)
 
 

@@ -9,7 +9,6 @@ process posts the member's next socket messages under the new name.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -159,9 +158,10 @@ class ProfileService:
             await limit("passwords", user.id)
         record = await self.accounts.store.user(user.id)
         stored = record.get("pw", "") if record else ""
-        if not await asyncio.to_thread(verify_password, change.old, stored):
+        hashes = self.accounts.hashes  # the bounded pool every password hash shares
+        if not await hashes.run(verify_password, change.old, stored):
             raise DomainError("wrong_password", "the current password is not right", field="old")
-        new_hash = await asyncio.to_thread(hash_password, change.new, cost=self.password_cost)
+        new_hash = await hashes.run(hash_password, change.new, cost=self.password_cost)
         ended = await self.accounts.store.change_password(
             user.id, stored, new_hash, session_key_of(token)
         )
