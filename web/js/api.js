@@ -50,6 +50,24 @@ export async function api(method, path, body) {
   return data;
 }
 
+/**
+ * Send a multipart form (a file upload): the browser sets its content type with the
+ * boundary; the session's CSRF token goes along as with every change.
+ */
+export async function upload(path, form) {
+  const init = { method: "POST", credentials: "same-origin", headers: { Accept: "application/json" }, body: form };
+  if (csrfToken) init.headers["X-CSRF-Token"] = csrfToken;
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, { code: "offline", message: "Cannot reach the server. Retrying may help." });
+  }
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) throw new ApiError(resp.status, data?.error ?? { message: `${resp.status} ${resp.statusText}` });
+  return data;
+}
+
 export const get = (path) => api("GET", path);
 export const post = (path, body = {}) => api("POST", path, body);
 export const put = (path, body = {}) => api("PUT", path, body);

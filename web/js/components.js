@@ -6,12 +6,14 @@ import { h, replace, timeEl } from "./dom.js";
 import { renderBody, renderSegments } from "./effects.js";
 import { errorText, formatNumber, t } from "./i18n.js";
 import { checkEcho, MAX_GRAPHEMES, visibleLength, wrapSelection } from "./markup.js";
+import { attachments, avatar, mediaGrid } from "./media.js";
 
 /** A link to a member's profile showing their display name and @handle. */
 export function memberLink(member) {
   return h(
     "a.member",
     { href: `#/u/${enc(member.handle)}` },
+    avatar(member),
     h("span.display-name", null, member.display_name || member.handle),
     " ",
     h("span.handle", null, `@${member.handle}`),
@@ -35,6 +37,7 @@ export function postCard(p, ctx) {
     p.community ? communityTag(p.community) : null,
   );
   card.append(meta, renderBody(p));
+  if (p.media?.length) card.append(mediaGrid(p.media));
   const actions = h("footer.echo-actions");
   const likeButton = h("button.like", { type: "button", "aria-pressed": String(!!p.liked) });
   // Likes are private: only the author sees the count. A fresh post (just made, or
@@ -514,6 +517,8 @@ export function composer({ onPost, extra = () => ({}), placeholder = t("composer
     h("option", { value: "public" }, t("composer.public")),
     h("option", { value: "friends" }, t("composer.friends")));
   const submit = h("button.primary.post-button", { type: "submit" }, t("composer.submit"));
+  // Photos or a video: uploaded as they are added; the post carries their ids.
+  const media = attachments({ onChange: () => update() });
   const form = h(
     "form.composer",
     { "aria-label": t("composer.label"), novalidate: true },
@@ -524,9 +529,11 @@ export function composer({ onPost, extra = () => ({}), placeholder = t("composer
         wrapButton("shake", t("composer.shake"), "Shift+S"), wrapButton("big", t("composer.big"), "Shift+B")),
       showVisibility ? visibility : null,
       h("span.composer-send", null, counter, submit)),
+    media.element,
     error,
     preview,
   );
+  media.bind(form, textarea);
 
   function wrap(effect) {
     const next = wrapSelection(textarea.value, textarea.selectionStart, textarea.selectionEnd, effect);
@@ -551,7 +558,7 @@ export function composer({ onPost, extra = () => ({}), placeholder = t("composer
     counter.setAttribute("aria-label", remaining >= 0 ? t("composer.left", { count: remaining }) : t("composer.over", { count: -remaining }));
     const showError = state.error && state.error.code !== "text_required" && state.error.code !== "text_blank";
     error.textContent = showError ? errorText(state.error) : "";
-    submit.disabled = !!state.error;
+    submit.disabled = !!state.error || media.busy();
     const hasEffect = state.segments.some((s) => "effect" in s);
     preview.hidden = !hasEffect || !!state.error;
     if (!preview.hidden) replace(preview, h("span.preview-label", null, t("composer.preview")), h("p.echo-text", null, renderSegments(state.segments)));
@@ -587,12 +594,20 @@ export function composer({ onPost, extra = () => ({}), placeholder = t("composer
       textarea.focus();
       return;
     }
+    if (media.busy()) {
+      error.textContent = t("media.waitUpload");
+      return;
+    }
     submit.disabled = true;
     try {
       const body = { text: textarea.value, ...extra() };
       if (showVisibility) body.visibility = visibility.value;
+      await media.flush();
+      const ids = media.ids();
+      if (ids.length) body.media = ids;
       await onPost(body);
       textarea.value = "";
+      media.clear();
       update();
     } catch (err) {
       error.textContent = errorText(err);

@@ -5,6 +5,7 @@ import { api, enc } from "../api.js";
 import { FeedList, composer, createEcho, reportForm, toast } from "../components.js";
 import { formatDate, h, replace } from "../dom.js";
 import { errorText, formatNumber, t, tParts } from "../i18n.js";
+import { avatar, avatarControls } from "../media.js";
 
 export async function profileView(root, { handle }, ctx) {
   const self = handle === ctx.me.handle;
@@ -16,6 +17,14 @@ export async function profileView(root, { handle }, ctx) {
     return null;
   }
   const head = h("section.profile-head.card");
+  // Made once, so its status line survives the repaint a new picture causes.
+  const pictureControls = self
+    ? avatarControls(profile, (me) => {
+      profile = { ...profile, avatar: me.avatar };
+      ctx.me.avatar = me.avatar;
+      paint();
+    })
+    : null;
   const paint = () => {
     const rel = profile.relationship || {};
     const badges = [];
@@ -33,7 +42,9 @@ export async function profileView(root, { handle }, ctx) {
         ];
     replace(
       head,
-      h("div.avatar", { "aria-hidden": "true" }, initial(profile.display_name || profile.handle)),
+      profile.avatar
+        ? h("div.avatar.has-picture", null, avatar(profile, "large"))
+        : h("div.avatar", { "aria-hidden": "true" }, initial(profile.display_name || profile.handle)),
       h("div.profile-names", null,
         h("h1", null, profile.display_name || profile.handle),
         h("p.handle", null, `@${profile.handle}`, " ", badges),
@@ -44,7 +55,8 @@ export async function profileView(root, { handle }, ctx) {
           h("span", { dataset: { stat: "following" } },
             tParts("profile.followingCount", { count: profile.following ?? 0, n: h("strong", null, formatNumber(profile.following ?? 0)) })),
           profile.created_at ? [" · ", t("profile.joined", { date: formatDate(profile.created_at, { dateStyle: "medium" }) })] : null)),
-      h("div.profile-actions", null, buttons),
+      h("div.profile-actions", null, buttons,
+        pictureControls),
     );
   };
   const toggle = (what, on, offLabel, onLabel, kind = "") => {

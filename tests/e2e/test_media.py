@@ -1,0 +1,75 @@
+"""Media in Chromium: attaching a picture with alt text in the composer, seeing it live
+on another member's open page (blurhash first, then the picture), the viewer, and a
+profile picture shown beside the member's name."""
+
+from __future__ import annotations
+
+import re
+
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests import media_files as mf
+from tests.e2e.conftest import MemberFactory
+
+
+def test_attach_a_picture_and_another_member_sees_it_with_its_alt(member: MemberFactory) -> None:
+    aki, ben = member("Aki"), member("Ben")
+    ben.api("POST", f"/api/users/{aki.handle}/follow")
+    aki.goto()
+    ben.goto()
+    ben.page.evaluate("window.__sameDocument = true")
+
+    picker = aki.page.locator(".composer input[type=file]")
+    picker.set_input_files({"name": "cat.jpg", "mimeType": "image/jpeg",
+                            "buffer": mf.photo((1200, 800))})  # fmt: skip
+    expect(aki.page.locator(".attachment-state")).to_have_text("Ready")
+    aki.page.get_by_label(re.compile("Describe cat.jpg")).fill("A red square on a grey sky")
+    aki.page.get_by_role("textbox", name="Your Echo").fill("look at this")
+    aki.page.get_by_role("button", name="Echo", exact=True).click()
+    expect(aki.page.locator(".attachments")).to_be_hidden()  # cleared after posting
+
+    card = ben.page.locator(".feed .echo", has_text="look at this")
+    picture = card.locator(".media-grid img")
+    expect(picture).to_have_attribute("alt", "A red square on a grey sky")
+    expect(card.locator(".media-grid canvas.blurhash")).to_have_count(1)
+    picture.evaluate("img => img.decode()")
+    assert picture.evaluate("img => img.naturalWidth") == 640  # the small rendition
+    assert ben.page.evaluate("window.__sameDocument") is True  # arrived live
+
+    # The viewer: the large picture with its alt text as a caption; Escape closes it.
+    card.get_by_role("button", name="A red square on a grey sky").click()
+    viewer = ben.page.get_by_role("dialog", name="Image viewer")
+    expect(viewer).to_be_visible()
+    expect(viewer.locator("figcaption")).to_have_text("A red square on a grey sky")
+    big = viewer.locator("img")
+    big.evaluate("img => img.decode()")
+    assert big.evaluate("img => img.naturalWidth") == 1200
+    ben.page.keyboard.press("Escape")
+    expect(viewer).to_have_count(0)
+
+
+def test_five_pictures_are_refused_in_the_composer(member: MemberFactory) -> None:
+    aki = member("Many")
+    aki.goto()
+    files = [{"name": f"p{i}.png", "mimeType": "image/png",
+              "buffer": mf.encoded(Image.new("RGB", (20 + i, 20)), "PNG")}
+             for i in range(5)]  # fmt: skip
+    aki.page.locator(".composer input[type=file]").set_input_files(files)
+    expect(aki.page.locator(".attach-error")).to_contain_text("up to 4 images")
+    expect(aki.page.locator(".attachment")).to_have_count(4)
+    expect(aki.page.locator(".attachment-state", has_text="Ready")).to_have_count(4)
+
+
+def test_a_profile_picture_shows_beside_the_name(member: MemberFactory) -> None:
+    aki = member("Pic")
+    aki.goto(f"#/u/{aki.handle}")
+    aki.page.locator(".avatar-controls input[type=file]").set_input_files(
+        {"name": "me.png", "mimeType": "image/png", "buffer": mf.photo((500, 300))})
+    expect(aki.page.locator(".avatar-status")).to_have_text("Your picture is changed.")
+    expect(aki.page.locator(".profile-head img.avatar-large")).to_be_visible()
+    aki.api("POST", "/api/echoes", {"text": "with my face"})
+    aki.goto()
+    face = aki.page.locator(".feed .echo", has_text="with my face").locator(".member img")
+    face.evaluate("img => img.decode()")
+    assert face.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [300, 300]
