@@ -3,7 +3,7 @@
 // unsubscribes its topics when the user navigates away.
 
 import { api, ApiError, enc, post } from "./api.js";
-import { removePostEverywhere, toast } from "./components.js";
+import { announceReply, removePostEverywhere, toast } from "./components.js";
 import { refreshTimes } from "./dom.js";
 import { EchoHub } from "./echohub.js";
 import { LANGUAGES, currentLanguage, errorText, loadLanguage, onLanguageChange, setLanguage, t, translateStatic } from "./i18n.js";
@@ -17,6 +17,7 @@ import { eventsView, eventView } from "./views/events.js";
 import { communitiesView, communityView } from "./views/communities.js";
 import { inviteView } from "./views/invite.js";
 import { isModerator, moderationView } from "./views/moderation.js";
+import { tagView, threadView } from "./views/thread.js";
 
 // The catalogue first: every view renders its text through it.
 await loadLanguage();
@@ -52,6 +53,8 @@ const routes = [
   [/^\/c\/([^/]+)$/, (m, root) => communityView(root, { id: decodeURIComponent(m[1]) }, ctx)],
   [/^\/invite$/, (_m, root) => inviteView(root, {}, ctx)],
   [/^\/mod$/, (_m, root) => moderationView(root, {}, ctx)],
+  [/^\/e\/([^/]+)$/, (m, root) => threadView(root, { id: decodeURIComponent(m[1]) }, ctx)],
+  [/^\/t\/([^/]+)$/, (m, root) => tagView(root, { tag: decodeURIComponent(m[1]) }, ctx)],
 ];
 
 let cleanup = null;
@@ -203,6 +206,8 @@ function startSession(me) {
   // A deletion on any topic removes the post from every list on the page.
   hub.addEventListener("event", (e) => {
     if (e.detail.type === "post.deleted") removePostEverywhere(e.detail.data.id);
+    // A reply seen on any topic counts on every card of the post it answers.
+    else if (e.detail.type === "post.created" && e.detail.data?.reply_to) announceReply(e.detail.data);
   });
   ctx.notifications = new Notifications(hub, me);
   ctx.notifications.addEventListener("change", () => {
@@ -216,6 +221,12 @@ function startSession(me) {
       if (card.dataset.echoId === String(e.detail.data.echo)) card.dispatchEvent(new CustomEvent("echohub:liked"));
     }
   });
+  for (const kind of ["reply", "mention"]) {
+    ctx.notifications.addEventListener(kind, (e) => {
+      const by = e.detail.data.by || {};
+      if (!location.hash.startsWith("#/notifications")) toast(t(`notif.${kind}`, { who: by.display_name || by.handle }));
+    });
+  }
   ctx.notifications.addEventListener("footprint", (e) => {
     const v = e.detail.data.visitor;
     if (!location.hash.startsWith("#/footprints")) toast(t("footprints.visited", { name: v.display_name || v.handle }));

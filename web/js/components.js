@@ -32,13 +32,58 @@ export function postCard(p, ctx) {
     null,
     memberLink(p.author),
     h("span.dot", { "aria-hidden": "true" }, "·"),
-    h("a.permalink", { href: `#/u/${enc(p.author.handle)}` }, timeEl(p.created_at)),
+    h("a.permalink", { href: `#/e/${enc(p.id)}` }, timeEl(p.created_at)),
     p.visibility === "friends" ? h("span.tag", { title: t("echo.friendsOnlyTitle") }, t("echo.friendsOnly")) : null,
     p.community ? communityTag(p.community) : null,
   );
-  card.append(meta, renderBody(p));
+  // Context for a reply, from the post itself (no request): whom it answers.
+  const context = p.in_reply_to
+    ? h("p.reply-context", null, h("a", { href: `#/e/${enc(p.in_reply_to.id)}` },
+        t("echo.replyTo", { who: `@${p.in_reply_to.author.handle}` })))
+    : null;
+  card.append(meta, ...(context ? [context] : []), renderBody(p));
   if (p.media?.length) card.append(mediaGrid(p.media));
   const actions = h("footer.echo-actions");
+  const replyPanel = h("div.reply-panel");
+  const replyButton = h("button.reply", { type: "button", "aria-expanded": "false" });
+  // Replies this page has counted (a reply posted here and then arriving live is one).
+  const counted = new Set();
+  const paintReplies = () => {
+    const n = p.reply_count || 0;
+    replace(replyButton, h("span", { "aria-hidden": "true" }, "↩"), " ", t("echo.reply"),
+      n ? h("span.reply-count", { title: t("echo.replyCount", { count: n }) }, " ", formatNumber(n)) : null);
+  };
+  paintReplies();
+  card.addEventListener("echohub:replied", (e) => {
+    if (counted.has(e.detail.id)) return;
+    counted.add(e.detail.id);
+    p.reply_count = (p.reply_count || 0) + 1;
+    paintReplies();
+  });
+  replyButton.addEventListener("click", () => {
+    const open = replyButton.getAttribute("aria-expanded") === "true";
+    replyButton.setAttribute("aria-expanded", String(!open));
+    replyPanel.replaceChildren();
+    if (open) return;
+    const form = composer({
+      placeholder: t("echo.replyPlaceholder"),
+      label: t("echo.replyLabel", { name: p.author.display_name || p.author.handle }),
+      extra: () => ({ reply_to: p.id }),
+      onPost: async (body) => {
+        const created = await createEcho(body);
+        replyButton.setAttribute("aria-expanded", "false");
+        replyPanel.replaceChildren();
+        replyButton.focus();
+        toast(t("echo.replied"));
+        announceReply(created);
+      },
+    });
+    // The reply keeps to the answered post's audience anyway; friends-only stays so.
+    if (p.visibility === "friends") form.querySelector("select.visibility").value = "friends";
+    replyPanel.append(form);
+    form.querySelector("textarea").focus();
+  });
+  actions.append(replyButton);
   const likeButton = h("button.like", { type: "button", "aria-pressed": String(!!p.liked) });
   // Likes are private: only the author sees the count. A fresh post (just made, or
   // arrived live) carries none yet, and it has none: it starts at zero.
@@ -122,11 +167,22 @@ export function postCard(p, ctx) {
     const report = h("button.linkish.report", { type: "button", "aria-expanded": "false" }, t("echo.report"));
     report.addEventListener("click", open(report, (close) => reportForm({ echo: p.id }, close)));
     actions.append(report);
-    card.append(actions, panel);
+    card.append(actions, replyPanel, panel);
     return card;
   }
-  card.append(actions);
+  card.append(actions, replyPanel);
   return card;
+}
+
+/** Tell every card of the answered post, and any open thread, that `reply` exists. */
+export function announceReply(reply) {
+  if (!reply?.reply_to) return;
+  for (const card of document.querySelectorAll("article.echo")) {
+    if (card.dataset.echoId === String(reply.reply_to)) {
+      card.dispatchEvent(new CustomEvent("echohub:replied", { detail: reply }));
+    }
+  }
+  document.dispatchEvent(new CustomEvent("echohub:reply", { detail: reply }));
 }
 
 export const MAX_REASON = 500;
@@ -491,7 +547,7 @@ export function field(label, props, hint) {
  * like the server (graphemes after NFC, markup excluded), a preview and errors.
  * `onPost(body)` does the posting; `extra` adds fields to the body (community).
  */
-export function composer({ onPost, extra = () => ({}), placeholder = t("composer.placeholder"), showVisibility = true }) {
+export function composer({ onPost, extra = () => ({}), placeholder = t("composer.placeholder"), showVisibility = true, label = t("composer.label") }) {
   const id = `composer-${Math.random().toString(36).slice(2, 7)}`;
   const textarea = h("textarea.composer-text", {
     id,
@@ -521,7 +577,7 @@ export function composer({ onPost, extra = () => ({}), placeholder = t("composer
   const media = attachments({ onChange: () => update() });
   const form = h(
     "form.composer",
-    { "aria-label": t("composer.label"), novalidate: true },
+    { "aria-label": label, novalidate: true },
     h("label.sr-only", { htmlFor: id }, t("composer.textLabel")),
     textarea,
     h("div.composer-bar", null,

@@ -1,100 +1,115 @@
-// My notifications: the `me` topic, kept for the whole page. There is no HTTP list of
-// notifications, so the latest are kept in localStorage with the topic's cursor: on the
-// next visit the socket resumes from it and the server replays what came meanwhile.
+// My notifications: the server's history (GET /api/notifications), kept live by the
+// `me` topic. Every device shows the same list and the same read marks: marking read
+// is one POST, and the server tells every device (`notifications.read`).
+//
+// Each time `me` is (re)subscribed, the first page is loaded again over HTTP, so a
+// notification sent while this page was offline still shows; live ones are added by
+// id (their cursor), so one fetched and also received is shown once.
 
-const KEEP = 100;
-const LISTED = new Set([
-  "like",
-  "follow",
-  "event.announced",
-  "event.updated",
-  "event.cancelled",
-  "event.starting",
-  "event.rsvp",
-  "community.join_requested",
-  "community.joined",
-  "community.join_rejected",
-]);
+import { api, post, withQuery } from "./api.js";
+
+const PAGE = 30;
 
 export class Notifications extends EventTarget {
   constructor(hub, me) {
     super();
     this.hub = hub;
     this.handle = me.handle;
-    this.key = `echohub:notifications:${me.handle}`;
-    const saved = load(this.key);
-    this.items = saved.items;
-    this.cursor = saved.cursor;
-    this.seen = saved.seen;
+    this.items = [];
+    this.readUntil = null;
+    this.unread = Number(me.unread_notifications) || 0;
+    this.next = null;
+    this.loaded = false;
   }
 
   start() {
-    const me = this.hub.listen("me", (ev) => this.receive(ev), {
-      since: this.cursor,
-      onAck: ({ cursor }) => {
-        this.cursor = cursor; // after `recovered: false`, the new starting point
-        this.save();
-      },
-    });
+    const me = this.hub.listen("me", (ev) => this.receive(ev), { onAck: () => this.load() });
     this.off = me.off;
     this.ready = me.ready; // settled once notifications are live
     // Announcements travel with the host's posts (the `home` topic), not on `me`.
     this.offHome = this.hub.subscribe("home", (ev) => {
-      if (ev.type === "event.announced" && ev.data?.host?.handle !== this.handle) this.receive(ev, false);
+      if (ev.type === "event.announced" && ev.data?.host?.handle !== this.handle) this.announce(ev);
     });
     this.changed();
   }
 
-  get unread() {
-    return this.items.filter((n) => n.cursor && this.isNewer(n.cursor)).length;
-  }
-
-  isNewer(cursor) {
-    if (this.seen == null) return true;
+  /** The first page from the server (on every subscription, so gaps never stay). */
+  async load() {
     try {
-      return BigInt(cursor) > BigInt(this.seen);
+      const page = await api("GET", withQuery("/api/notifications", { limit: PAGE }));
+      const live = this.items.filter((n) => n.live && !page.items.some((i) => i.id === n.id));
+      this.items = [...live, ...page.items].sort(newestFirst);
+      this.next = page.next;
+      this.readUntil = page.read_until;
+      this.unread = page.unread;
+      this.loaded = true;
+      this.dispatchEvent(new Event("reload"));
+      this.changed();
     } catch {
-      return false;
+      // Offline: the next subscription loads again.
     }
   }
 
-  receive(ev, fromMe = true) {
-    if (fromMe) this.cursor = ev.cursor;
-    if (LISTED.has(ev.type)) {
-      this.items.unshift({ type: ev.type, data: ev.data, cursor: ev.cursor, at: ev.data?.at ?? new Date().toISOString() });
-      this.items.length = Math.min(this.items.length, KEEP);
+  /** The next (older) page, for the notifications page's "more" button. */
+  async loadMore() {
+    if (this.next == null) return false;
+    const page = await api("GET", withQuery("/api/notifications", { before: this.next, limit: PAGE }));
+    const known = new Set(this.items.map((n) => n.id));
+    this.items.push(...page.items.filter((n) => !known.has(n.id)));
+    this.next = page.next;
+    this.changed();
+    return true;
+  }
+
+  receive(ev) {
+    if (ev.type === "notifications.read") {
+      this.readUntil = ev.data.read_until;
+      this.unread = ev.data.unread;
+      for (const n of this.items) n.read = !isNewer(n.id, this.readUntil);
+    } else if (!this.items.some((n) => n.id === ev.cursor)) {
+      const at = ev.data?.at ?? new Date().toISOString();
+      this.items.unshift({ id: ev.cursor, type: ev.type, data: ev.data, at, read: false, live: true });
+      this.unread += 1;
       this.dispatchEvent(new CustomEvent("notification", { detail: ev }));
     }
     this.dispatchEvent(new CustomEvent(ev.type, { detail: ev }));
-    this.save();
     this.changed();
   }
 
-  markAllRead() {
-    if (this.items.length) this.seen = this.items[0].cursor;
-    this.save();
-    this.changed();
+  /** An announcement seen on `home` (not kept by the server: it is not on `me`). */
+  announce(ev) {
+    this.dispatchEvent(new CustomEvent(ev.type, { detail: ev }));
+  }
+
+  /** Mark everything shown read, on every device. */
+  async markAllRead() {
+    const newest = this.items.find((n) => n.id && /^\d+$/.test(n.id));
+    if (!newest || this.unread === 0) return;
+    try {
+      const result = await post("/api/notifications/read", { until: newest.id });
+      this.readUntil = result.read_until;
+      this.unread = result.unread;
+      for (const n of this.items) n.read = !isNewer(n.id, this.readUntil);
+      this.changed();
+    } catch {
+      // Offline: it stays unread here and everywhere, which is the truth.
+    }
   }
 
   changed() {
     this.dispatchEvent(new Event("change"));
   }
+}
 
-  save() {
-    try {
-      localStorage.setItem(this.key, JSON.stringify({ items: this.items, cursor: this.cursor, seen: this.seen }));
-    } catch {
-      // Storage full or disabled: notifications still work for this page.
-    }
+function isNewer(cursor, than) {
+  if (than == null) return true;
+  try {
+    return BigInt(cursor) > BigInt(than);
+  } catch {
+    return false;
   }
 }
 
-function load(key) {
-  try {
-    const data = JSON.parse(localStorage.getItem(key) || "null");
-    if (data && Array.isArray(data.items)) return { items: data.items, cursor: data.cursor ?? null, seen: data.seen ?? null };
-  } catch {
-    // fall through
-  }
-  return { items: [], cursor: null, seen: null };
+function newestFirst(a, b) {
+  return isNewer(a.id, b.id) ? -1 : isNewer(b.id, a.id) ? 1 : 0;
 }

@@ -1,5 +1,6 @@
-// Notifications: likes, follows, event news and RSVPs, community requests; live from
-// the `me` topic. Opening the page marks them read (the badge clears).
+// Notifications: the server's history of likes, replies, mentions, follows, visits,
+// event news and RSVPs, community requests; live from the `me` topic. Opening the page
+// marks them read on every device (the badge clears everywhere).
 
 import { enc, post } from "../api.js";
 import { memberLink, toast } from "../components.js";
@@ -36,6 +37,12 @@ export function describe(n) {
   switch (n.type) {
     case "like":
       return say("notif.like");
+    case "reply":
+      return say("notif.reply");
+    case "mention":
+      return say("notif.mention");
+    case "footprint":
+      return say("notif.footprint");
     case "follow":
       return say("notif.follow");
     case "event.announced":
@@ -59,8 +66,19 @@ export function describe(n) {
   }
 }
 
+/** What a notification is about: the post's words, linking to its page. */
+function about(n) {
+  const d = n.data || {};
+  if (typeof d.echo !== "string") return null;
+  const deleted = Array.isArray(d.deleted) && d.deleted.includes("echo");
+  if (deleted || typeof d.text !== "string") return h("p.notification-about.muted", null, t("notif.deletedPost"));
+  return h("p.notification-about", null, h("a", { href: `#/e/${enc(d.echo)}` }, h("q", null, d.text)));
+}
+
 function item(n) {
-  const li = h("li.notification", { dataset: { type: n.type } }, h("p", null, describe(n)), n.at ? timeEl(n.at) : null);
+  const li = h("li.notification", { dataset: { type: n.type }, class: n.read === false ? "unread" : null },
+    n.read === false ? h("span.sr-only", null, t("notif.unread")) : null,
+    h("p", null, describe(n)), about(n), n.at ? timeEl(n.at) : null);
   if (n.type === "community.join_requested") {
     const who = actorOf(n.data);
     const com = communityOf(n.data);
@@ -70,7 +88,9 @@ function item(n) {
           await post(`/api/communities/${enc(com.id)}/requests/${enc(who.handle)}/${verdict}`);
           actions.replaceChildren(t(verdict === "approve" ? "notif.approved" : "notif.declined"));
         } catch (err) {
-          toast(errorText(err));
+          // Handled already (on another device, or by the requester): say so, no button.
+          if (err.status === 404 || err.status === 409) actions.replaceChildren(t("notif.handled"));
+          else toast(errorText(err));
         }
       };
       const actions = h("div.row", null,
@@ -86,17 +106,40 @@ export function notificationsView(root, _params, ctx) {
   const store = ctx.notifications;
   const list = h("ol.notifications", { "aria-label": t("nav.notifications") });
   const empty = h("p.empty", null, t("notif.empty"));
+  const more = h("button.more", { type: "button", hidden: true }, t("feed.loadMore"));
+  const markRead = h("button.plain.mark-read", { type: "button", onclick: () => store.markAllRead() }, t("notif.markRead"));
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      await store.loadMore();
+    } catch (err) {
+      toast(errorText(err));
+    } finally {
+      more.disabled = false;
+    }
+  });
+  let painted = "";
   const paint = () => {
-    list.replaceChildren(...store.items.map(item));
+    // Repainted only when what shows changed, so nothing moves under the pointer.
+    const shown = JSON.stringify(store.items.map((n) => [n.id, n.read, n.data?.deleted]));
+    if (shown !== painted) list.replaceChildren(...store.items.map(item));
+    painted = shown;
     empty.hidden = store.items.length > 0;
+    more.hidden = store.next == null;
+    markRead.hidden = store.unread === 0;
   };
-  root.append(h("section.card", null, h("h1", null, t("nav.notifications")), list, empty));
+  root.append(h("section.card", null, h("div.row", null, h("h1", null, t("nav.notifications")), markRead), list, empty, more));
   paint();
   store.markAllRead();
-  const onNew = () => {
-    paint();
-    store.markAllRead();
-  };
+  // New ones are read as they arrive while the page is open; reloads and read marks
+  // from other devices repaint.
+  const onNew = () => store.markAllRead();
   store.addEventListener("notification", onNew);
-  return () => store.removeEventListener("notification", onNew);
+  store.addEventListener("reload", onNew);
+  store.addEventListener("change", paint);
+  return () => {
+    store.removeEventListener("notification", onNew);
+    store.removeEventListener("reload", onNew);
+    store.removeEventListener("change", paint);
+  };
 }
