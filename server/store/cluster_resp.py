@@ -202,6 +202,12 @@ class ClusterEngineClient:
     def script(self, source: str) -> ClusterScript:
         return ClusterScript(self, source)
 
+    @property
+    def unresponsive(self) -> bool:
+        """Some primary is known not to answer (see `EngineClient.unresponsive`); its
+        commands fail at once, the others' go through."""
+        return any(node.unresponsive for node in self._nodes.values())
+
     def flush(self) -> None:
         """Write what every node has queued now rather than at the end of the iteration."""
         for node in self._nodes.values():
