@@ -1,5 +1,7 @@
 """Replies over real HTTP and sockets on a real engine: who sees a reply on every route
-(the answered post's audience), threads and their paging, and bad replies."""
+(the answered post's audience: by id, archive, home, tag page, search, discover, thread,
+likes, live on home and public, and on resume), threads and their paging, and bad
+replies."""
 
 from __future__ import annotations
 
@@ -119,6 +121,9 @@ async def test_a_reply_is_seen_only_by_who_sees_what_it_answers(
     assert (reply["id"] in await ids_of(http, "/api/users/ann/echoes", vic)) is sees
     assert (reply["id"] in await ids_of(http, "/api/feed/home", vic)) is sees
     assert (reply["id"] in await ids_of(http, "/api/tags/talk", vic)) is sees
+    assert (reply["id"] in await ids_of(http, "/api/search?type=posts&q=answer", vic)) is sees
+    await call(http, "post", f"/api/echoes/{reply['id']}/like", ann, 200)  # vic follows ann
+    assert (reply["id"] in await ids_of(http, "/api/feed/discover", vic)) is sees
     thread = await http.get(f"/api/echoes/{reply['id']}/thread", headers=vic.auth)
     assert thread.status == (200 if sees else 404)
     if sees:
