@@ -91,11 +91,22 @@ class Marked:
         self.next: Marked | None = None
 
 
+#: Only a ``post.created`` event is a delivery of a post: other frames may quote a
+#: post's text (an ack, a ``like`` or ``mention`` notification carrying its context).
+#: The type travels as these bytes in every codec (a JSON or msgpack string).
+POST_EVENT = b"post.created"
+
+
+def is_post_event(buf: bytes | bytearray, start: int, end: int) -> bool:
+    return buf.find(POST_EVENT, start, end) >= 0
+
+
 def marker_of(c: Counters, frame: bytes, start: int) -> Marked | None:
     """The :class:`Marked` for a whole data frame (payload from ``start``), parsed once
-    per distinct frame; None for a frame without a marker (replies, other events)."""
+    per distinct frame; None for a frame that is no post event with a marker (replies,
+    notifications, other events)."""
     m = _search(frame, start)
-    if m is None:
+    if m is None or not is_post_event(frame, start, len(frame)):
         return None  # not cached: rare, and mostly unique (request ids)
     cache = c.markers
     if len(cache) >= MARKER_CACHE_SIZE:
@@ -490,7 +501,7 @@ class EchoHubSocket(LeanWebSocket):
         trackers = self.trackers
         if trackers is not None:
             m = _search(buf, start, end)
-            if m is not None:
+            if m is not None and is_post_event(buf, start, end):
                 if not count_delivery(self.counters, trackers, m):
                     return
                 if self.track_cursor:
@@ -591,7 +602,7 @@ class SocketIOSocket(LeanWebSocket):
         trackers = self.trackers
         if trackers is not None:
             m = _search(buf, start, end)
-            if m is not None:
+            if m is not None and is_post_event(buf, start, end):
                 count_delivery(self.counters, trackers, m)
                 return
         if end - start == 1 and buf[start] == 0x32:  # "2": Engine.IO ping

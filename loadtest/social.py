@@ -85,6 +85,7 @@ async def provision(
     connector = aiohttp.TCPConnector(limit=SETUP_CONCURRENCY)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         api = Api(cfg.url, session)
+        saved: dict[str, Any] = {}
         if path is not None and path.exists():
             try:
                 saved = json.loads(path.read_text())
@@ -98,41 +99,61 @@ async def provision(
                 and await _valid(api, tokens[0], handles[0])
                 and await _valid(api, tokens[-1], handles[-1])
             ):
-                progress.log(f"social: {graph.members} members and their graph from {path}")
-                return handles, tokens, {"cached": True, "visited": saved.get("visited", [])}
-        setup = await build(api, cfg, graph, progress)
+                if saved.get("graph_done"):
+                    progress.log(f"social: {graph.members} members and their graph from {path}")
+                    return handles, tokens, {"cached": True, "visited": saved.get("visited", [])}
+                # signed up, graph unfinished (an interrupted setup): every edit again,
+                # they are idempotent
+                progress.log(f"social: {graph.members} members from {path}, finishing the graph")
+                setup = await build(api, cfg, graph, progress, accounts=(handles, tokens))
+                del setup["handles"], setup["tokens"]  # never into a report
+                save_cache(path, shape, handles, tokens, [], graph_done=True)
+                return handles, tokens, setup
+        setup = await build(api, cfg, graph, progress, save=path, shape=shape)
         handles, tokens = setup.pop("handles"), setup.pop("tokens")
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_cache(path, shape, handles, tokens, [])
+            save_cache(path, shape, handles, tokens, [], graph_done=True)
         return handles, tokens, setup
 
 
 def save_cache(
-    path: Path, shape: GraphShape, handles: list[str], tokens: list[str], visited: list[Any]
-) -> None:
+    path: Path, shape: GraphShape, handles: list[str], tokens: list[str], visited: list[Any],
+    *, graph_done: bool,
+) -> None:  # fmt: skip
     data = {"version": CACHE_VERSION, "shape": asdict(shape), "handles": handles,
-            "tokens": tokens, "visited": visited}  # fmt: skip
+            "tokens": tokens, "visited": visited, "graph_done": graph_done}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data) + "\n")
     path.chmod(0o600)  # tokens are credentials of the test accounts
 
 
-async def build(api: Api, cfg: RunConfig, graph: SocialGraph, progress: Progress) -> dict[str, Any]:
-    """Sign the members up and make every follow, block and mute, concurrently."""
-    prefix = run_prefix()
+async def build(
+    api: Api, cfg: RunConfig, graph: SocialGraph, progress: Progress, *,
+    accounts: tuple[list[str], list[str]] | None = None, save: Path | None = None,
+    shape: GraphShape | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Sign the members up (unless `accounts` are given: handles and tokens) and make
+    every follow, block and mute, concurrently. With `save`, the accounts are saved
+    there as soon as they exist, so an interrupted setup resumes at the graph."""
     t0 = time.monotonic()
-    token = await inviter_token(
-        api, token=cfg.token, invite=cfg.invite, prefix=prefix, data_dir=cfg.data_dir,
-        redis_url=cfg.redis_url, log=progress.log,
-    )  # fmt: skip
-    handles = [f"{prefix}m{i}" for i in range(graph.members)]
-    progress.log(f"social: signing up {graph.members} members ({prefix}*)")
-    accounts = await create_accounts(
-        api, token, handles, concurrency=SIGNUP_CONCURRENCY, progress=progress.status,
-        befriend=False,
-    )  # fmt: skip
-    progress.done()
-    tokens = [a.token for a in accounts]
+    if accounts is None:
+        prefix = run_prefix()
+        token = await inviter_token(
+            api, token=cfg.token, invite=cfg.invite, prefix=prefix, data_dir=cfg.data_dir,
+            redis_url=cfg.redis_url, log=progress.log,
+        )  # fmt: skip
+        handles = [f"{prefix}m{i}" for i in range(graph.members)]
+        progress.log(f"social: signing up {graph.members} members ({prefix}*)")
+        made = await create_accounts(
+            api, token, handles, concurrency=SIGNUP_CONCURRENCY, progress=progress.status,
+            befriend=False,
+        )  # fmt: skip
+        progress.done()
+        tokens = [a.token for a in made]
+        if save is not None and shape is not None:
+            save_cache(save, shape, handles, tokens, [], graph_done=False)
+    else:
+        handles, tokens = accounts
     t_signup = time.monotonic() - t0
     edits = [("follow", a, b) for a in range(graph.members) for b in sorted(graph.following[a])]
     edits += [("block", a, b) for a in range(graph.members) for b in sorted(graph.blocking[a])]
@@ -332,7 +353,7 @@ def run_social(cfg: RunConfig, progress: Progress) -> dict[str, Any]:
     path = cache_file(cfg, shape)
     if path is not None and path.exists() and cfg.target == "echohub":
         visited = setup.get("visited", []) + [v for r in results.values() for v in r["visited"]]
-        save_cache(path, shape, handles, list(auth), visited)
+        save_cache(path, shape, handles, list(auth), visited, graph_done=True)
     return result
 
 

@@ -205,6 +205,15 @@ def test_social_accounts_for_every_post_like_and_visit(
     check_social(again)
     # the visits of the first run were remembered: none repeated (a repeat notifies none)
     assert again["notifications"]["footprints"] > 0
+    # a setup interrupted after the sign-ups resumes at the graph (edits are idempotent)
+    (cache,) = tmp_path.glob("loadtest-social-60-*.json")
+    saved = json.loads(cache.read_text())
+    cache.write_text(json.dumps({**saved, "graph_done": False}))
+    resumed = run(config(echohub, **kw), quiet())
+    assert resumed["setup"]["cached"] is False and "signup_s" in resumed["setup"]
+    assert "tokens" not in resumed["setup"] and "handles" not in resumed["setup"]
+    check_social(resumed)
+    assert json.loads(cache.read_text())["graph_done"] is True
 
 
 def test_social_on_the_socketio_peer(tmp_path: Path) -> None:

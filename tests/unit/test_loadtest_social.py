@@ -197,3 +197,17 @@ def test_notifications_lost_duplicated_and_wrong() -> None:
     got = [(0, "like", "p1"), (0, "like", "p1"), (3, "footprint", "m2"), (5, "footprint", "m4")]
     c = account_notifications(want, got)
     assert (c.expected, c.delivered, c.lost, c.duplicated, c.wrong) == (3, 2, 1, 1, 1)
+
+
+async def test_a_notification_quoting_a_post_is_no_delivery_of_it() -> None:
+    counters = Counters()
+    sock = member_socket(counters, [stream_key(0, False)])
+    seen: list[dict[str, object]] = []
+    sock.on_event = seen.append
+    like = {"op": "event", "topic": "me", "cursor": "1", "type": "like",
+            "data": {"echo": "p1", "text": "lt 0 0 1", "by": {"handle": "m2"}}}  # fmt: skip
+    frame = wsproto.encode_frame(wsproto.OP_TEXT, CODECS["json"].encode(like), mask=False)
+    sock.data_received(frame + post_frame(stream_key(0, False), 0) + frame)
+    assert counters.delivered == 1  # the post, not the two likes that quote its text
+    assert [e["type"] for e in seen] == ["like", "like"]
+    assert sock.trackers is not None and sock.trackers[0].state() == (1, [], 0)
