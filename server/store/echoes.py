@@ -3,7 +3,7 @@
 Keys:
   eh:post:{id}            hash  id author text segments visibility community reply_to
                                 created_at terms (its search terms, space-separated:
-                                deleting the post takes it out of server.store.search), and
+                                server.store.search skips a post whose hash is gone), and
                                 with media: media (the items on the wire, JSON)
                                 media_ids (space-separated)
   eh:posts:{user}         zset  post id -> created ms (the archive; feeds merge these)
@@ -57,11 +57,6 @@ redis.call('DEL', 'eh:replies:' .. ARGV[1])
 local likers = redis.call('ZRANGE', 'eh:likes:' .. ARGV[1], 0, -1)
 for _, liker in ipairs(likers) do redis.call('ZREM', 'eh:liked:' .. liker, ARGV[1]) end
 redis.call('DEL', 'eh:likes:' .. ARGV[1])
-if fields['terms'] then
-  for term in string.gmatch(fields['terms'], '[^ ]+') do
-    redis.call('ZREM', 'eh:term:' .. term, ARGV[1])
-  end
-end
 if fields['media_ids'] and fields['media_ids'] ~= '' then
   local t = redis.call('TIME')
   local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

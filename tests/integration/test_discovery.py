@@ -124,9 +124,10 @@ async def test_posts_found_are_only_those_the_searcher_may_see(app_client: Any, 
     assert await texts(app_client, stranger, "picnic") == ["blocked picnic", "open picnic"]
     assert await texts(app_client, aki, "picnic") == ["open picnic", "secret picnic"]
     assert await texts(app_client, blocked, "picnic") == ["blocked picnic"]
-    # Deleting takes a post's terms out of the index.
-    assert not await rdb.zscore("eh:term:deleted", gone["id"])
-    assert await rdb.zscore("eh:term:open", public["id"]) is not None
+    # A deleted post stays in its terms' lists until trimmed, but is never found.
+    assert await rdb.lrange("eh:tl:deleted", 0, -1) == [gone["id"]]
+    assert await texts(app_client, aki, "deleted") == []
+    assert await rdb.lrange("eh:tl:open", 0, -1) == [public["id"]]
 
 
 async def test_post_search_pages(app_client: Any, rdb: Any) -> None:
@@ -214,3 +215,13 @@ async def test_members_from_before_the_index_are_indexed_on_the_first_search(
     await rdb.delete("eh:names", "eh:names:built")  # as an engine from before the index
     assert await handles(app_client, me, "old") == ["old_timer"]
     assert await handles(app_client, me, "tim") == ["old_timer"]
+
+
+async def test_a_terms_list_is_trimmed_to_the_newest(app_client: Any, rdb: Any) -> None:
+    from server.store.search import INDEX_POST
+
+    for i in range(1004):
+        await rdb.eval(INDEX_POST, 0, f"{i:020x}", "word other", 3)
+    # Trimmed back to 3 when it grew past 3 + 1,000; then pushed on again.
+    assert await rdb.lrange("eh:tl:word", 0, -1) == [f"{i:020x}" for i in (1003, 1002, 1001)]
+    assert await rdb.llen("eh:tl:other") == 3
