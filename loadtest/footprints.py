@@ -71,7 +71,10 @@ async def footprints(cfg: Any, progress: Any) -> dict[str, Any]:
         )
         handles = [f"{prefix}o{i}" for i in range(cfg.owners)]
         handles += [f"{prefix}v{i}" for i in range(cfg.visitors)]
-        accounts = await create_accounts(api, token, handles, progress=progress.status)
+        # The scenario's own graph: the inviter befriends nobody.
+        accounts = await create_accounts(
+            api, token, handles, progress=progress.status, befriend=False
+        )
         progress.done()
         owners, visitors = accounts[: cfg.owners], accounts[cfg.owners :]
         visitor_handles = {v.handle for v in visitors}

@@ -180,7 +180,10 @@ async def provision_echohub(cfg: RunConfig, progress: Progress) -> Cast:
             progress.log(f"accounts: creating {need_subs + need_posters} ({prefix}*)")
             handles = [f"{prefix}s{i}" for i in range(need_subs)]
             handles += [f"{prefix}p{i}" for i in range(need_posters)]
-            made = await create_accounts(api, token, handles, progress=progress.status)
+            # The scenario's own graph: the inviter befriends nobody.
+            made = await create_accounts(
+                api, token, handles, progress=progress.status, befriend=False
+            )
             progress.done()
             subs = subs + made[:need_subs]
             new_posters = made[need_subs:]

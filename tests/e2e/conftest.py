@@ -100,9 +100,11 @@ def _open_server(
     context = browser.new_context()
     try:
         signup(context, hub.base, hub.admin_invite, "root", "Root")
+        # Not befriending: the tests' members are not all the root member's friends.
         resp = context.request.post(
-            f"{hub.base}/api/invites", data={"uses": 100}, headers=same_origin(hub.base)
-        )
+            f"{hub.base}/api/invites", data={"uses": 100, "befriend": False},
+            headers=same_origin(hub.base),
+        )  # fmt: skip
         assert resp.status == 201, resp.text()
         hub.invite = resp.json()["code"]
     finally:
