@@ -79,7 +79,8 @@ export function withQuery(path, params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v != null) q.set(k, v);
   const s = q.toString();
-  return s ? `${path}?${s}` : path;
+  if (!s) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}${s}`;
 }
 
 export const enc = encodeURIComponent;

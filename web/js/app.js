@@ -18,6 +18,8 @@ import { communitiesView, communityView } from "./views/communities.js";
 import { inviteView } from "./views/invite.js";
 import { isModerator, moderationView } from "./views/moderation.js";
 import { tagView, threadView } from "./views/thread.js";
+import { mountSearchBox, searchView } from "./views/search.js";
+import { settingsView } from "./views/settings.js";
 
 // The catalogue first: every view renders its text through it.
 await loadLanguage();
@@ -39,6 +41,7 @@ function showModeration(on) {
 
 const ctx = { me: null, hub: null, notifications: null, navigate, setTitle };
 window.echohub = ctx; // for the console and end-to-end tests
+mountSearchBox(document.getElementById("search-box"), ctx);
 
 const routes = [
   [/^\/?$/, (p, root) => homeView(root, { tab: "follow" }, ctx)],
@@ -55,6 +58,8 @@ const routes = [
   [/^\/mod$/, (_m, root) => moderationView(root, {}, ctx)],
   [/^\/e\/([^/]+)$/, (m, root) => threadView(root, { id: decodeURIComponent(m[1]) }, ctx)],
   [/^\/t\/([^/]+)$/, (m, root) => tagView(root, { tag: decodeURIComponent(m[1]) }, ctx)],
+  [/^\/settings$/, (_m, root) => settingsView(root, {}, ctx)],
+  [/^\/search\/(.+)$/, (m, root) => searchView(root, { query: decodeURIComponent(m[1]) }, ctx)],
 ];
 
 let cleanup = null;

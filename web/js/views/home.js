@@ -4,6 +4,7 @@
 import { composer, createEcho, FeedList, toast } from "../components.js";
 import { h } from "../dom.js";
 import { t } from "../i18n.js";
+import { suggestionsCard } from "./search.js";
 
 export async function homeView(root, { tab }, ctx) {
   const follow = tab === "follow";
@@ -52,6 +53,11 @@ export async function homeView(root, { tab }, ctx) {
     timer = setTimeout(() => friends.reload(), 300);
   });
   await Promise.all([feed.start(), friends.start()]);
+  // An empty home or Discover (a newcomer's first minute): people to follow.
+  if (!feed.list.children.length) {
+    const people = await suggestionsCard(ctx);
+    if (people) feed.el.after(people);
+  }
   return () => {
     feed.stop();
     friends.stop();

@@ -1,9 +1,10 @@
 // A member's profile: who they are, follow / block / mute, and their archive (live on
 // `user:{handle}`). Opening it leaves a footprint (the server's doing).
 
-import { api, enc } from "../api.js";
+import { api, enc, put } from "../api.js";
 import { FeedList, composer, createEcho, reportForm, toast } from "../components.js";
 import { formatDate, h, replace } from "../dom.js";
+import { guessLang, renderSegments } from "../effects.js";
 import { errorText, formatNumber, t, tParts } from "../i18n.js";
 import { avatar, avatarControls } from "../media.js";
 
@@ -32,13 +33,18 @@ export async function profileView(root, { handle }, ctx) {
     else if (rel.followed_by) badges.push(h("span.tag", null, t("profile.followsYou")));
     if (rel.muting) badges.push(h("span.tag", null, t("profile.muted")));
     if (rel.blocking) badges.push(h("span.tag.danger", null, t("profile.blocked")));
+    if (profile.role === "moderator" || profile.role === "admin") {
+      badges.push(h("span.tag", null, t(profile.role === "admin" ? "profile.adminTag" : "profile.moderatorTag")));
+    }
     const buttons = self
-      ? [h("a.button", { href: "#/footprints" }, t("profile.myFootprints")), h("a.button", { href: "#/invite" }, t("invite.title"))]
+      ? [h("a.button", { href: "#/settings" }, t("profile.editProfile")), h("a.button", { href: "#/footprints" }, t("profile.myFootprints")), h("a.button", { href: "#/invite" }, t("invite.title"))]
       : [
           toggle("follow", rel.following, t("profile.follow"), t("profile.following"), "primary"),
           toggle("mute", rel.muting, t("profile.mute"), t("profile.unmute")),
           toggle("block", rel.blocking, t("profile.block"), t("profile.unblock"), "danger"),
           reportButton,
+          // Only admins are told a member's role; they appoint and revoke moderators.
+          profile.role === "member" || profile.role === "moderator" ? roleButton() : null,
         ];
     replace(
       head,
@@ -48,6 +54,7 @@ export async function profileView(root, { handle }, ctx) {
       h("div.profile-names", null,
         h("h1", null, profile.display_name || profile.handle),
         h("p.handle", null, `@${profile.handle}`, " ", badges),
+        profile.bio ? h("p.bio", { lang: guessLang(profile.bio) }, renderSegments(profile.bio_segments)) : null,
         h("p.stats", null,
           h("span", { dataset: { stat: "followers" } },
             tParts("profile.followers", { count: profile.followers ?? 0, n: h("strong", null, formatNumber(profile.followers ?? 0)) })),
@@ -71,6 +78,25 @@ export async function profileView(root, { handle }, ctx) {
         ctx.hub.resubscribe("home");
         paint();
         head.querySelector(`[data-action="${what}"]`)?.focus();
+      } catch (err) {
+        toast(errorText(err));
+        b.disabled = false;
+      }
+    });
+    return b;
+  };
+  const roleButton = () => {
+    const moderator = profile.role === "moderator";
+    const b = h("button.plain", { type: "button", dataset: { action: "role" } },
+      t(moderator ? "profile.removeModerator" : "profile.makeModerator"));
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        const user = await put(`/api/admin/users/${enc(handle)}/role`, { role: moderator ? "member" : "moderator" });
+        profile = { ...profile, role: user.role };
+        toast(t(user.role === "moderator" ? "profile.nowModerator" : "profile.noLongerModerator", { handle }));
+        paint();
+        head.querySelector('[data-action="role"]')?.focus();
       } catch (err) {
         toast(errorText(err));
         b.disabled = false;
@@ -106,8 +132,18 @@ export async function profileView(root, { handle }, ctx) {
     empty: t(self ? "profile.emptySelf" : "profile.empty"),
   });
   root.append(h("h2", null, t(self ? "profile.myArchive" : "profile.archive")), archive.el);
+  // A new name or bio shows at once (the archive's topic carries `profile.updated`).
+  const offProfile = ctx.hub.subscribe(`user:${handle}`, (ev) => {
+    if (ev.type !== "profile.updated" || ev.data.handle !== profile.handle) return;
+    const { display_name, bio, bio_segments } = ev.data;
+    profile = { ...profile, display_name, bio, bio_segments };
+    paint();
+  });
   await archive.start();
-  return () => archive.stop();
+  return () => {
+    archive.stop();
+    offProfile();
+  };
 }
 
 function initial(name) {
