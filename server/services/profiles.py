@@ -66,7 +66,7 @@ class ProfileService:
         self.avatars: AvatarSource | None = None  # set by the media feature
         # The latest profile of members who changed it while their sockets are open
         # here: a socket keeps the User it opened with, and posts carry the author's name.
-        self._renamed: dict[str, str] = {}
+        self._renamed: dict[str, tuple[str, str]] = {}
 
     # --- profile -----------------------------------------------------------------------
 
@@ -124,7 +124,8 @@ class ProfileService:
             "profile.updated", shown,
             [(user_channel(user.id), Audience(None, reach.blocked_either_way))],
         )  # fmt: skip
-        await self.publish_control({"profile": user.id, "display_name": user.display_name})
+        await self.publish_control({"profile": user.id, "display_name": user.display_name,
+                                    "avatar": user.avatar})  # fmt: skip
 
     def on_control(self, message: dict[str, Any]) -> bool:
         """Take a profile change broadcast by any process (True if it was one)."""
@@ -135,15 +136,16 @@ class ProfileService:
         renamed.pop(user_id, None)
         if len(renamed) >= RENAMED_KEPT:
             del renamed[next(iter(renamed))]
-        renamed[user_id] = str(message.get("display_name", ""))
+        renamed[user_id] = (str(message.get("display_name", "")), str(message.get("avatar", "")))
         return True
 
     def current(self, user: User) -> User:
-        """`user` (as a socket opened with it) under the display name it has now."""
-        name = self._renamed.get(user.id)
-        if not name or name == user.display_name:
+        """`user` (as a socket opened with it) under the display name and avatar it has
+        now."""
+        now = self._renamed.get(user.id)
+        if now is None or now == (user.display_name, user.avatar):
             return user
-        return dataclasses.replace(user, display_name=name)
+        return dataclasses.replace(user, display_name=now[0], avatar=now[1])
 
     # --- password ----------------------------------------------------------------------
 

@@ -45,6 +45,8 @@ SCREENS = [
     Screen("communities", "#/communities"),
     Screen("community", "#/c/{community}"),
     Screen("invite", "#/invite"),
+    Screen("settings", "#/settings"),
+    Screen("search", "#/search/1"),
     Screen("moderation", "#/mod"),
     Screen("no-such-page", "#/nowhere"),
 ]

@@ -60,9 +60,10 @@ export function mountSearchBox(form, ctx) {
   const status = form.querySelector(".search-status");
   let timer = null;
   let asked = 0;
+  // A search box may not carry aria-expanded: the live status says what was found,
+  // and the results follow the box (Tab or the arrow keys reach them).
   const close = () => {
     results.hidden = true;
-    input.setAttribute("aria-expanded", "false");
   };
   const show = (query, items) => {
     const postsLink = h("li", null, h("a.search-posts", { href: `#/search/${enc(query)}` },
@@ -72,7 +73,6 @@ export function mountSearchBox(form, ctx) {
       items.length ? null : h("li.muted.search-none", null, t("search.noMembers")),
       postsLink);
     results.hidden = false;
-    input.setAttribute("aria-expanded", "true");
     status.textContent = t("search.found", { count: items.length });
   };
   const ask = async () => {
@@ -90,7 +90,6 @@ export function mountSearchBox(form, ctx) {
       if (mine !== asked) return;
       replace(results, h("li.muted", null, errorText(err)));
       results.hidden = false;
-      input.setAttribute("aria-expanded", "true");
     }
   };
   input.addEventListener("input", () => {
@@ -100,7 +99,6 @@ export function mountSearchBox(form, ctx) {
   input.addEventListener("focus", () => {
     if (input.value.trim() && results.children.length) {
       results.hidden = false;
-      input.setAttribute("aria-expanded", "true");
     }
   });
   form.addEventListener("keydown", (e) => {
