@@ -20,3 +20,12 @@ def allocate(megabytes: int) -> str:
 
 def echo(value: str) -> str:
     return value
+
+
+def spin(seconds: float) -> str:
+    """Busy for `seconds` of real time (CPU all the way)."""
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return f"spun {n}"

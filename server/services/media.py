@@ -30,6 +30,8 @@ UNATTACHED_TTL = 24 * 3600.0
 # How long a dropped post's files stay: pages already open may still show it a while.
 DROPPED_GRACE = 3600.0
 SWEEP_BATCH = 100
+# Seconds after which a leftover in the temporary folder is a dead process's.
+STALE_TEMPORARY = 3600.0
 # How long an upload waits for an earlier deletion of the same file to finish.
 FILE_DELETION_WAIT = 5.0
 
@@ -254,6 +256,7 @@ class MediaService:
         pending_before = now_ms - int(unattached_ttl * 1000)
         dropped_before = now_ms - int(grace * 1000)
         pending, dropped = await self.store.due(pending_before, dropped_before, SWEEP_BATCH)
+        await asyncio.to_thread(self._clear_stale_temporaries)
         swept = 0
         for media_ids, unattached in ((pending, True), (dropped, False)):
             for media_id in media_ids:
@@ -262,6 +265,18 @@ class MediaService:
                     await self.store.unlist(media_id)
                 swept += status == "ok"
         return swept
+
+    def _clear_stale_temporaries(self) -> None:
+        """Remove what a process that died mid-upload left in the temporary folder
+        (anything an hour old: no upload or job runs that long)."""
+        cutoff = time.time() - STALE_TEMPORARY
+        for entry in self.tmp_dir.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.lstat().st_mtime < cutoff:
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink()
 
     async def run_sweeper(self, interval: float, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

@@ -2,9 +2,10 @@
 
 Bounded three ways: at most `workers` jobs run at once (the rest wait their turn on a
 semaphore, holding only their temporary file on disk), each worker's address space is
-capped (`memory_limit`), and each job has a deadline (`job_seconds`) enforced by the
-kernel: the worker arms SIGALRM with its default action before each job, so a job stuck
-inside C code is ended all the same. A dead worker breaks the pool; it is replaced, and
+capped (`memory_limit`), and each job has a deadline enforced by the kernel: at most
+`job_seconds` of CPU time (RLIMIT_CPU, SIGXCPU) and four times that in real time
+(SIGALRM), both with their default action, so a job stuck inside C code is ended all
+the same. A dead worker breaks the pool; it is replaced, and
 the jobs that died beside the culprit are run once more.
 
 Workers run at a lower CPU priority (nice 10): a burst of uploads slows other uploads,
@@ -28,6 +29,9 @@ from server.domain.errors import Unprocessable
 
 T = TypeVar("T")
 
+# A job may take this many times its CPU allowance in real time (waiting for the CPU
+# included) before it is ended all the same.
+WALL_FACTOR = 4.0
 # A worker is replaced after this many jobs: whatever the decoders' allocators kept
 # (fragmented arenas after a 40 MP image) is given back.
 JOBS_PER_WORKER = 50
@@ -36,14 +40,23 @@ JOBS_PER_WORKER = 50
 def _init_worker(memory_limit: int) -> None:
     if memory_limit > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a killed job leaves no core file
     os.nice(10)
     # A parent's Ctrl-C is the parent's to handle; the pool is shut down by it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_with_deadline(seconds: float, fn: Callable[..., T], *args: Any) -> T:
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the alarm kills the worker outright
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    """`fn(*args)` with at most `seconds` of CPU time (SIGXCPU ends the worker: a busy
+    machine starving the worker at nice 10 costs an upload time, not its acceptance),
+    and WALL_FACTOR times that in real time (SIGALRM ends it, stuck or starved)."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(used.ru_utime + used.ru_stime + seconds) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    signal.signal(signal.SIGXCPU, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.setitimer(signal.ITIMER_REAL, seconds * WALL_FACTOR)
     try:
         return fn(*args)
     finally:
@@ -92,6 +105,8 @@ class MediaPool:
                     )
                 except BrokenProcessPool:
                     self._replace(generation)
+                    # The culprit ran out of its time (CPU or real); a neighbour that died
+                    # with it is run once more.
                     if time.monotonic() - started >= self.job_seconds * 0.95 or attempt == 1:
                         raise Unprocessable(
                             "media_too_complex",

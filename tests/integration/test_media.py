@@ -315,6 +315,17 @@ async def test_who_may_see_a_posts_media(app_client: Any, rdb: Any) -> None:
                 resp = await fetch(app_client, members[who], url)
                 assert resp.status == status, (item["id"], who, url)
                 assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    # A closed community's post: its members only (aki owns it, ben joins by approval).
+    club = await call(app_client, "post", "/api/communities", aki, 201,
+                      {"name": "Closed club", "description": "x", "join_policy": "approval"})
+    inside = await uploaded(app_client, aki, mf.photo((530, 400)))
+    await post(app_client, aki, media=[inside["id"]], community=club["id"])
+    assert (await fetch(app_client, ben, inside["url"])).status == 404
+    await call(app_client, "post", f"/api/communities/{club['id']}/join", ben, 200)
+    await call(app_client, "post", f"/api/communities/{club['id']}/requests/ben/approve", aki,
+               200)  # fmt: skip
+    assert (await fetch(app_client, ben, inside["url"])).status == 200
+    assert (await fetch(app_client, cho, inside["url"])).status == 404
     await call(app_client, "post", "/api/users/cho/block", aki, 200)
     assert (await fetch(app_client, cho, public["url"])).status == 404
     # Only the owner reads the item through the API, and only unattached items change.
@@ -352,6 +363,17 @@ async def test_sweep_deletes_unattached_and_dropped_media(app_client: Any, rdb: 
     assert files_under(tmp_path) == [] and count == 2  # small pictures: one file each
     assert await rdb.keys("eh:file:*") == [] and await rdb.keys("eh:filedel:*") == []
     assert (await fetch(app_client, aki, kept["url"])).status == 404
+    # What a process that died mid-upload left behind goes once it is an hour old.
+    tmp = tmp_path / "media" / "tmp"
+    (tmp / "upload-old").write_bytes(b"x")
+    (tmp / "work-old").mkdir()
+    (tmp / "upload-fresh").write_bytes(b"y")
+    an_hour_ago = time.time() - 3700
+    for old in ("upload-old", "work-old"):
+        os.utime(tmp / old, (an_hour_ago, an_hour_ago))
+    await media.sweep()
+    assert sorted(p.name for p in tmp.iterdir()) == ["upload-fresh"]
+    (tmp / "upload-fresh").unlink()
     # ...and a deleted item leaves nothing either.
     item = await uploaded(app_client, aki, mf.photo())
     await call(app_client, "delete", f"/api/media/{item['id']}", aki, 200)
