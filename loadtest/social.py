@@ -107,7 +107,8 @@ async def provision(
                 progress.log(f"social: {graph.members} members from {path}, finishing the graph")
                 setup = await build(api, cfg, graph, progress, accounts=(handles, tokens))
                 del setup["handles"], setup["tokens"]  # never into a report
-                save_cache(path, shape, handles, tokens, [], graph_done=True)
+                setup["visited"] = saved.get("visited", [])  # still within their hour
+                save_cache(path, shape, handles, tokens, setup["visited"], graph_done=True)
                 return handles, tokens, setup
         setup = await build(api, cfg, graph, progress, save=path, shape=shape)
         handles, tokens = setup.pop("handles"), setup.pop("tokens")
