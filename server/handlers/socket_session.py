@@ -139,7 +139,10 @@ class SocketSession:
         try:
             events = self.wire.receive_data(data)
         except FrameError as err:
+            # Failing the connection (RFC 6455 7.1.7): the close frame, then the TCP
+            # connection is closed at once; what follows on a broken stream is not read.
             self.svc.hub.close(self.conn, err.code)
+            self.transport.close()
             return False, b""
         try:
             if events:
