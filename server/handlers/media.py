@@ -93,35 +93,43 @@ async def upload(request: web.Request) -> web.Response:
     if request.content_type != "multipart/form-data":
         raise DomainError("invalid_body", "send the file as multipart/form-data (field file)")
     await svc.limit("uploads", user.id)
-    reader = await request.multipart()
-    target: Path | None = None
-    alt: object = None
+    target = media.temp_path()
     try:
-        for _ in range(MAX_PARTS + 1):
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                raise DomainError("invalid_body", "nested multipart bodies are not accepted")
-            if part.name == "file" and target is None:
-                target = media.temp_path()
-                await _stream_file(part, target)
-            elif part.name == "alt" and alt is None:
-                # 1,500 characters of at most 4 bytes each, and some spare.
-                alt = await _small_text(part, rules.MAX_ALT * 4 + 64, "alt")
-            else:
-                raise DomainError("unknown_field", f"unexpected form field {part.name!r}; "
-                                  "send file and alt", field=part.name or None)  # fmt: skip
-        else:
-            raise DomainError("invalid_body", "too many form fields; send file and alt")
-        if target is None:
+        try:
+            alt, has_file = await _read_form(request, target)
+        except ValueError as exc:  # aiohttp's multipart reader on a malformed body
+            raise DomainError("invalid_multipart", f"the form cannot be read ({exc})") from None
+        if not has_file:
             raise DomainError("file_required", "no file was sent (field file)", field="file")
         alt_text = rules.validate_alt(alt)
         return json_response(await media.upload(user, target, alt_text), status=201)
     finally:
-        if target is not None:
-            with contextlib.suppress(FileNotFoundError):
-                await asyncio.to_thread(os.unlink, target)
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(os.unlink, target)
+
+
+async def _read_form(request: web.Request, target: Path) -> tuple[object, bool]:
+    """Read the form: the file part streamed into `target`, the alt part as text.
+    Returns (alt or None, whether a file came)."""
+    reader = await request.multipart()
+    alt: object = None
+    has_file = False
+    for _ in range(MAX_PARTS + 1):
+        part = await reader.next()
+        if part is None:
+            return alt, has_file
+        if not isinstance(part, BodyPartReader):
+            raise DomainError("invalid_body", "nested multipart bodies are not accepted")
+        if part.name == "file" and not has_file:
+            has_file = True
+            await _stream_file(part, target)
+        elif part.name == "alt" and alt is None:
+            # 1,500 characters of at most 4 bytes each, and some spare.
+            alt = await _small_text(part, rules.MAX_ALT * 4 + 64, "alt")
+        else:
+            raise DomainError("unknown_field", f"unexpected form field {part.name!r}; "
+                              "send file and alt", field=part.name or None)  # fmt: skip
+    raise DomainError("invalid_body", "too many form fields; send file and alt")
 
 
 @routes.get("/api/media/{id}")

@@ -172,6 +172,35 @@ async def test_bad_forms(app_client: Any, rdb: Any) -> None:
     assert resp.status == 401
 
 
+FORM = "multipart/form-data; boundary=x"
+PART = b'--x\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+MALFORMED_FORMS = [
+    ("multipart/form-data", b"no boundary", "invalid_multipart"),
+    (FORM, b"no starting boundary", "invalid_multipart"),
+    (FORM, b'--x\r\nContent-Disposition: form-data; name="file"\r\n\r\nno end',
+     "invalid_multipart"),
+    ("multipart/form-data; boundary=" + "x" * 200, b"--x\r\n", "invalid_multipart"),
+    (FORM, b"--x\r\n\r\n--x--\r\n", "unknown_field"),
+    (FORM, PART % (b"alt", b"\xff\xfe") + b"--x--\r\n", "invalid_alt"),
+    (FORM, b"".join(PART % (b"p%d" % i, b"v") for i in range(9)) + b"--x--\r\n", "unknown_field"),
+    (FORM, PART % (b"file", b"a") + PART % (b"file", b"b") + b"--x--\r\n", "unknown_field"),
+    (FORM, b'--x\r\nContent-Type: multipart/mixed; boundary=y\r\nContent-Disposition: '
+           b'form-data; name="file"\r\n\r\n--y\r\n\r\nz\r\n--y--\r\n--x--\r\n', "invalid_body"),
+]
+
+
+@pytest.mark.parametrize(("ctype", "body", "code"), MALFORMED_FORMS)
+async def test_malformed_forms_are_400_and_leave_nothing(
+    app_client: Any, rdb: Any, tmp_path: Path, ctype: str, body: bytes, code: str
+) -> None:
+    aki = await signup(app_client, rdb, "aki")
+    resp = await app_client.post("/api/media", data=body,
+                                 headers={**aki.auth, "Content-Type": ctype})  # fmt: skip
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["error"]["code"] == code
+    assert files_under(tmp_path) == []
+
+
 async def test_client_stopping_mid_upload_leaves_no_temporary_file(
     app_client: Any, rdb: Any, tmp_path: Path
 ) -> None:
