@@ -160,4 +160,9 @@ def worker_main(settings: Settings, url: str, unrecoverable: Any) -> None:
     def liveness() -> str | None:
         return "the embedded engine cannot be restarted" if unrecoverable.value else None
 
-    run_worker(settings, url, None, liveness=liveness)
+    try:
+        run_worker(settings, url, None, liveness=liveness)
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the whole process group; a worker still starting has no signal
+        # handlers yet. The master stops everything: nothing to report here.
+        pass

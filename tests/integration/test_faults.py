@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,16 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from tests.support import Member, Server, receive_until, signup, start_server, stop_server
+from tests.support import (
+    Member,
+    Server,
+    free_port,
+    receive_until,
+    signup,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 
 
 def children(pid: int) -> list[int]:
@@ -231,13 +241,16 @@ async def test_a_killed_worker_is_restarted_and_its_clients_resume_with_no_loss(
             for r in rs:
                 await r.ws.close()
         await asyncio.gather(*tasks)
+        family = children(master)  # workers, engine, resource tracker
+        assert len(family) >= 4, family
     finally:
         await session.close()
         await rdb.aclose()
         await server.close()
         code = stop_server(server)
     assert code == 0
-    assert not [p for p in children(master) if alive(p)]
+    # (multiprocessing's resource tracker ends once the last worker has.)
+    await until(lambda: not [p for p in family if alive(p)], 5, "every process to end")
 
 
 async def test_a_killed_engine_is_restarted_and_everything_continues(tmp_path: Path) -> None:
@@ -294,6 +307,8 @@ async def test_an_engine_that_keeps_dying_stops_the_server_with_a_clear_error(
     assert first is not None
     os.kill(first, signal.SIGKILL)
     second = await until(lambda: (p := engine_of(master)) != first and p, 10, "a restart")
+    family = children(master)
+    assert second in family and len(workers_of(master)) == 2
     os.kill(second, signal.SIGKILL)
     await until(lambda: server.proc.poll() is not None, 25, "the server to stop")
     assert server.proc.returncode == 1
@@ -301,7 +316,8 @@ async def test_an_engine_that_keeps_dying_stops_the_server_with_a_clear_error(
     assert "echohub: stopped: the embedded engine keeps dying" in out
     assert "Traceback" not in out
     stop_server(server)
-    assert not [p for p in children(master) if alive(p)]
+    # (multiprocessing's resource tracker ends once the last worker has.)
+    await until(lambda: not [p for p in family if alive(p)], 5, "every process to end")
 
 
 async def test_a_worker_that_cannot_start_is_given_up_on(tmp_path: Path) -> None:
@@ -313,7 +329,7 @@ async def test_a_worker_that_cannot_start_is_given_up_on(tmp_path: Path) -> None
         out = subprocess.run(
             [sys.executable, "-m", "server", "serve", "--port", str(port), "--workers", "2",
              "--data-dir", str(tmp_path / "data")],
-            env={**os.environ, "ECHOHUB_RESTART_LIMIT": "2/60", "ECHOHUB_PASSWORD_COST": "1024"},
+            env={**os.environ, "ECHOHUB_RESTART_LIMIT": "1/60", "ECHOHUB_PASSWORD_COST": "1024"},
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     assert out.returncode == 1
@@ -386,6 +402,37 @@ async def test_rolling_sigterm_of_independent_processes_loses_nothing(
         for s in servers:
             await s.close()
             stop_server(s)
+
+
+def start_in_own_group(*args: str) -> Server:
+    """`serve` in a process group of its own, as a shell runs a foreground command."""
+    output = tempfile.TemporaryFile()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", str(port), *args],
+        env={**os.environ, "ECHOHUB_PASSWORD_COST": "1024"}, stdout=output,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    return Server(port, proc, output=output)
+
+
+async def test_ctrl_c_stops_every_worker_and_the_engine(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole foreground process group, workers included."""
+    server = start_in_own_group("--workers", "2", "--data-dir", str(tmp_path / "data"))
+    proc = server.proc
+    try:
+        wait_ready(server)
+        await until(lambda: server.read_output().count("Echo Hub listening") == 2, 20,
+                    "both workers to listen")  # fmt: skip
+        family = children(proc.pid)
+        assert engine_of(proc.pid) in family
+        os.killpg(proc.pid, signal.SIGINT)
+        await until(lambda: proc.poll() is not None, 25, "the server to stop")
+        assert proc.returncode == 0, server.read_output()
+        await until(lambda: not [p for p in family if alive(p)], 5, "every process to end")
+        assert "Traceback" not in server.read_output(), server.read_output()
+    finally:
+        stop_server(server, signal.SIGKILL)
 
 
 async def test_a_hung_engine_fails_fast_and_readyz_keeps_answering(tmp_path: Path) -> None:
