@@ -73,3 +73,40 @@ def test_a_profile_picture_shows_beside_the_name(member: MemberFactory) -> None:
     face = aki.page.locator(".feed .echo", has_text="with my face").locator(".member img")
     face.evaluate("img => img.decode()")
     assert face.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [300, 300]
+
+
+DROP_AND_PASTE = """([kind, bytes]) => {
+  const data = new DataTransfer();
+  data.items.add(new File([new Uint8Array(bytes)], `dropped.png`, { type: "image/png" }));
+  const form = document.querySelector("form.composer");
+  if (kind === "drop") {
+    form.dispatchEvent(new DragEvent("dragover", { dataTransfer: data, bubbles: true, cancelable: true }));
+    form.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+  } else {
+    const box = form.querySelector("textarea");
+    box.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+  }
+}"""
+
+
+def test_drop_and_paste_attach_and_a_video_plays_only_when_asked(member: MemberFactory) -> None:
+    aki = member("Drop")
+    aki.goto()
+    png = list(mf.encoded(Image.new("RGB", (40, 30), (0, 128, 0)), "PNG"))
+    aki.page.evaluate(DROP_AND_PASTE, ["drop", png])
+    aki.page.evaluate(DROP_AND_PASTE, ["paste", png])
+    expect(aki.page.locator(".attachment-state", has_text="Ready")).to_have_count(2)
+    aki.page.get_by_role("button", name="Remove dropped.png").first.click()
+    expect(aki.page.locator(".attachment")).to_have_count(1)
+
+    # A video posted through the API shows in the native player: controls, no autoplay.
+    resp = aki.context.request.post(
+        f"{aki.base}/api/media", headers={"Origin": aki.base},
+        multipart={"file": {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": mf.video(1.0)}},
+    )  # fmt: skip
+    assert resp.status == 201, resp.text()
+    aki.api("POST", "/api/echoes", {"text": "a clip", "media": [resp.json()["id"]]})
+    video = aki.page.locator(".feed .echo", has_text="a clip").locator("video")
+    expect(video).to_have_attribute("controls", "")
+    assert video.evaluate("v => [v.autoplay, v.muted, v.paused]") == [False, False, True]
+    expect(video).to_have_attribute("poster", re.compile(r"^/media/[0-9a-f]{40}\.webp$"))
