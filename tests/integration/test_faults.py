@@ -489,3 +489,25 @@ async def test_a_hung_engine_fails_fast_and_readyz_keeps_answering(tmp_path: Pat
 
 async def _status(server: Server, path: str, expected: int) -> bool:
     return (await server.get(path)).status == expected
+
+
+async def test_healthz_says_when_the_process_cannot_recover(
+    aiohttp_client: Any, engine_url: str, settings: Any
+) -> None:
+    """What the runner wires when a supervisor watches the engine: liveness follows it."""
+    from server.app import create_app
+    from server.handlers.ops import LIVENESS
+
+    verdict: list[str] = []
+    app = create_app(settings, engine_url)
+    app[LIVENESS] = lambda: verdict[0] if verdict else None
+    client = await aiohttp_client(app)
+    resp = await client.get("/healthz")
+    assert resp.status == 200 and (await resp.json()) == {"status": "ok"}
+    verdict.append("the embedded engine keeps dying")
+    resp = await client.get("/healthz")
+    assert resp.status == 503
+    assert (await resp.json())["error"] == {
+        "code": "unrecoverable", "message": "the embedded engine keeps dying"
+    }  # fmt: skip
+    assert (await client.get("/readyz")).status == 200  # readiness is the engine's own
