@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterator
 
+import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -15,6 +17,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from server import openapi
 from server.handlers.common import json_response, plain_error
 from server.services.container import SERVICES, Services
 from server.settings import address_in
@@ -26,6 +29,16 @@ REGISTRY = web.AppKey("registry", CollectorRegistry)
 # None while this process can recover from what went wrong, else why it cannot (set by
 # the runner when a supervisor watches the embedded engine).
 LIVENESS: web.AppKey[Callable[[], str | None]] = web.AppKey("liveness")
+
+
+@routes.get("/api/openapi.json")
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.Response(body=_openapi_bytes(), content_type="application/json")
+
+
+@functools.cache
+def _openapi_bytes() -> bytes:
+    return orjson.dumps(openapi.document())
 
 
 @routes.get("/healthz")

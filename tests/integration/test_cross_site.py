@@ -197,3 +197,13 @@ async def test_only_the_apps_profile_views_leave_footprints(
     resp = await http.get(f"/api/users/{owner.handle}", headers=sent)
     assert resp.status == 200  # the profile is served either way
     assert await footprint_visitors(http, owner) == (["aki"] if counts else [])
+
+
+async def test_an_unreadable_multipart_body_is_400_not_500(http: Any, rdb: Any) -> None:
+    """Found by schemathesis: a part header aiohttp cannot parse escaped as a 500."""
+    aki = await signup(http, rdb, "aki")
+    body = (b'--x\r\nContent-Disposition: form-data; name="\xc3\x9c\x18"\r\n\r\nhi\r\n'
+            b"--x--\r\n")  # fmt: skip
+    resp = await http.post("/api/media", data=body, headers={
+        **aki.auth, "Content-Type": "multipart/form-data; boundary=x"})  # fmt: skip
+    assert (resp.status, await code_of(resp)) == (400, "invalid_body")

@@ -1,0 +1,323 @@
+"""The HTTP API as an OpenAPI 3.1 document, served at `GET /api/openapi.json`.
+
+One `Operation` per method and path, listed by area below: adding an endpoint means
+adding a line here (the test in tests/integration/test_openapi.py fails for any /api
+route of the app that this document does not describe, and for any operation here that
+the app does not route). Request bodies are described precisely (schemathesis builds
+its requests from them); answers name their shape where a client relies on it, and
+every error is the one `Error` shape of SPEC section 5.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+Schema = dict[str, Any]
+
+# --- shared shapes -------------------------------------------------------------------
+
+STRING: Schema = {"type": "string"}
+ID: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
+HANDLE: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_]{3,20}$"}
+TIME: Schema = {"type": "string", "format": "date-time"}
+OBJECT: Schema = {"type": "object"}
+NULLABLE_ID: Schema = {"type": ["string", "null"], "maxLength": 64}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(required: tuple[str, ...] = (), /, **properties: Schema) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def page_of(item: Schema) -> Schema:
+    return obj(("items", "next"), items={"type": "array", "items": item},
+               next={"type": ["string", "null"]})  # fmt: skip
+
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": obj(
+        ("error",),
+        error=obj(
+            ("code", "message"),
+            code={"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+            message={"type": "string", "minLength": 1},
+            field={"type": "string"},
+            retry_after={"type": "integer", "minimum": 1},
+        ),
+    ),  # fmt: skip
+    "Author": obj(("handle", "display_name"), handle=STRING, display_name=STRING),
+    "User": obj(
+        ("id", "handle", "display_name", "role"),
+        id=ID,
+        handle=STRING,
+        display_name=STRING,
+        role={"enum": ["member", "moderator", "admin"]},
+        created_at=TIME,
+    ),  # fmt: skip
+    "Post": obj(
+        ("id", "author", "text", "segments", "visibility", "created_at"),
+        id=ID,
+        author=ref("Author"),
+        text=STRING,
+        segments={"type": "array"},
+        visibility={"enum": ["public", "friends"]},
+        community={"type": ["string", "null"]},
+        reply_to={"type": ["string", "null"]},
+        reply_count={"type": "integer"},
+        media={"type": "array"},
+        created_at=TIME,
+    ),  # fmt: skip
+    "SignedIn": obj(("user", "token"), user=ref("User"), token=STRING),
+}
+
+REASON = obj(reason={"type": "string", "maxLength": 600})
+EVENT_FIELDS: dict[str, Schema] = {
+    "title": {"type": "string", "minLength": 1, "maxLength": 120},
+    "description": {"type": "string", "maxLength": 2000},
+    "starts_at": TIME,
+    "ends_at": {"type": ["string", "null"], "format": "date-time"},
+    "place": {"type": ["string", "null"], "maxLength": 200},
+    "community": NULLABLE_ID,
+    "capacity": {"type": ["integer", "null"], "minimum": 1, "maximum": 100000},
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    schema: Schema
+    description: str = ""
+
+
+BEFORE = Param("before", {"type": "string", "maxLength": 64}, "cursor of the next page")
+LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "items per page")
+PAGED = (BEFORE, LIMIT)
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    body: Schema | None = None
+    # The success status and what it carries.
+    status: int = 200
+    answer: Schema = field(default_factory=lambda: OBJECT)
+    query: tuple[Param, ...] = ()
+    signed_in: bool = True
+    body_type: str = "application/json"
+
+    def to_openapi(self) -> Schema:
+        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in re.findall(r"{(\w+)}", self.path)]  # fmt: skip
+        params += [{"name": p.name, "in": "query", "required": False, "schema": p.schema,
+                    **({"description": p.description} if p.description else {})}
+                   for p in self.query]  # fmt: skip
+        operation: Schema = {
+            "operationId": f"{self.method.lower()}_{_slug(self.path)}",
+            "summary": self.summary,
+            "tags": [self.tag],
+            "responses": {
+                str(self.status): {
+                    "description": "done",
+                    "content": {"application/json": {"schema": self.answer}},
+                },
+                "default": {"$ref": "#/components/responses/Error"},
+            },
+        }
+        if params:
+            operation["parameters"] = params
+        if self.body is not None:
+            operation["requestBody"] = {
+                "required": True, "content": {self.body_type: {"schema": self.body}},
+            }  # fmt: skip
+        if not self.signed_in:
+            operation["security"] = []
+        return operation
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", path.removeprefix("/api/").lower()).strip("_")
+
+
+OPERATIONS: list[Operation] = []
+
+
+def add(method: str, path: str, summary: str, tag: str, **kwargs: Any) -> None:
+    OPERATIONS.append(Operation(method, path, summary, tag, **kwargs))
+
+
+# --- accounts ----------------------------------------------------------------------------
+
+add("POST", "/api/signup", "sign up with an invite", "accounts", signed_in=False, status=201,
+    body=obj(("invite", "handle", "password", "display_name", "birthdate"),
+             invite={"type": "string", "minLength": 1, "maxLength": 200}, handle=HANDLE,
+             password={"type": "string", "minLength": 8, "maxLength": 1024},
+             display_name={"type": "string", "minLength": 1, "maxLength": 50},
+             birthdate={"type": "string", "format": "date"}),
+    answer=ref("SignedIn"))  # fmt: skip
+add("POST", "/api/login", "sign in (a new session each time)", "accounts", signed_in=False,
+    body=obj(("handle", "password"), handle=STRING, password=STRING),
+    answer=ref("SignedIn"))  # fmt: skip
+add("POST", "/api/logout", "end the current session", "accounts")
+add("GET", "/api/me", "the signed-in member", "accounts", answer=ref("User"))
+add("PATCH", "/api/me", "edit one's profile", "profiles",
+    body=obj(display_name={"type": "string", "maxLength": 50},
+             bio={"type": "string", "maxLength": 160}, avatar=NULLABLE_ID))  # fmt: skip
+add("PUT", "/api/me/password", "change one's password (other sessions end)", "profiles",
+    body=obj(("old", "new"), old=STRING, new={"type": "string", "minLength": 8}))  # fmt: skip
+add("POST", "/api/invites", "create an invite", "accounts", status=201,
+    body=obj(uses={"type": "integer", "minimum": 1, "maximum": 100},
+             expires_in_days={"type": "integer", "minimum": 1, "maximum": 90},
+             befriend={"type": "boolean"}),
+    answer=obj(("code", "url", "uses_left", "expires_at"), code=STRING, url=STRING,
+               uses_left={"type": "integer"}, expires_at=TIME))  # fmt: skip
+add("GET", "/api/invites", "my invites", "accounts")
+add("DELETE", "/api/invites/{code}", "revoke an invite", "accounts")
+add("PUT", "/api/admin/users/{handle}/role", "grant or revoke moderator (admins)", "accounts",
+    body=obj(("role",), role={"enum": ["member", "moderator"]}), answer=ref("User"))  # fmt: skip
+
+# --- members and the graph ---------------------------------------------------------------
+
+add("GET", "/api/users/{handle}", "a profile (leaves a footprint from the app)", "members")
+add("GET", "/api/users/{handle}/echoes", "a member's posts", "members", query=PAGED,
+    answer=page_of(ref("Post")))  # fmt: skip
+for _edge in ("follow", "block", "mute"):
+    add("POST", f"/api/users/{{handle}}/{_edge}", f"{_edge} a member", "members")
+    add("DELETE", f"/api/users/{{handle}}/{_edge}", f"un{_edge} a member", "members")
+add("GET", "/api/footprints", "my recent visitors", "members",
+    answer=page_of(obj(("visitor", "at"), visitor=ref("Author"), at=TIME)))  # fmt: skip
+add("GET", "/api/search", "search members or posts", "discovery",
+    query=(Param("q", {"type": "string", "maxLength": 100}),
+           Param("type", {"enum": ["members", "posts"]}), *PAGED))  # fmt: skip
+add("GET", "/api/suggestions", "people you may know", "discovery")
+add("GET", "/api/tags/{tag}", "posts with a tag", "discovery", query=PAGED)
+
+# --- posts and feeds ----------------------------------------------------------------------
+
+add("POST", "/api/echoes", "post an Echo", "echoes", status=201, answer=ref("Post"),
+    body=obj(("text",), text={"type": "string", "minLength": 1, "maxLength": 4096},
+             visibility={"enum": ["public", "friends"]}, community=NULLABLE_ID,
+             reply_to=NULLABLE_ID,
+             media={"type": "array", "items": ID, "maxItems": 4}))  # fmt: skip
+add("GET", "/api/echoes/{id}", "one post", "echoes", answer=ref("Post"))
+add("DELETE", "/api/echoes/{id}", "delete a post (author, community owner, moderator)",
+    "echoes")  # fmt: skip
+add("GET", "/api/echoes/{id}/thread", "a post's thread", "echoes", query=PAGED)
+add("POST", "/api/echoes/{id}/like", "like a post", "echoes")
+add("DELETE", "/api/echoes/{id}/like", "take a like back", "echoes")
+add("GET", "/api/echoes/{id}/likes", "who liked my post (its author only)", "echoes")
+for _feed in ("home", "friends", "discover"):
+    add("GET", f"/api/feed/{_feed}", f"the {_feed} feed", "echoes", query=PAGED,
+        answer=page_of(ref("Post")))  # fmt: skip
+
+# --- notifications ------------------------------------------------------------------------
+
+add("GET", "/api/notifications", "my notifications, newest first", "notifications",
+    query=PAGED)  # fmt: skip
+add("POST", "/api/notifications/read", "mark notifications read up to a cursor",
+    "notifications", body=obj(("until",), until={"type": "string", "maxLength": 64}))  # fmt: skip
+
+# --- media --------------------------------------------------------------------------------
+
+add("POST", "/api/media", "upload an image or a video", "media", status=201,
+    body_type="multipart/form-data",
+    body=obj(("file",), file={"type": "string", "contentMediaType": "application/octet-stream"},
+             alt={"type": "string", "maxLength": 1500}))  # fmt: skip
+add("GET", "/api/media/{id}", "one media item", "media")
+add("PATCH", "/api/media/{id}", "change a media item's alt text", "media",
+    body=obj(("alt",), alt={"type": "string", "maxLength": 1500}))  # fmt: skip
+add("DELETE", "/api/media/{id}", "delete an unattached media item", "media")
+
+# --- events -------------------------------------------------------------------------------
+
+add("POST", "/api/events", "announce an event", "events", status=201,
+    body=obj(("title", "description", "starts_at"), **EVENT_FIELDS))  # fmt: skip
+add("GET", "/api/events", "upcoming events", "events", query=PAGED)
+add("GET", "/api/events/{id}", "one event", "events")
+add("PATCH", "/api/events/{id}", "edit an event (its host)", "events", body=obj(**EVENT_FIELDS))
+add("POST", "/api/events/{id}/cancel", "cancel an event (its host)", "events")
+add("PUT", "/api/events/{id}/rsvp", "RSVP (409 event_full when full)", "events",
+    body=obj(("status",), status={"enum": ["going", "interested", "none"]}))  # fmt: skip
+
+# --- communities --------------------------------------------------------------------------
+
+add("POST", "/api/communities", "create a community", "communities", status=201,
+    body=obj(("name", "description", "join_policy"),
+             name={"type": "string", "minLength": 1, "maxLength": 50},
+             description={"type": "string", "maxLength": 500},
+             join_policy={"enum": ["open", "approval"]}))  # fmt: skip
+add("GET", "/api/communities", "browse communities", "communities",
+    query=(Param("mine", {"enum": ["0", "1"]}), *PAGED))  # fmt: skip
+add("GET", "/api/communities/{id}", "one community", "communities")
+add("GET", "/api/communities/{id}/echoes", "a community's posts", "communities", query=PAGED)
+add("GET", "/api/communities/{id}/events", "a community's events", "communities", query=PAGED)
+add("GET", "/api/communities/{id}/members", "a community's members", "communities",
+    query=PAGED)  # fmt: skip
+add("GET", "/api/communities/{id}/requests", "pending join requests (owner)", "communities",
+    query=PAGED)  # fmt: skip
+add("POST", "/api/communities/{id}/join", "join, or ask to", "communities")
+add("POST", "/api/communities/{id}/leave", "leave (or withdraw a request)", "communities")
+for _verdict in ("approve", "reject"):
+    add("POST", f"/api/communities/{{id}}/requests/{{handle}}/{_verdict}",
+        f"{_verdict} a join request (owner)", "communities")  # fmt: skip
+
+# --- moderation ---------------------------------------------------------------------------
+
+add("POST", "/api/reports", "report a post or a member", "moderation", status=201,
+    body=obj(("reason",), echo=ID, user=STRING,
+             reason={"type": "string", "minLength": 1, "maxLength": 500}))  # fmt: skip
+add("GET", "/api/mod/reports", "reports (moderators)", "moderation",
+    query=(Param("status", {"enum": ["open", "resolved", "all"]}), *PAGED))  # fmt: skip
+add("POST", "/api/mod/reports/{id}/resolve", "resolve a report", "moderation", body=REASON)
+add("POST", "/api/mod/echoes/{id}/remove", "remove a post", "moderation", body=REASON)
+add("POST", "/api/mod/users/{handle}/suspend", "suspend a member", "moderation", body=REASON)
+add("POST", "/api/mod/users/{handle}/unsuspend", "unsuspend a member", "moderation",
+    body=REASON)  # fmt: skip
+add("GET", "/api/mod/audit", "the audit log", "moderation", query=PAGED)
+
+# --- this document ------------------------------------------------------------------------
+
+add("GET", "/api/openapi.json", "this document", "meta", signed_in=False)
+
+
+def document(operations: list[Operation] | None = None) -> Schema:
+    """The whole document (a fresh dict each time)."""
+    paths: dict[str, Schema] = {}
+    for op in operations if operations is not None else OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = op.to_openapi()
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Echo Hub",
+            "version": "1",
+            "description": "The HTTP API of Echo Hub (SPEC section 5). Changes made with "
+            "the session cookie must come from the app's own origin (see the README's "
+            "Security section); scripts use Authorization: Bearer.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}, {"cookie": []}],
+        "paths": paths,
+        "components": {
+            "schemas": COMPONENTS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "echohub_session"},
+            },
+            "responses": {
+                "Error": {
+                    "description": "a refusal, in the one error shape",
+                    "content": {"application/json": {"schema": ref("Error")}},
+                }
+            },
+        },
+    }
