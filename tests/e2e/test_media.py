@@ -79,12 +79,13 @@ DROP_AND_PASTE = """([kind, bytes]) => {
   const data = new DataTransfer();
   data.items.add(new File([new Uint8Array(bytes)], `dropped.png`, { type: "image/png" }));
   const form = document.querySelector("form.composer");
+  const how = { bubbles: true, cancelable: true };
   if (kind === "drop") {
-    form.dispatchEvent(new DragEvent("dragover", { dataTransfer: data, bubbles: true, cancelable: true }));
-    form.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+    form.dispatchEvent(new DragEvent("dragover", { dataTransfer: data, ...how }));
+    form.dispatchEvent(new DragEvent("drop", { dataTransfer: data, ...how }));
   } else {
     const box = form.querySelector("textarea");
-    box.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+    box.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, ...how }));
   }
 }"""
 
