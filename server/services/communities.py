@@ -17,6 +17,7 @@ from server.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from server.domain.visibility import CommunityAccess, can_read_community
 from server.services.accounts import AccountService
 from server.services.common import Clock, User, iso, new_id
+from server.services.notifications import read_channel
 from server.services.publish import Publisher
 from server.services.topics import Resolution
 from server.store.communities import CommunityStore, Standing
@@ -222,6 +223,11 @@ class CommunityService:
         kind = "community.joined" if approve else "community.join_rejected"
         await self.publisher.notify(requester.id, kind, {
             "community": self.brief(rec), "at": iso(now)})  # fmt: skip
+        # The owner's other devices: their Approve/Decline for this request is stale now.
+        # On the channel of read marks (live on `me`, not kept as a notification).
+        await self.publisher.publish(kind, {
+            "community": self.brief(rec), "user": requester.brief(), "decided": True,
+            "at": iso(now)}, [(read_channel(owner.id), None)])  # fmt: skip
         status = "joined" if approve else "rejected"
         return {"status": status, "user": requester.brief(),
                 "community": (await self._wire_for(owner, [rec]))[0]}  # fmt: skip

@@ -104,3 +104,29 @@ def test_read_on_one_device_clears_the_badge_on_another(member: MemberFactory) -
     expect(aki.page.locator(".notification", has_text=ben.handle)).to_be_visible()
     expect(aki.page.locator(".notification.unread")).to_have_count(0)
     second.close()
+
+
+def test_an_approve_button_answered_on_another_device_updates_live(member: MemberFactory) -> None:
+    aki, ben = member("Aki"), member("Ben")
+    club = aki.api(
+        "POST",
+        "/api/communities",
+        {"name": f"Club {aki.handle}", "description": "ask to join", "join_policy": "approval"},
+    )
+    ben.api("POST", f"/api/communities/{club['id']}/join")
+    aki.goto("#/notifications")
+    other = aki.context.new_page()  # the owner's second device
+    other.goto(f"{aki.base}/#/notifications")
+    expect(other.locator("#conn")).to_have_attribute("data-status", "open")
+    request = aki.page.locator(".notification[data-type='community.join_requested']")
+    there = other.locator(".notification[data-type='community.join_requested']")
+    expect(there.get_by_role("button", name="Approve")).to_be_visible()
+    request.get_by_role("button", name="Approve").click()
+    expect(request).to_contain_text("Approved")
+    expect(there.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(there).to_contain_text("Approved")
+    # Opened afresh, the answered request shows no buttons either.
+    other.reload()
+    expect(there).to_contain_text("Already handled")
+    expect(there.get_by_role("button")).to_have_count(0)
+    other.close()

@@ -185,3 +185,24 @@ async def test_read_on_one_device_is_read_on_every_device(
     assert [i["type"] for i in (await history(two, bea_laptop))["items"]] == ["follow"]
     for ws in (phone, laptop):
         await ws.close()
+
+
+async def test_an_answered_request_is_announced_to_the_owners_devices_not_kept(
+    app_client: Any, rdb: Any
+) -> None:
+    http = app_client
+    bea = await signup(http, rdb, "bea")
+    ann = await signup(http, rdb, "ann")
+    body = {"name": "Tea", "description": "tea time", "join_policy": "approval"}
+    club = await call(http, "post", "/api/communities", bea, 201, body)
+    await call(http, "post", f"/api/communities/{club['id']}/join", ann, 200)
+    owner = await subscribe(http, bea, "me")
+    await call(http, "post", f"/api/communities/{club['id']}/requests/ann/approve", bea, 200)
+    frames = await receive_until(owner, lambda f: f["op"] == "event")
+    event = frames[-1]
+    assert event["type"] == "community.joined" and event["data"]["decided"] is True
+    assert event["data"]["user"]["handle"] == "ann"
+    assert event["data"]["community"]["id"] == club["id"]
+    kept = [i["type"] for i in (await history(http, bea))["items"]]
+    assert kept == ["community.join_requested"]
+    await owner.close()

@@ -62,6 +62,13 @@ export class Notifications extends EventTarget {
   }
 
   receive(ev) {
+    if (ev.data?.decided) {
+      // Not a notification: I answered a join request (maybe on another device), so
+      // its Approve/Decline buttons are stale everywhere.
+      const said = ev.type === "community.joined" ? "notif.approved" : "notif.declined";
+      this.markDecided(ev.data.community?.id, ev.data.user?.handle, said);
+      return;
+    }
     if (ev.type === "notifications.read") {
       this.readUntil = ev.data.read_until;
       this.unread = ev.data.unread;
@@ -73,6 +80,35 @@ export class Notifications extends EventTarget {
       this.dispatchEvent(new CustomEvent("notification", { detail: ev }));
     }
     this.dispatchEvent(new CustomEvent(ev.type, { detail: ev }));
+    this.changed();
+  }
+
+  /** Mark the join requests of `handle` to `community` as answered (`said`: the
+   * catalogue key of what became of it). */
+  markDecided(community, handle, said = "notif.handled") {
+    let changed = false;
+    for (const n of this.items) {
+      if (n.type === "community.join_requested" && !n.handled && n.data?.community?.id === community && n.data?.user?.handle === handle) {
+        n.handled = said;
+        changed = true;
+      }
+    }
+    if (changed) this.changed();
+  }
+
+  /** Which listed join requests are still pending (one request per community), so a
+   * page opened later shows no button for one answered elsewhere. */
+  async checkPending() {
+    const open = this.items.filter((n) => n.type === "community.join_requested" && !n.handled && n.data?.community?.id);
+    for (const id of new Set(open.map((n) => n.data.community.id))) {
+      try {
+        const pending = await api("GET", `/api/communities/${encodeURIComponent(id)}/requests`);
+        const waiting = new Set((pending.items || []).map((r) => r.user?.handle));
+        for (const n of open) if (n.data.community.id === id && !waiting.has(n.data.user?.handle)) n.handled = "notif.handled";
+      } catch {
+        // No longer the owner, or offline: the buttons stay; a click says what happened.
+      }
+    }
     this.changed();
   }
 

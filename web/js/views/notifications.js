@@ -79,17 +79,23 @@ function item(n) {
   const li = h("li.notification", { dataset: { type: n.type }, class: n.read === false ? "unread" : null },
     n.read === false ? h("span.sr-only", null, t("notif.unread")) : null,
     h("p", null, describe(n)), about(n), n.at ? timeEl(n.at) : null);
-  if (n.type === "community.join_requested") {
+  if (n.type === "community.join_requested" && n.handled) {
+    li.append(h("div.row", null, t(n.handled)));
+  } else if (n.type === "community.join_requested") {
     const who = actorOf(n.data);
     const com = communityOf(n.data);
     if (who && com.id) {
       const decide = (verdict) => async () => {
         try {
           await post(`/api/communities/${enc(com.id)}/requests/${enc(who.handle)}/${verdict}`);
-          actions.replaceChildren(t(verdict === "approve" ? "notif.approved" : "notif.declined"));
+          n.handled = verdict === "approve" ? "notif.approved" : "notif.declined";
+          actions.replaceChildren(t(n.handled));
         } catch (err) {
           // Handled already (on another device, or by the requester): say so, no button.
-          if (err.status === 404 || err.status === 409) actions.replaceChildren(t("notif.handled"));
+          if (err.status === 404 || err.status === 409) {
+            n.handled = "notif.handled";
+            actions.replaceChildren(t(n.handled));
+          }
           else toast(errorText(err));
         }
       };
@@ -121,7 +127,7 @@ export function notificationsView(root, _params, ctx) {
   let painted = "";
   const paint = () => {
     // Repainted only when what shows changed, so nothing moves under the pointer.
-    const shown = JSON.stringify(store.items.map((n) => [n.id, n.read, n.data?.deleted]));
+    const shown = JSON.stringify(store.items.map((n) => [n.id, n.read, n.handled, n.data?.deleted]));
     if (shown !== painted) list.replaceChildren(...store.items.map(item));
     painted = shown;
     empty.hidden = store.items.length > 0;
@@ -131,15 +137,20 @@ export function notificationsView(root, _params, ctx) {
   root.append(h("section.card", null, h("div.row", null, h("h1", null, t("nav.notifications")), markRead), list, empty, more));
   paint();
   store.markAllRead();
+  store.checkPending();
   // New ones are read as they arrive while the page is open; reloads and read marks
   // from other devices repaint.
   const onNew = () => store.markAllRead();
   store.addEventListener("notification", onNew);
-  store.addEventListener("reload", onNew);
+  const onReload = () => {
+    store.markAllRead();
+    store.checkPending();
+  };
+  store.addEventListener("reload", onReload);
   store.addEventListener("change", paint);
   return () => {
     store.removeEventListener("notification", onNew);
-    store.removeEventListener("reload", onNew);
+    store.removeEventListener("reload", onReload);
     store.removeEventListener("change", paint);
   };
 }
