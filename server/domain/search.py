@@ -133,7 +133,7 @@ def _terms(runs: list[tuple[str, str]]) -> set[str]:
         if kind == "word":
             terms.add(run[:_MAX_KEY])
         else:
-            terms.update(ch for ch in run if _INDEXED_ALONE.match(ch))
+            terms.update(_INDEXED_ALONE.findall(run))
             terms.update(map(operator.add, run, run[1:]))
     return terms
 
