@@ -157,6 +157,8 @@ class ClusterEngineClient:
         self._refreshing: asyncio.Task[None] | None = None
         self._refreshed_at = 0.0
         self._closing: set[asyncio.Future[None]] = set()
+        # Writes acknowledged with fewer replicas than asked, as fewer were attached.
+        self.degraded_writes = 0
         self._closed = False
 
     # --- commands --------------------------------------------------------------------
@@ -185,8 +187,9 @@ class ClusterEngineClient:
         """MULTI ... EXEC on the primary of the one slot all `commands` touch.
 
         With `replicas`, `WAIT replicas replica_timeout_ms` follows EXEC on the same
-        connection, and fewer acknowledging replicas raise `ConnectionError` (503): an
-        answer means the writes survive that primary's loss."""
+        connection, and fewer acknowledging replicas than are attached raise
+        `ConnectionError` (503): an answer means the writes survive that primary's loss
+        whenever it has a replica at all (see `_replicated`)."""
         slot = slot_of(commands)
 
         def send(node: EngineClient) -> Any:
@@ -194,7 +197,9 @@ class ClusterEngineClient:
             if not replicas:
                 return done
             return asyncio.ensure_future(
-                _replicated(done, node.call("WAIT", replicas, replica_timeout_ms), replicas)
+                _replicated(
+                    self, node, done, node.call("WAIT", replicas, replica_timeout_ms), replicas
+                )
             )
 
         return self._dispatch(slot, send, None)
@@ -360,16 +365,26 @@ class ClusterEngineClient:
             closing.add_done_callback(self._closing.discard)
 
 
-async def _replicated(done: asyncio.Future[list[Any]], acked: asyncio.Future[Any],
+async def _replicated(client: ClusterEngineClient, node: EngineClient,
+                      done: asyncio.Future[list[Any]], acked: asyncio.Future[Any],
                       replicas: int) -> list[Any]:  # fmt: skip
-    """The transaction's replies, once `replicas` replicas hold its writes."""
+    """The transaction's replies, once `replicas` replicas hold its writes.
+
+    A primary with fewer replicas attached than asked (its replica died, or it is a
+    replica just promoted whose old primary has not rejoined) is held to the replicas it
+    has: refusing every write until a replica returns would turn one lost node into an
+    outage. `ROLE` says how many are attached; that case is counted in `degraded`."""
     try:
         replies = await done
     finally:
         # WAIT was sent behind EXEC: read its reply even when the transaction failed.
-        count = await acked
-    if int(count) < replicas:
-        raise EngineConnectionError(f"written, but {count} of {replicas} replicas confirmed")
+        count = int(await acked)
+    if count < replicas:
+        role = await node.call("ROLE")
+        attached = len(role[2]) if isinstance(role, list) and len(role) > 2 else 0
+        if count < min(replicas, attached):
+            raise EngineConnectionError(f"written, but {count} of {replicas} replicas confirmed")
+        client.degraded_writes += 1
     return replies
 
 
