@@ -63,6 +63,9 @@ def test_reply_from_the_page_shows_live_to_the_other_member(member: MemberFactor
     item.locator(".notification-about a").press("Enter")
     expect(aki.page).to_have_url(f"{aki.base}/{href}")
     expect(aki.page.locator(".thread-ancestors .echo")).to_contain_text("ramen tonight?")
+    # Every card's timestamp is its permalink.
+    stamp = aki.page.locator(".thread-ancestors .echo a.permalink")
+    expect(stamp).to_have_attribute("href", f"#/e/{question['id']}")
     aki.page.reload()
     expect(aki.page.locator(".thread-post")).to_contain_text("yes!")
     expect(aki.page.locator(".thread-ancestors .echo")).to_contain_text("ramen tonight?")
