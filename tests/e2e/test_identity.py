@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.conftest import EchoHubServer, MemberFactory
+from tests.e2e.conftest import EchoHubServer, MemberFactory, same_origin
 from tests.support import PASSWORD
 
 
@@ -121,3 +121,32 @@ def test_a_password_change_signs_out_the_other_page(
         expect(page.locator("#conn")).to_have_attribute("data-status", "open")
     finally:
         other.close()
+
+
+def test_an_admin_appoints_and_revokes_a_moderator_from_the_profile(
+    browser: Browser, echohub: EchoHubServer, member: MemberFactory
+) -> None:
+    dan = member("Dan")
+    # Members are not told each other's roles.
+    assert "role" not in dan.api("GET", "/api/users/root")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    try:
+        login = {"handle": "root", "password": PASSWORD}
+        resp = context.request.post(f"{echohub.base}/api/login", data=login,
+                                    headers=same_origin(echohub.base))  # fmt: skip
+        assert resp.status == 200, resp.text()
+        page = context.new_page()
+        page.goto(f"{echohub.base}/#/u/{dan.handle}")
+        page.get_by_role("button", name="Make moderator").click()
+        expect(page.get_by_role("button", name="Remove as moderator")).to_be_focused()
+        expect(page.locator(".profile-head .tag")).to_have_text("Moderator")
+        assert dan.api("GET", "/api/me")["role"] == "moderator"
+        page.get_by_role("button", name="Remove as moderator").click()
+        expect(page.get_by_role("button", name="Make moderator")).to_be_visible()
+        assert dan.api("GET", "/api/me")["role"] == "member"
+    finally:
+        context.close()
+    # A profile offers no such button to anyone but an admin.
+    dan.goto("#/u/root")
+    expect(dan.page.get_by_role("heading", name="Root")).to_be_visible()
+    expect(dan.page.get_by_role("button", name="Make moderator")).to_have_count(0)
