@@ -1,20 +1,21 @@
-"""The bus: Redis pub/sub for live events, Redis streams for per-topic history.
+"""The Redis bus: pub/sub for live events, streams for per-channel history.
 
-Contract (what the hub and the services rely on):
-- `publish(entries)` publishes one event to one or more topics in ONE engine call: a Lua
+It implements the contract in `server.eventbus` (and passes its contract suite); here is
+how, and what it adds for the publishing services (`along`, `settle`, control messages):
+- `publish(entries)` publishes one event to one or more channels in ONE engine call: a Lua
   script assigns the event a cursor `seq` (the engine clock in microseconds, forced
-  monotonic), appends it to each topic's history stream and PUBLISHes it once per topic.
-  Cursor order is therefore publish order, across all topics. With a `guard` (key,
+  monotonic), appends it to each channel's history stream and PUBLISHes it once per channel.
+  Cursor order is therefore publish order, across all channels. With a `guard` (key,
   value) nothing is published unless the key still holds the value (the audience the
   event carries was computed from data that has not changed since, or the process
   still holds the claim it published under); `settle` then sets the guard key to a new
   value in the same script (a claim marked done). `along` are writes applied in the
   same transaction, just before (storing what is published), so a post is stored and
   published in one round trip.
-- One pub/sub connection per process (`subscribe`/`unsubscribe` by topic). Every batch of
+- One pub/sub connection per process (`subscribe`/`unsubscribe` by channel). Every batch of
   messages read from it in one socket read is dispatched to the sink and then flushed
   once: that is where write coalescing starts.
-- `history(topics, after, upto)` returns the events with after < seq <= upto, in order,
+- `history(channels, after, upto)` returns the events with after < seq <= upto, in order,
   and whether the history still reached back to `after`.
 - When the engine goes away the bus reconnects by itself, re-subscribes, and replays
   from the history what was published while it was gone, so no subscriber sees a gap.
@@ -27,13 +28,14 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import hiredis
 import orjson
 import redis.asyncio as redis
 
-from server.hub import Audience, Event
+from server.eventbus import Event, Sink, decode_body
+from server.eventbus import encode_body as encode_body  # re-exported for publishers
 from server.store.resp import Arg, EngineClient, open_connection, plain_fd
 
 log = logging.getLogger(__name__)
@@ -44,12 +46,18 @@ CONTROL_CHANNEL = PREFIX + "ctl"
 _CONTROL_CHANNEL = CONTROL_CHANNEL.encode()
 
 
-def channel_key(topic: str) -> str:
-    return PREFIX + "ch:" + topic
+def channel_key(channel: str) -> str:
+    """The engine's pub/sub channel for a bus channel (`channel_of_key` undoes it)."""
+    return PREFIX + "ch:" + channel
 
 
-def stream_key(topic: str) -> str:
-    return PREFIX + "hist:" + topic
+def channel_of_key(key: bytes) -> str:
+    """The bus channel of an engine pub/sub channel (`channel_key` undoes it)."""
+    return key.decode()[len(PREFIX) + 3 :]
+
+
+def stream_key(channel: str) -> str:
+    return PREFIX + "hist:" + channel
 
 
 _PUBLISH = """
@@ -77,30 +85,6 @@ end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3]) end
 return s
 """
-
-
-def encode_body(type_: str, data: Any, audience: Audience | None) -> bytes:
-    body: dict[str, Any] = {"t": type_, "d": data}
-    if audience is not None:
-        body["o"] = sorted(audience.only) if audience.only is not None else None
-        body["x"] = sorted(audience.exclude)
-    return orjson.dumps(body)
-
-
-def decode_body(seq: int, body: bytes | str) -> Event:
-    obj = orjson.loads(body)
-    audience = None
-    only, exclude = obj.get("o"), obj.get("x")
-    # An audience that restricts nobody is None, so fan-out skips the check entirely.
-    if only is not None or exclude:
-        audience = Audience(frozenset(only) if only is not None else None, frozenset(exclude or ()))
-    return Event(seq, obj["t"], obj["d"], audience)
-
-
-class Sink(Protocol):
-    def dispatch(self, channel: str, event: Event) -> None: ...
-
-    def flush(self) -> None: ...
 
 
 class _PubSubProtocol(asyncio.Protocol):
@@ -178,7 +162,7 @@ class RedisBus:
         self.reconnects = 0
         self.connected = False
         self._script = engine.script(_PUBLISH)
-        self._topics: set[str] = set()
+        self._channels: set[str] = set()
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
         self._proto: _PubSubProtocol | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -240,7 +224,7 @@ class RedisBus:
             reconnect = not first
             if reconnect:
                 self._held = []
-            proto.send("SUBSCRIBE", CONTROL_CHANNEL, *[channel_key(t) for t in self._topics])
+            proto.send("SUBSCRIBE", CONTROL_CHANNEL, *[channel_key(t) for t in self._channels])
             self.connected = True
             delay = 0.05
             if reconnect:
@@ -259,25 +243,25 @@ class RedisBus:
 
     async def _catch_up(self) -> None:
         """Dispatch what was published while disconnected, then release held events."""
-        topics = list(self._topics)
+        channels = list(self._channels)
         after = self._watermark
         events: list[tuple[str, Event]] = []
-        if topics:
+        if channels:
             head = await self.head()
             async with self.client.pipeline(transaction=False) as pipe:
-                for topic in topics:
-                    pipe.xrange(stream_key(topic), f"({after}-0", f"{head}-0")
+                for channel in channels:
+                    pipe.xrange(stream_key(channel), f"({after}-0", f"{head}-0")
                 results = await pipe.execute()
-            for topic, entries in zip(topics, results, strict=True):
+            for channel, entries in zip(channels, results, strict=True):
                 for entry_id, fields in entries:
                     seq = int(entry_id.split("-", 1)[0])
-                    events.append((topic, decode_body(seq, fields["e"])))
+                    events.append((channel, decode_body(seq, fields["e"])))
         held, self._held = self._held or [], None
         events.sort(key=lambda item: item[1].seq)
         seen = {(t, e.seq) for t, e in events}
         events.extend(item for item in held if (item[0], item[1].seq) not in seen)
-        for topic, event in events:
-            self._deliver(topic, event)
+        for channel, event in events:
+            self._deliver(channel, event)
         self._end_of_batch()
 
     @property
@@ -293,9 +277,9 @@ class RedisBus:
             return
         kind = reply[0]
         if kind == b"message":
-            channel = reply[1]
+            key = reply[1]
             payload: bytes = reply[2]
-            if channel == _CONTROL_CHANNEL:
+            if key == _CONTROL_CHANNEL:
                 if self.on_control is not None:
                     with contextlib.suppress(Exception):
                         self.on_control(orjson.loads(payload))
@@ -304,24 +288,24 @@ class RedisBus:
             try:
                 event = decode_body(int(seq_raw), body)
             except Exception:
-                log.warning("bus: undecodable message on %r", channel)
+                log.warning("bus: undecodable message on %r", key)
                 return
-            topic = channel.decode()[len(PREFIX) + 3 :]
+            channel = channel_of_key(key)
             if self._held is not None:
-                self._held.append((topic, event))
+                self._held.append((channel, event))
             else:
-                self._deliver(topic, event)
+                self._deliver(channel, event)
         elif kind == b"subscribe":
-            topic = reply[1].decode()[len(PREFIX) + 3 :]
-            for fut in self._waiting.pop(topic, ()):
+            channel = channel_of_key(reply[1])
+            for fut in self._waiting.pop(channel, ()):
                 if not fut.done():
                     fut.set_result(None)
 
-    def _deliver(self, topic: str, event: Event) -> None:
+    def _deliver(self, channel: str, event: Event) -> None:
         if event.seq > self._watermark:
             self._watermark = event.seq
         if self.sink is not None:
-            self.sink.dispatch(topic, event)
+            self.sink.dispatch(channel, event)
 
     def read_now(self) -> None:
         """Dispatch (without flushing) what has arrived but not been read yet.
@@ -338,34 +322,34 @@ class RedisBus:
 
     # --- the interface -----------------------------------------------------------------
 
-    async def subscribe(self, topics: Sequence[str]) -> None:
+    async def subscribe(self, channels: Sequence[str]) -> None:
         """Subscribe and wait for the engine's confirmation (the subscription is live)."""
         loop = asyncio.get_running_loop()
         waits = []
-        for topic in topics:
-            self._topics.add(topic)
+        for channel in channels:
+            self._channels.add(channel)
             fut = loop.create_future()
-            self._waiting.setdefault(topic, []).append(fut)
+            self._waiting.setdefault(channel, []).append(fut)
             waits.append(fut)
         proto = self._proto
         if proto is None or not self.connected or self.engine.unresponsive:
-            for topic, fut in zip(topics, waits, strict=True):
-                self._topics.discard(topic)
-                self._waiting.get(topic, []).remove(fut)
+            for channel, fut in zip(channels, waits, strict=True):
+                self._channels.discard(channel)
+                self._waiting.get(channel, []).remove(fut)
             raise ConnectionError("the engine is unavailable")
-        proto.send("SUBSCRIBE", *[channel_key(t) for t in topics])
+        proto.send("SUBSCRIBE", *[channel_key(t) for t in channels])
         try:
             await asyncio.wait_for(asyncio.gather(*waits), 5.0)
         except BaseException:
-            for topic in topics:
-                self._topics.discard(topic)
+            for channel in channels:
+                self._channels.discard(channel)
             raise
 
-    def unsubscribe(self, topics: Sequence[str]) -> None:
-        for topic in topics:
-            self._topics.discard(topic)
-        if self._proto is not None and topics:
-            self._proto.send("UNSUBSCRIBE", *[channel_key(t) for t in topics])
+    def unsubscribe(self, channels: Sequence[str]) -> None:
+        for channel in channels:
+            self._channels.discard(channel)
+        if self._proto is not None and channels:
+            self._proto.send("UNSUBSCRIBE", *[channel_key(t) for t in channels])
 
     async def publish(
         self,
@@ -375,7 +359,7 @@ class RedisBus:
         along: Sequence[Sequence[Arg]] = (),
         settle: str = "",
     ) -> int | None:
-        """Publish one event: `entries` is (topic, encoded body) per topic. Returns its
+        """Publish one event: `entries` is (channel, encoded body) per channel. Returns its
         seq, or None when `guard` no longer held (then nothing was published; `along`
         was applied all the same). With `settle`, the guard key is set to it once
         published, in the same script."""
@@ -384,8 +368,8 @@ class RedisBus:
             raise ValueError("settle needs a guard")
         keys = [SEQ_KEY, guard_key, *[stream_key(t) for t, _ in entries]]
         args: list[Any] = [self.history_size, guard_value, settle]
-        for topic, body in entries:
-            args.append(channel_key(topic))
+        for channel, body in entries:
+            args.append(channel_key(channel))
             args.append(body)
         if along:
             replies = await self.engine.transaction(
@@ -411,16 +395,16 @@ class RedisBus:
         return int(raw) if raw else 0
 
     async def history(
-        self, topics: Sequence[str], after: int, upto: int
+        self, channels: Sequence[str], after: int, upto: int
     ) -> tuple[list[Event], bool]:
         async with self.client.pipeline(transaction=False) as pipe:
-            for topic in topics:
-                pipe.xinfo_stream(stream_key(topic))
-                pipe.xrange(stream_key(topic), f"({after}-0", f"{upto}-0")
+            for channel in channels:
+                pipe.xinfo_stream(stream_key(channel))
+                pipe.xrange(stream_key(channel), f"({after}-0", f"{upto}-0")
             results = await pipe.execute(raise_on_error=False)
         recovered = True
         events: list[Event] = []
-        for i in range(len(topics)):
+        for i in range(len(channels)):
             info, entries = results[2 * i], results[2 * i + 1]
             if isinstance(entries, Exception):
                 raise entries

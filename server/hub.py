@@ -33,6 +33,10 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+# Re-exported: the hub's callers name events and audiences through it.
+from server.eventbus import Audience as Audience
+from server.eventbus import Event as Event
+from server.eventbus import EventBus
 from server.protocol import (
     CloseCode,
     Codec,
@@ -42,48 +46,6 @@ from server.protocol import (
     event_message,
     ws_frame,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Audience:
-    """Who may receive an event: `only` these principals (None: anyone), minus `exclude`."""
-
-    only: frozenset[str] | None = None
-    exclude: frozenset[str] = frozenset()
-
-    def admits(self, principal: str) -> bool:
-        if self.only is not None and principal not in self.only:
-            return False
-        return principal not in self.exclude
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One published event. `seq` is the engine-assigned cursor, monotonic across topics."""
-
-    seq: int
-    type: str
-    data: Any
-    audience: Audience | None = None
-
-
-class EventBus(Protocol):
-    """What the hub needs of the bus (see server.bus for the contract)."""
-
-    async def subscribe(self, channels: Sequence[str]) -> None: ...
-
-    def unsubscribe(self, channels: Sequence[str]) -> None: ...
-
-    @property
-    def watermark(self) -> int:
-        """The highest seq received on the pub/sub connection (or the head at start)."""
-        ...
-
-    async def head(self) -> int: ...
-
-    async def history(
-        self, channels: Sequence[str], after: int, upto: int
-    ) -> tuple[list[Event], bool]: ...
 
 
 class Transport(Protocol):
