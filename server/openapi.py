@@ -53,7 +53,20 @@ COMPONENTS: dict[str, Schema] = {
             retry_after={"type": "integer", "minimum": 1},
         ),
     ),  # fmt: skip
-    "Author": obj(("handle", "display_name"), handle=STRING, display_name=STRING),
+    "Author": obj(("handle", "display_name"), handle=STRING, display_name=STRING,
+                  avatar={"type": "string", "description": "their picture (absent: none)"}),
+    "Media": obj(
+        ("id", "type", "url", "preview_url", "width", "height", "blurhash", "alt"),
+        id=ID,
+        type={"enum": ["image", "video"]},
+        url={"type": "string", "description": "the file (an image's large rendition)"},
+        preview_url={"type": "string", "description": "the small rendition or poster"},
+        width={"type": "integer", "minimum": 1},
+        height={"type": "integer", "minimum": 1},
+        blurhash={"type": "string"},
+        alt={"type": "string", "maxLength": 1500},
+        duration={"type": "number", "description": "a video's seconds"},
+    ),  # fmt: skip
     "User": obj(
         ("id", "handle", "display_name", "role"),
         id=ID,
@@ -72,7 +85,7 @@ COMPONENTS: dict[str, Schema] = {
         community={"type": ["string", "null"]},
         reply_to={"type": ["string", "null"]},
         reply_count={"type": "integer"},
-        media={"type": "array"},
+        media={"type": "array", "items": ref("Media"), "maxItems": 4},
         created_at=TIME,
     ),  # fmt: skip
     "SignedIn": obj(("user", "token"), user=ref("User"), token=STRING),
@@ -230,11 +243,13 @@ add("POST", "/api/notifications/read", "mark notifications read up to a cursor",
 # --- media --------------------------------------------------------------------------------
 
 add("POST", "/api/media", "upload an image or a video", "media", status=201,
-    body_type="multipart/form-data",
+    answer=ref("Media"), body_type="multipart/form-data",
     body=obj(("file",), file={"type": "string", "contentMediaType": "application/octet-stream"},
              alt={"type": "string", "maxLength": 1500}))  # fmt: skip
-add("GET", "/api/media/{id}", "one media item", "media")
-add("PATCH", "/api/media/{id}", "change a media item's alt text", "media",
+add("GET", "/api/media/{id}", "one media item (the uploader's own)", "media",
+    answer=ref("Media"))  # fmt: skip
+add("PATCH", "/api/media/{id}", "change an unattached media item's alt text", "media",
+    answer=ref("Media"),
     body=obj(("alt",), alt={"type": "string", "maxLength": 1500}))  # fmt: skip
 add("DELETE", "/api/media/{id}", "delete an unattached media item", "media")
 
