@@ -74,6 +74,29 @@ COMPONENTS: dict[str, Schema] = {
         display_name=STRING,
         role={"enum": ["member", "moderator", "admin"]},
         created_at=TIME,
+        bio=STRING,
+        bio_segments={"type": "array"},
+        avatar={"type": ["string", "null"]},
+    ),  # fmt: skip
+    # A member as search and suggestions list them.
+    "MemberCard": obj(
+        ("handle", "display_name", "bio", "following"),
+        handle=STRING,
+        display_name=STRING,
+        bio=STRING,
+        following={"type": "boolean"},
+        friends={"type": "integer", "minimum": 1},
+    ),  # fmt: skip
+    "Invite": obj(
+        ("code", "url", "uses_left", "expires_at"),
+        code=STRING,
+        url=STRING,
+        uses={"type": "integer"},
+        uses_left={"type": "integer"},
+        expires_at=TIME,
+        created_at=TIME,
+        befriend={"type": "boolean"},
+        expired={"type": "boolean"},
     ),  # fmt: skip
     "Post": obj(
         ("id", "author", "text", "segments", "visibility", "created_at"),
@@ -183,19 +206,26 @@ add("POST", "/api/login", "sign in (a new session each time)", "accounts", signe
     answer=ref("SignedIn"))  # fmt: skip
 add("POST", "/api/logout", "end the current session", "accounts")
 add("GET", "/api/me", "the signed-in member", "accounts", answer=ref("User"))
-add("PATCH", "/api/me", "edit one's profile", "profiles",
-    body=obj(display_name={"type": "string", "maxLength": 50},
-             bio={"type": "string", "maxLength": 160}, avatar=NULLABLE_ID))  # fmt: skip
+# Lengths are in characters as a reader counts them (grapheme clusters), which JSON
+# Schema cannot say: 50 and 160 of them, at most 32 UTF-8 bytes each.
+add("PATCH", "/api/me", "edit one's profile (at least one field; no others)", "profiles",
+    body=obj(display_name={"type": "string", "minLength": 1, "maxLength": 1600},
+             bio={"type": ["string", "null"], "maxLength": 5120}, avatar=NULLABLE_ID),
+    answer=ref("User"))  # fmt: skip
 add("PUT", "/api/me/password", "change one's password (other sessions end)", "profiles",
-    body=obj(("old", "new"), old=STRING, new={"type": "string", "minLength": 8}))  # fmt: skip
+    body=obj(("old", "new"), old=STRING, new={"type": "string", "minLength": 8}),
+    answer=obj(("ok", "sessions_ended"), ok={"type": "boolean"},
+               sessions_ended={"type": "integer", "minimum": 0}))  # fmt: skip
 add("POST", "/api/invites", "create an invite", "accounts", status=201,
     body=obj(uses={"type": "integer", "minimum": 1, "maximum": 100},
              expires_in_days={"type": "integer", "minimum": 1, "maximum": 90},
              befriend={"type": "boolean"}),
     answer=obj(("code", "url", "uses_left", "expires_at"), code=STRING, url=STRING,
                uses_left={"type": "integer"}, expires_at=TIME))  # fmt: skip
-add("GET", "/api/invites", "my invites", "accounts")
-add("DELETE", "/api/invites/{code}", "revoke an invite", "accounts")
+add("GET", "/api/invites", "my invites, newest first", "accounts",
+    answer=page_of(ref("Invite")))  # fmt: skip
+add("DELETE", "/api/invites/{code}", "revoke one of my invites", "accounts",
+    answer=obj(("code", "revoked"), code=STRING, revoked={"const": True}))  # fmt: skip
 add("PUT", "/api/admin/users/{handle}/role", "grant or revoke moderator (admins)", "accounts",
     body=obj(("role",), role={"enum": ["member", "moderator"]}), answer=ref("User"))  # fmt: skip
 
@@ -209,10 +239,13 @@ for _edge in ("follow", "block", "mute"):
     add("DELETE", f"/api/users/{{handle}}/{_edge}", f"un{_edge} a member", "members")
 add("GET", "/api/footprints", "my recent visitors", "members",
     answer=page_of(obj(("visitor", "at"), visitor=ref("Author"), at=TIME)))  # fmt: skip
-add("GET", "/api/search", "search members or posts", "discovery",
+add("GET", "/api/search", "search members (name or handle prefix) or posts (words)",
+    "discovery",
     query=(Param("q", {"type": "string", "maxLength": 100}),
-           Param("type", {"enum": ["members", "posts"]}), *PAGED))  # fmt: skip
-add("GET", "/api/suggestions", "people you may know", "discovery")
+           Param("type", {"enum": ["members", "posts"]}), *PAGED),
+    answer=page_of({"oneOf": [ref("MemberCard"), ref("Post")]}))  # fmt: skip
+add("GET", "/api/suggestions", "people you may know", "discovery",
+    answer=page_of(ref("MemberCard")))  # fmt: skip
 add("GET", "/api/tags/{tag}", "posts with a tag", "discovery", query=PAGED)
 
 # --- posts and feeds ----------------------------------------------------------------------
