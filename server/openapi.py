@@ -107,11 +107,22 @@ COMPONENTS: dict[str, Schema] = {
         visibility={"enum": ["public", "friends"]},
         community={"type": ["string", "null"]},
         reply_to={"type": ["string", "null"]},
-        reply_count={"type": "integer"},
+        in_reply_to={
+            "oneOf": [{"type": "null"}, obj(("id", "author"), id=ID, author=ref("Author"))]
+        },
+        reply_count={"type": "integer", "minimum": 0},
         media={"type": "array", "items": ref("Media"), "maxItems": 4},
         created_at=TIME,
     ),  # fmt: skip
     "SignedIn": obj(("user", "token"), user=ref("User"), token=STRING),
+    "Notification": obj(
+        ("id", "type", "data", "at", "read"),
+        id={"type": "string", "pattern": "^[0-9]{1,19}$"},
+        type=STRING,
+        data={},
+        at=TIME,
+        read={"type": "boolean"},
+    ),  # fmt: skip
 }
 
 REASON = obj(reason={"type": "string", "maxLength": 600})
@@ -205,7 +216,9 @@ add("POST", "/api/login", "sign in (a new session each time)", "accounts", signe
     body=obj(("handle", "password"), handle=STRING, password=STRING),
     answer=ref("SignedIn"))  # fmt: skip
 add("POST", "/api/logout", "end the current session", "accounts")
-add("GET", "/api/me", "the signed-in member", "accounts", answer=ref("User"))
+UNREAD = obj(("unread_notifications",), unread_notifications={"type": "integer", "minimum": 0})
+add("GET", "/api/me", "the signed-in member", "accounts",
+    answer={"allOf": [ref("User"), UNREAD]})  # fmt: skip
 # Lengths are in characters as a reader counts them (grapheme clusters), which JSON
 # Schema cannot say: 50 and 160 of them, at most 32 UTF-8 bytes each.
 add("PATCH", "/api/me", "edit one's profile (at least one field; no others)", "profiles",
@@ -246,7 +259,10 @@ add("GET", "/api/search", "search members (name or handle prefix) or posts (word
     answer=page_of({"oneOf": [ref("MemberCard"), ref("Post")]}))  # fmt: skip
 add("GET", "/api/suggestions", "people you may know", "discovery",
     answer=page_of(ref("MemberCard")))  # fmt: skip
-add("GET", "/api/tags/{tag}", "posts with a tag", "discovery", query=PAGED)
+add("GET", "/api/tags/{tag}", "posts with a tag", "discovery", query=PAGED,
+    answer=obj(("tag", "items", "next"), tag=STRING,
+               items={"type": "array", "items": ref("Post")},
+               next={"type": ["string", "null"]}))  # fmt: skip
 
 # --- posts and feeds ----------------------------------------------------------------------
 
@@ -258,7 +274,11 @@ add("POST", "/api/echoes", "post an Echo", "echoes", status=201, answer=ref("Pos
 add("GET", "/api/echoes/{id}", "one post", "echoes", answer=ref("Post"))
 add("DELETE", "/api/echoes/{id}", "delete a post (author, community owner, moderator)",
     "echoes")  # fmt: skip
-add("GET", "/api/echoes/{id}/thread", "a post's thread", "echoes", query=PAGED)
+add("GET", "/api/echoes/{id}/thread", "a post's thread", "echoes", query=PAGED,
+    answer=obj(("post", "ancestors", "items", "next"), post=ref("Post"),
+               ancestors={"type": "array", "items": ref("Post"), "maxItems": 20},
+               items={"type": "array", "items": ref("Post")},
+               next={"type": ["string", "null"]}))  # fmt: skip
 add("POST", "/api/echoes/{id}/like", "like a post", "echoes")
 add("DELETE", "/api/echoes/{id}/like", "take a like back", "echoes")
 add("GET", "/api/echoes/{id}/likes", "who liked my post (its author only)", "echoes")
@@ -268,10 +288,17 @@ for _feed in ("home", "friends", "discover"):
 
 # --- notifications ------------------------------------------------------------------------
 
+READ_STATE = obj(("read_until", "unread"), read_until=STRING,
+                 unread={"type": "integer", "minimum": 0})  # fmt: skip
 add("GET", "/api/notifications", "my notifications, newest first", "notifications",
-    query=PAGED)  # fmt: skip
+    query=PAGED,
+    answer=obj(("items", "next", "unread", "read_until"),
+               items={"type": "array", "items": ref("Notification")},
+               next={"type": ["string", "null"]}, unread={"type": "integer", "minimum": 0},
+               read_until=STRING))  # fmt: skip
 add("POST", "/api/notifications/read", "mark notifications read up to a cursor",
-    "notifications", body=obj(("until",), until={"type": "string", "maxLength": 64}))  # fmt: skip
+    "notifications", body=obj(("until",), until={"type": "string", "maxLength": 64}),
+    answer=READ_STATE)  # fmt: skip
 
 # --- media --------------------------------------------------------------------------------
 
