@@ -4,6 +4,7 @@ request the app's own, what a bearer script may do, and which bodies reach a han
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,12 +13,20 @@ from aiohttp import FormData, web
 from server.app import create_app
 from server.handlers.common import SESSION_COOKIE, json_response
 from server.handlers.security import CSRF_HEADER, body_types, csrf_token_for
+from server.settings import Settings
+from tests.conftest import TEST_SETTINGS
 from tests.support import JSON_TYPE, PASSWORD, Member, signup
 
 
 def cookie_of(who: Member) -> dict[str, str]:
     return {"Cookie": f"{SESSION_COOKIE}={who.token}"}
 
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Uploads go to this test's own data directory."""
+    return TEST_SETTINGS.with_(data_dir=str(tmp_path), media_workers=1)
 
 @pytest.fixture
 async def http(app_client: Any) -> Any:
