@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,9 @@ def run_scenario(args: argparse.Namespace, scenario: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM (a timeout, a CI job cancelled) unwinds like Ctrl-C, so the servers and
+    # engines this run started are stopped, not left running in their own sessions.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     parser = argparse.ArgumentParser(
         prog="echohub-loadtest",
         description="Load tester for Echo Hub and the python-socketio peer.",
