@@ -37,7 +37,7 @@ def add_bench_parser(sub: Any) -> None:
         "--social-max-rate", type=float, default=3000.0, help="posts/s offered to Echo Hub"
     )
     p.add_argument(
-        "--peer-social-max-rate", type=float, default=500.0, help="posts/s offered to the peer"
+        "--peer-social-max-rate", type=float, default=400.0, help="posts/s offered to the peer"
     )
     p.add_argument(
         "--data-dir",
@@ -171,7 +171,9 @@ def run_bench(args: argparse.Namespace) -> int:
                     else:
                         w["rate"] = social_rate_at_80(results.get((target, "social-max")))
                     if w["rate"] is None:
-                        progress.log(f"== {target} {name}: skipped, fanout-max delivered nothing")
+                        progress.log(
+                            f"== {target} {name}: skipped, {name[:-3]}-max delivered nothing"
+                        )
                         continue
                 cfg = RunConfig(
                     target=target,

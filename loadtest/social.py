@@ -382,7 +382,9 @@ def summarise(
         "duplicated": notes.duplicated, "wrong": notes.wrong, "likes": by_kind["like"],
         "footprints": by_kind["footprint"], **{k: v for k, v in actions.items()},
     }  # fmt: skip
-    posts = d["post_acked"] or d["posted"]
+    # every post sent and not refused: those acked late (an overloaded server) count
+    # too, as their deliveries and the server's CPU (measured after the drain) do
+    posts = d["posted"] - d["post_errors"]
     social = result.setdefault("social", {})
     social["posts"] = posts
     social["deliveries_per_post"] = round(d["expected"] / posts, 1) if posts else None

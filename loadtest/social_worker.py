@@ -198,8 +198,13 @@ class SocialWorker(Worker):
                     await asyncio.sleep(delay)
                 if kind == 0:
                     if len(pending) >= MAX_INFLIGHT_POSTS:
-                        await asyncio.wait(set(pending), timeout=p.connect_within,
-                                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                        finished, _ = await asyncio.wait(
+                            set(pending), timeout=p.connect_within,
+                            return_when=asyncio.FIRST_COMPLETED,
+                        )  # fmt: skip
+                        if not finished:  # no ack for a long while: stop offering
+                            self.errors["post_server_stalled"] += 1
+                            break
                     sock = self.posters.get(author)
                     if sock is None or not sock.is_open:
                         self.errors["post_socket_closed"] += 1
