@@ -76,6 +76,9 @@ class Account:
         )  # fmt: skip
         assert resp.status == 201, resp.text()
         self.token = resp.json()["token"]
+        # The shared server's log before this account: other tests' requests to the
+        # same paths (a POST /api/echoes elsewhere) are not this account's answers.
+        self.log_start = len(hub.server.read_output())
 
     def get(self, path: str) -> Any:
         resp = self.context.request.get(
@@ -90,7 +93,8 @@ class Account:
         the server's log is where the answer is seen)."""
         line = re.compile(rf'"{method} {re.escape(path)} HTTP/1.1" (\d+) ')
         for _ in range(100):  # polls of 50 ms: the page's requests are already under way
-            statuses = [int(s) for s in line.findall(self.hub.server.read_output())]
+            log = self.hub.server.read_output()[self.log_start :]
+            statuses = [int(s) for s in line.findall(log)]
             if len(statuses) >= count:
                 return statuses
             time.sleep(0.05)

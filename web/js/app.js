@@ -377,4 +377,6 @@ async function registerShell() {
 }
 
 boot();
-window.addEventListener("load", registerShell);
+// After the page's own loads (top-level await above may finish after `load`).
+if (document.readyState === "complete") registerShell();
+else window.addEventListener("load", registerShell);

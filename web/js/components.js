@@ -325,13 +325,20 @@ export class FeedList {
 
   /** Subscribe first, then load page one, so nothing posted in between is lost. */
   async start() {
-    // Failed to load (offline): load again as soon as the socket is back.
+    // Failed to load (offline): load again as soon as the network or the socket is back.
+    const retry = () => {
+      if (this.failed && !this.stopped) this.reload();
+    };
     const onStatus = (e) => {
-      if (e.detail.status === "open" && this.failed && !this.stopped) this.reload();
+      if (e.detail.status === "open") retry();
     };
     const hub = this.ctx.hub; // the session's hub (ctx.hub is null once signed out)
     hub.addEventListener("status", onStatus);
-    this.offs.push(() => hub.removeEventListener("status", onStatus));
+    window.addEventListener("online", retry);
+    this.offs.push(() => {
+      hub.removeEventListener("status", onStatus);
+      window.removeEventListener("online", retry);
+    });
     if (this.topic) {
       let acked = false;
       let early = false;

@@ -172,6 +172,7 @@ export async function eventView(root, { id }, ctx) {
     banner.className = isCancelled(ev) ? "banner danger" : "banner live";
     banner.textContent = isCancelled(ev) ? t("events.cancelledBanner") : starting ? t("events.startingBanner") : "";
   };
+  let shownFull = null; // the fullness the RSVP buttons were last drawn for
   const paintRsvp = () => {
     const choice = (value, label) => {
       // Full: no new "going" (one already going may still step back).
@@ -201,6 +202,7 @@ export async function eventView(root, { id }, ctx) {
       return b;
     };
     const full = isFull(ev, counts) && status !== "going" && !isCancelled(ev);
+    shownFull = full;
     fullNote.hidden = !full;
     replace(rsvpGroup, choice("going", t("events.rsvpGoing")), choice("interested", t("events.rsvpInterested")), fullNote);
   };
@@ -263,6 +265,8 @@ export async function eventView(root, { id }, ctx) {
       toast(t("events.startingToast", { title: ev.title }));
     }
     paintCounts();
+    // A seat taken or freed by someone else: Going follows, live.
+    if ((isFull(ev, counts) && status !== "going" && !isCancelled(ev)) !== shownFull) paintRsvp();
   });
   // Live now: read the counts again, so an RSVP made before the ack is not missed.
   await Promise.race([ready, delay(3000)]);
