@@ -157,5 +157,5 @@ def test_every_screen_is_accessible_in_its_language(
     finally:
         signed_in.close()
         signed_out.close()
-    assert found == {}
+    assert found == {}, json.dumps(found, ensure_ascii=False, indent=1)
     assert errors == []

@@ -174,12 +174,11 @@ function paintStatus(status) {
   conn.textContent = t(labels[status] || "conn.idle");
 }
 
-// The link's name starts with its visible text (WCAG 2.5.3), the unread count after.
+// The link's name is its visible text, then the unread count for screen readers (the
+// badge's digits are only shown): "Notifications (3 unread)" (WCAG 2.5.3).
 function paintUnread() {
   const n = ctx.notifications?.unread ?? 0;
-  const link = document.getElementById("nav-notifications");
-  if (n) link.setAttribute("aria-label", t("nav.notificationsUnread", { count: n }));
-  else link.removeAttribute("aria-label");
+  document.getElementById("notif-unread").textContent = n ? ` ${t("nav.unread", { count: n })}` : "";
 }
 
 function startSession(me) {

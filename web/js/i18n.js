@@ -1,7 +1,7 @@
 // Languages: one catalogue per language (web/js/i18n/<lang>.json, the same keys in
 // each), the chosen locale, and the Intl helpers that format numbers, plurals, dates
 // and relative times in it. Views never hold user-facing literals: they call
-// `t("nav.home")`, `t("nav.notificationsUnread", { count: 3 })`.
+// `t("nav.home")`, `t("nav.unread", { count: 3 })`.
 //
 // A catalogue value is a string with `{param}` placeholders, or, for counts, an object
 // of plural categories (`{"one": "{count} member", "other": "{count} members"}`)
