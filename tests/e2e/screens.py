@@ -17,6 +17,7 @@ from typing import Any
 
 from playwright.sync_api import Browser
 
+from tests import media_files as mf
 from tests.e2e.conftest import EchoHubServer, Member, make_members, same_origin
 from tests.support import PASSWORD
 
@@ -82,6 +83,17 @@ def _as_admin(browser: Browser, hub: EchoHubServer, method: str, path: str, data
         context.close()
 
 
+def _upload(member: Member, data: bytes, alt: str) -> str:
+    """Upload a picture as the member (multipart, like the page) and answer its id."""
+    resp = member.context.request.post(
+        f"{member.base}/api/media", headers=same_origin(member.base),
+        multipart={"file": {"name": "p.jpg", "mimeType": "image/jpeg", "buffer": data},
+                   "alt": alt},
+    )  # fmt: skip
+    assert resp.status == 201, resp.text()
+    return str(resp.json()["id"])
+
+
 def build_scene(browser: Browser, hub: EchoHubServer) -> Scene:
     make, made = make_members(browser, hub)
     mia, rin, sora = make("Mia"), make("Rin"), make("Sora")
@@ -92,6 +104,10 @@ def build_scene(browser: Browser, hub: EchoHubServer) -> Scene:
     rin.api("POST", "/api/echoes", {"text": "🎉 $[shake 🎉] 42"})
     sora.api("POST", "/api/echoes", {"text": "☕ 7", "visibility": "friends"})
     rin.api("POST", f"/api/echoes/{mine['id']}/like")
+    # Pictures on a post (the grid, blurhash, alt) and avatars beside names.
+    pictures = [_upload(rin, mf.photo((400 + i * 10, 300)), f"🐱 {i}") for i in range(2)]
+    rin.api("POST", "/api/echoes", {"text": "📸 2", "media": pictures})
+    rin.api("PATCH", "/api/me", {"avatar": _upload(rin, mf.photo((300, 300)), "")})
     rin.api("GET", f"/api/users/{mia.handle}")  # a footprint
     soon = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
     when = soon.isoformat().replace("+00:00", "Z")
