@@ -306,19 +306,21 @@ async def test_an_engine_that_keeps_dying_stops_the_server_with_a_clear_error(
     server = start_server("--data-dir", str(data), "--workers", workers,
                           env={"ECHOHUB_RESTART_LIMIT": "1/60"})  # fmt: skip
     master = server.proc.pid
-    first = engine_of(master)
-    assert first is not None
-    os.kill(first, signal.SIGKILL)
-    second = await until(lambda: (p := engine_of(master)) != first and p, 10, "a restart")
-    family = children(master)
-    assert second in family and len(workers_of(master)) == (2 if workers == "2" else 0)
-    os.kill(second, signal.SIGKILL)
-    await until(lambda: server.proc.poll() is not None, 25, "the server to stop")
-    assert server.proc.returncode == 1
-    out = server.read_output()
-    assert "echohub: stopped: the embedded engine keeps dying" in out
-    assert "Traceback" not in out
-    stop_server(server)
+    try:
+        first = engine_of(master)
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        second = await until(lambda: (p := engine_of(master)) != first and p, 10, "a restart")
+        family = children(master)
+        assert second in family and len(workers_of(master)) == (2 if workers == "2" else 0)
+        os.kill(second, signal.SIGKILL)
+        await until(lambda: server.proc.poll() is not None, 25, "the server to stop")
+        assert server.proc.returncode == 1
+        out = server.read_output()
+        assert "echohub: stopped: the embedded engine keeps dying" in out
+        assert "Traceback" not in out
+    finally:
+        stop_server(server)  # nothing left running when an assertion fails
     # (multiprocessing's resource tracker ends once the last worker has.)
     await until(lambda: not [p for p in family if alive(p)], 5, "every process to end")
 
