@@ -90,6 +90,15 @@ async def _errors_as_responses(request: web.Request, handler: Handler) -> web.St
         # schemathesis on POST /api/media.
         log.info("unreadable body: %s %s (%s)", request.method, request.path, type(exc).__name__)
         return plain_error(400, "invalid_body", "the request body could not be read")
+    except ConnectionError as exc:
+        # The client hung up while its request was read (a streamed upload): one line.
+        log.info("client went away: %s %s (%s)", request.method, request.path, exc)
+        return plain_error(400, "client_gone", "the connection was closed")
+    except Exception:
+        # A bug of ours: logged with its traceback once, answered in the error shape
+        # (aiohttp's own 500 is a text/plain page no client can read).
+        log.exception("unhandled error: %s %s", request.method, request.path)
+        return plain_error(500, "internal_error", "something went wrong on our side")
 
 
 def engine_error_response(exc: BaseException) -> web.Response:

@@ -244,7 +244,47 @@ async def _guarded(request: web.Request, handler: Handler, settings: Settings) -
         refusal = await _read_body(request, settings)
         if refusal is not None:
             return refusal
+        if _accepted_types(request) is not None:
+            return await _streamed(request, handler, settings)
     return await handler(request)
+
+
+async def _streamed(request: web.Request, handler: Handler, settings: Settings) -> StreamResponse:
+    """A route that reads its own body (an upload): the body timeout applies to a body
+    that stops arriving, not to one that is long. Each `body_timeout` without a new
+    byte ends the request with 408; once the body is in, the handler has all the time
+    its work takes (decoding a video is not the client's slowness)."""
+    loop = asyncio.get_running_loop()
+    content = request.content
+    seen = content.total_bytes
+    period = min(1.0, settings.body_timeout / 2)
+    watcher: asyncio.TimerHandle | None = None
+    deadline = asyncio.timeout(settings.body_timeout)
+
+    def watch() -> None:
+        nonlocal seen, watcher
+        if content.is_eof():
+            deadline.reschedule(None)
+            return
+        if content.total_bytes != seen:
+            seen = content.total_bytes
+            deadline.reschedule(loop.time() + settings.body_timeout)
+        watcher = loop.call_later(period, watch)
+
+    try:
+        async with deadline:
+            watcher = loop.call_later(period, watch)
+            return await handler(request)
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # the handler's own
+        log.info("slow body: %s %s from %s: nothing new for %.0f s; closing",
+                 request.method, redact_target(request.raw_path), request.remote,
+                 settings.body_timeout)  # fmt: skip
+        return _closing(RequestTimeout("request_timeout", "the request body stopped arriving"))
+    finally:
+        if watcher is not None:
+            watcher.cancel()
 
 
 def _check_origin(request: web.Request, settings: Settings) -> None:

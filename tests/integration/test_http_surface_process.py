@@ -18,8 +18,10 @@ from tests.support import Server, signup, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
-def server_process(engine_url: str) -> Iterator[Server]:
-    srv = start_server("--redis-url", engine_url, env={"ECHOHUB_BODY_TIMEOUT": "1"})
+def server_process(engine_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = str(tmp_path_factory.mktemp("surface"))
+    srv = start_server("--redis-url", engine_url, "--data-dir", data,
+                       env={"ECHOHUB_BODY_TIMEOUT": "1"})  # fmt: skip
     yield srv
     stop_server(srv)
 
@@ -136,3 +138,54 @@ async def test_metrics_can_be_restricted(
         assert (await resp.json())["error"]["code"] == "forbidden"
     else:
         assert "echohub_connections" in await resp.text()
+
+
+def png_bytes() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (20, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def multipart(boundary: str, data: bytes) -> tuple[bytes, bytes]:
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="a.png"\r\nContent-Type: image/png\r\n\r\n').encode()  # fmt: skip
+    return head + data, f"\r\n--{boundary}--\r\n".encode()
+
+
+async def test_an_upload_that_stops_arriving_times_out(server: Server, rdb: Any) -> None:
+    aki = await signup(server, rdb, "aki")
+    start, _ = multipart("xyzzy", png_bytes())
+    head = (f"POST /api/media HTTP/1.1\nHost: x\nAuthorization: Bearer {aki.token}\n"
+            f"Content-Type: multipart/form-data; boundary=xyzzy\n"
+            f"Content-Length: {len(start) + 100000}\n")  # fmt: skip
+    started = time.monotonic()
+    reader, writer = await raw_request(server, head, start)
+    status, data = await read_answer(reader, timeout=10)
+    writer.close()
+    assert status == 408 and b'"request_timeout"' in data
+    assert time.monotonic() - started < 8
+    await wait_for_log(server, "slow body: POST /api/media")
+
+
+async def test_a_slow_but_steady_upload_is_not_cut(server: Server, rdb: Any) -> None:
+    """The timeout is for a body that stops, not one that takes long: 2.4 s of a steady
+    trickle with a 1 s body timeout goes through."""
+    aki = await signup(server, rdb, "aki")
+    start, end = multipart("xyzzy", png_bytes())
+    body = start + end
+    head = (f"POST /api/media HTTP/1.1\nHost: x\nAuthorization: Bearer {aki.token}\n"
+            f"Content-Type: multipart/form-data; boundary=xyzzy\nConnection: close\n"
+            f"Content-Length: {len(body)}\n")  # fmt: skip
+    reader, writer = await raw_request(server, head)
+    step = -(-len(body) // 8)  # eight pieces, 0.3 s apart
+    for offset in range(0, len(body), step):
+        await asyncio.sleep(0.3)  # the client's pace (what is under test), not a wait
+        writer.write(body[offset : offset + step])
+        await writer.drain()
+    status, data = await read_answer(reader, timeout=20)
+    writer.close()
+    assert status == 201, data[-300:]

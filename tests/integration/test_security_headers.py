@@ -119,3 +119,18 @@ async def test_cookie_is_secure_over_tls(
     resp = await client.post("/api/login", json={"handle": "aki", "password": PASSWORD})
     assert resp.status == 200 and "; Secure" in set_cookie(resp)
     check_headers(resp.headers, "login over TLS")
+
+
+async def test_an_unexpected_error_is_a_500_in_the_error_shape(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any
+) -> None:
+    async def boom(request: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    app = create_app(settings, engine_url)
+    app.router.add_get("/api/test-boom", boom)
+    client = await aiohttp_client(app)
+    resp = await client.get("/api/test-boom")
+    assert resp.status == 500
+    assert (await resp.json())["error"]["code"] == "internal_error"
+    check_headers(resp.headers, "a 500")
