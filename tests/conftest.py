@@ -39,8 +39,9 @@ async def rdb(engine_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return TEST_SETTINGS
+def settings(tmp_path: Path) -> Settings:
+    # The app's files (media) in the test's own directory, never the working tree's ./var.
+    return TEST_SETTINGS.with_(data_dir=str(tmp_path))
 
 
 @pytest.fixture(autouse=True)
