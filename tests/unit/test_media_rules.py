@@ -169,3 +169,27 @@ def test_blurhash_of_a_flat_colour_has_only_its_average() -> None:
 def test_blurhash_refuses_the_wrong_size() -> None:
     with pytest.raises(ValueError):
         rules.blurhash(b"\x00" * 10, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("header", "wanted"),
+    [
+        ("bytes=0-9", (0, 10)),
+        ("bytes=10-", (10, 100)),
+        ("bytes=-5", (95, 100)),
+        ("bytes=90-200", (90, 100)),  # clipped to the end
+        ("bytes=-500", (0, 100)),
+        ("bytes=100-", False),  # starts past the end
+        ("bytes=9-3", False),
+        ("bytes=-0", False),
+        ("bytes=" + "9" * 30 + "-", False),
+        ("bytes=0-1,5-6", None),  # several ranges: the whole file is a valid answer
+        ("items=0-9", None),
+        ("bytes=x-y", None),
+        ("bytes", None),
+    ],
+)
+def test_byte_ranges(header: str, wanted: object) -> None:
+    from server.handlers.media import _byte_range
+
+    assert _byte_range(header, 100) == wanted
