@@ -38,6 +38,7 @@ class EchoHubServer:
     server: Server
     admin_invite: str
     invite: str = ""  # a many-use member invite, made by the root member
+    invite_uses_left: int = 0  # sign-ups `invite` still allows (a new one is made at 0)
     handles: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -92,6 +93,28 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+INVITE_USES = 100  # the most one invite allows
+
+
+def mint_invite(browser: Browser, hub: EchoHubServer) -> str:
+    """A fresh many-use member invite, made by the root member."""
+    context = browser.new_context()
+    try:
+        login = {"handle": "root", "password": PASSWORD}
+        resp = context.request.post(
+            f"{hub.base}/api/login", data=login, headers=same_origin(hub.base)
+        )
+        assert resp.status == 200, resp.text()
+        resp = context.request.post(
+            f"{hub.base}/api/invites", data={"uses": INVITE_USES, "befriend": False},
+            headers=same_origin(hub.base),
+        )  # fmt: skip
+        assert resp.status == 201, resp.text()
+        return str(resp.json()["code"])
+    finally:
+        context.close()
+
+
 def _open_server(
     data_dir: Path, browser: Browser, env: dict[str, str] | None = None
 ) -> EchoHubServer:
@@ -107,6 +130,7 @@ def _open_server(
         )  # fmt: skip
         assert resp.status == 201, resp.text()
         hub.invite = resp.json()["code"]
+        hub.invite_uses_left = INVITE_USES
     finally:
         context.close()
     return hub
@@ -176,6 +200,11 @@ def make_members(browser: Browser, hub: EchoHubServer) -> tuple[MemberFactory, l
                 dialog.dismiss()
 
         page.on("dialog", on_dialog)
+        if hub.invite_uses_left <= 20:  # a margin for the tests that sign up directly
+            # An invite serves at most 100 sign-ups: the root member makes another.
+            hub.invite = mint_invite(browser, hub)
+            hub.invite_uses_left = INVITE_USES
+        hub.invite_uses_left -= 1
         signup(context, hub.base, hub.invite, handle, name)
         made.append(member)
         return member

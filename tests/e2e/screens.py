@@ -48,6 +48,8 @@ SCREENS = [
     Screen("invite", "#/invite"),
     Screen("settings", "#/settings"),
     Screen("search", "#/search/1"),
+    Screen("thread", "#/e/{thread}"),
+    Screen("tag", "#/t/x42"),
     Screen("moderation", "#/mod"),
     Screen("no-such-page", "#/nowhere"),
 ]
@@ -101,7 +103,8 @@ def build_scene(browser: Browser, hub: EchoHubServer) -> Scene:
     for a, b in ((mia, rin), (rin, mia), (sora, mia)):
         a.api("POST", f"/api/users/{b.handle}/follow")
     mine = mia.api("POST", "/api/echoes", {"text": "🍙 $[big 🍙] 2026"})
-    rin.api("POST", "/api/echoes", {"text": "🎉 $[shake 🎉] 42"})
+    rin.api("POST", "/api/echoes", {"text": "🎉 $[shake 🎉] 42 #x42"})
+    rin.api("POST", "/api/echoes", {"text": "🍙 1", "reply_to": mine["id"]})
     sora.api("POST", "/api/echoes", {"text": "☕ 7", "visibility": "friends"})
     rin.api("POST", f"/api/echoes/{mine['id']}/like")
     # Pictures on a post (the grid, blurhash, alt) and avatars beside names.
@@ -122,5 +125,5 @@ def build_scene(browser: Browser, hub: EchoHubServer) -> Scene:
     mia.api("POST", "/api/echoes", {"text": "📷 1", "community": club["id"]})
     sora.api("POST", "/api/reports", {"echo": mine["id"], "reason": "🙈 🙈"})
     ids = {"invite": hub.invite, "friend": rin.handle, "event": event["id"],
-           "full_event": full["id"], "community": club["id"]}  # fmt: skip
+           "full_event": full["id"], "community": club["id"], "thread": mine["id"]}  # fmt: skip
     return Scene(viewer=mia, ids=ids, made=made)

@@ -4,11 +4,13 @@
 
 Starts a private server on a temporary data dir, fills it with a few members, Echoes
 (with effects, in Japanese and English), an event and a community, then saves
-home, profile, events, communities (and a few more) as `<page>-<desktop|phone>.png`.
+home, profile, events, communities (and a few more) as `<page>-<desktop|phone>.png`, in
+English, and in Japanese as `<page>-<desktop|phone>-ja.png`.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -124,10 +126,14 @@ def member_pages(who: Member, data: dict[str, Any]) -> dict[str, str]:
     }
 
 
+# English keeps the plain names; other languages add their code (`home-desktop-ja.png`).
+LOCALES = {"en-US": "", "ja-JP": "-ja"}
+
+
 def shoot(browser: Browser, hub: EchoHubServer, who: Member, pages: dict[str, str],
           out: Path) -> None:  # fmt: skip
-    for size, options in SIZES.items():
-        context = browser.new_context(**options, color_scheme="light", locale="en-US")
+    for (size, options), (locale, suffix) in itertools.product(SIZES.items(), LOCALES.items()):
+        context = browser.new_context(**options, color_scheme="light", locale=locale)
         context.add_cookies(who.context.cookies())
         page = context.new_page()
         for name, route in pages.items():
@@ -135,7 +141,7 @@ def shoot(browser: Browser, hub: EchoHubServer, who: Member, pages: dict[str, st
             expect(page.locator("#conn")).to_have_attribute("data-status", "open")
             expect(page.locator(".view").last).not_to_be_empty()
             page.wait_for_load_state("networkidle")
-            page.screenshot(path=str(out / f"{name}-{size}.png"), animations="disabled")
+            page.screenshot(path=str(out / f"{name}-{size}{suffix}.png"), animations="disabled")
         context.close()
 
 

@@ -102,7 +102,7 @@ def test_new_posts_pill_when_reading_further_down(member: MemberFactory) -> None
     expect(page.locator(".feed-announcer").first).to_have_text("1 new Echo")
     expect(pill.first).to_be_hidden()
     page.mouse.wheel(0, 2500)
-    page.wait_for_function("window.scrollY > 1500")
+    page.wait_for_function("() => window.scrollY > 1500")
     ben.api("POST", "/api/echoes", {"text": "while you read one"})
     ben.api("POST", "/api/echoes", {"text": "while you read two"})
     expect(pill.first).to_have_text("2 new Echoes")

@@ -24,7 +24,7 @@ def controlled(member: Member) -> None:
     """Wait for the worker, then reload so it controls the page (and has the shell)."""
     member.page.evaluate("async () => { await navigator.serviceWorker.ready; }")
     member.goto()
-    member.page.wait_for_function("navigator.serviceWorker.controller !== null")
+    member.page.wait_for_function("() => navigator.serviceWorker.controller !== null")
     # The page told the worker what it loaded: the whole shell is cached.
     member.page.wait_for_function(
         """async () => {

@@ -80,7 +80,7 @@ def test_restart_then_resume_without_losing_a_post(
 
     own_server.stop()  # sockets close with 1001
     # The quick retry after 1001 fails; the page now waits (held) to try again.
-    ben.page.wait_for_function("echohub.hub.attempt >= 2")
+    ben.page.wait_for_function("() => echohub.hub.attempt >= 2")
     expect(ben.page.locator("#conn")).to_have_text("Reconnecting…")
     own_server.start_again()
 
@@ -130,7 +130,7 @@ def test_reconnects_as_soon_as_the_server_answers_again(
     ben.goto()
     ben.page.evaluate(LONG_BACKOFF)
     own_server.stop()
-    ben.page.wait_for_function("echohub.hub.attempt >= 2")
+    ben.page.wait_for_function("() => echohub.hub.attempt >= 2")
     expect(ben.page.locator("#conn")).to_have_attribute("data-status", "waiting")
     # Minutes of backoff are due, yet the page is live within seconds of the server
     # answering /healthz again.
