@@ -476,3 +476,29 @@ async def test_a_video_upload_is_served_with_ranges(app_client: Any, rdb: Any) -
     assert error["code"] == "too_many_media"
     resp = await upload(app_client, aki, mf.video(61, fps=1, audio=None), name="long.mp4")
     assert resp.status == 422 and (await resp.json())["error"]["code"] == "video_too_long"
+
+
+async def test_two_processes_share_the_files_and_a_socket_post_carries_media(
+    two_servers: Any, rdb: Any
+) -> None:
+    a, b = two_servers
+    aki = await signup(a, rdb, "aki")
+    ben = await signup(a, rdb, "ben")
+    item = await uploaded(a, aki, mf.photo((700, 500)), alt="🐱")
+    # The other process names and finds the same file (one secret, in the engine).
+    again = await uploaded(b, aki, mf.photo((700, 500)))
+    assert again["url"] == item["url"]
+    watcher = await b.ws(ben)
+    await watcher.send_json({"op": "sub", "id": 1, "topic": "public"})
+    await receive_until(watcher, lambda f: f["op"] == "ack")
+    poster = await a.ws(aki)
+    await poster.send_json({"op": "post", "id": 2, "text": "via the socket",
+                            "media": [item["id"]]})  # fmt: skip
+    ack = (await receive_until(poster, lambda f: f.get("id") == 2))[-1]
+    assert ack["op"] == "ack" and ack["post"]["media"] == [item]
+    event = (await receive_until(watcher, lambda f: f["op"] == "event"))[-1]
+    assert event["data"]["media"] == [item]
+    resp = await b.get(item["url"], headers=ben.auth)
+    assert resp.status == 200 and resp.headers["X-Content-Type-Options"] == "nosniff"
+    await poster.close()
+    await watcher.close()
