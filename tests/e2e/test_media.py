@@ -111,3 +111,26 @@ def test_drop_and_paste_attach_and_a_video_plays_only_when_asked(member: MemberF
     expect(video).to_have_attribute("controls", "")
     assert video.evaluate("v => [v.autoplay, v.muted, v.paused]") == [False, False, True]
     expect(video).to_have_attribute("poster", re.compile(r"^/media/[0-9a-f]{40}\.webp$"))
+
+
+def test_the_page_decodes_the_servers_blurhash(member: MemberFactory) -> None:
+    """Parity: the page's decoder turns the server's encoding back into the colours."""
+    from server.domain.media import blurhash
+
+    aki = member("Hash")
+    aki.goto()
+    left_red = bytes(v for _y in range(16) for x in range(32)
+                     for v in ((230, 20, 20) if x < 16 else (20, 20, 230)))  # fmt: skip
+    value = blurhash(left_red, 32, 16)
+    pixels = aki.page.evaluate(
+        """async (hash) => {
+            const { decodeBlurhash } = await import("/js/media.js");
+            const px = decodeBlurhash(hash, 32, 16);
+            const at = (x, y) => Array.from(px.slice(4 * (x + y * 32), 4 * (x + y * 32) + 3));
+            return [at(2, 8), at(29, 8), decodeBlurhash("not a hash", 4, 4)];
+        }""",
+        value,
+    )
+    left, right, bad = pixels
+    assert left[0] > 150 > left[2] and right[2] > 150 > right[0]
+    assert bad is None
