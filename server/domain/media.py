@@ -141,7 +141,11 @@ def parse_post_media(raw: object) -> tuple[str, ...]:
 def check_post_media_types(types: Sequence[str]) -> None:
     """Up to four images, or one video alone."""
     if "video" in types and len(types) > 1:
-        raise DomainError("too_many_media", "a video is posted alone", field="media")
+        raise video_alone()
+
+
+def video_alone() -> DomainError:
+    return DomainError("too_many_media", "a video is posted alone", field="media")
 
 
 def fit_within(width: int, height: int, longest: int) -> tuple[int, int]:

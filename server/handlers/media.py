@@ -187,7 +187,7 @@ async def serve_avatar(request: web.Request) -> web.StreamResponse:
     viewer = await svc.accounts.authenticate(token_of(request))
     if viewer is None or len(handle) > 64:
         return _not_found()
-    name = await media.store.avatar_file(handle.lower())
+    name = await media.avatar_file(handle)
     if not name:
         return _not_found()
     return await _send_file(request, media, name, "private, max-age=86400")
@@ -222,7 +222,7 @@ async def _send_file(request: web.Request, media: MediaService, name: str,
     }
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
         return web.Response(status=304, headers=headers)
-    blob = await media.blobs.open(name)
+    blob = await media.open_file(name)
     if blob is None:
         return _not_found()
     start, end, status = 0, blob.size, 200

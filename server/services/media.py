@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from server.domain.errors import Conflict, DomainError
 from server.services.common import Clock, User, new_id
 from server.services.imaging import Processed, Refusal, Rendition, make_avatar, process_upload
 from server.services.media_pool import MediaPool
-from server.store.blobs import BlobStore
+from server.store.blobs import BlobReader, BlobStore
 from server.store.media import MediaStore
 
 UNATTACHED_TTL = 24 * 3600.0
@@ -49,7 +50,7 @@ class MediaService:
         self.tmp_dir = tmp_dir
         self._key: bytes | None = None
         # Who may see a post (the echoes feature): (viewer, post id) -> bool.
-        self.can_see_post: Any = None
+        self.can_see_post: Callable[[User, str], Awaitable[bool]] | None = None
 
     async def _secret(self) -> bytes:
         if self._key is None:
@@ -178,7 +179,7 @@ class MediaService:
             raise Conflict("media_attached", f"media {media_ids[index - 1]} is already "
                                              "attached", field="media")  # fmt: skip
         if status == "too_many_media":
-            rules.check_post_media_types(["video", "image"])
+            raise rules.video_alone()
         by_id = {rec["id"]: rec for rec in recs}
         return [self.wire(by_id[m]) for m in media_ids]
 
@@ -232,6 +233,13 @@ class MediaService:
         await self.store.drop_avatar(user.id, int(self.clock() * 1000))
 
     # --- serving ---------------------------------------------------------------------------
+
+    async def open_file(self, name: str) -> BlobReader | None:
+        return await self.blobs.open(name)
+
+    async def avatar_file(self, handle: str) -> str:
+        """The file of the current avatar of the member `handle` ('' for none)."""
+        return await self.store.avatar_file(handle.lower())
 
     async def may_see_file(self, viewer: User, name: str) -> bool:
         """Whether the viewer may see the file `name`: theirs, an avatar (any member), or
