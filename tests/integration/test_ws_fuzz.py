@@ -32,9 +32,9 @@ from tests.support import Server, signup, start_server, stop_server
 
 # Frames the long run sends in all (scripts/wsfuzz.py); the CI run sends about 800.
 FRAMES = int(os.environ.get("ECHOHUB_FUZZ_FRAMES", "0"))
-# Frames per raw example, at most: longer streams in the long run.
-MAX_FRAMES = 64 if FRAMES else 16
-FRAME_EXAMPLES = max(100, FRAMES * 9 // 10 // (MAX_FRAMES // 2))
+# Frames per raw example: longer streams in the long run.
+MIN_FRAMES, MAX_FRAMES = (24, 64) if FRAMES else (1, 16)
+FRAME_EXAMPLES = max(100, FRAMES * 9 // 10 // 30)
 OP_EXAMPLES = max(60, FRAMES // 10 // 4)
 # Growth of the server's RSS over the run beyond which memory is not bounded.
 RSS_GROWTH_LIMIT = 48 * 1024 * 1024
@@ -100,6 +100,7 @@ def target(engine_url: str) -> Iterator[Target]:
         print(f"fuzz: {target.examples} connections, {target.sent_frames} frames, "
               f"server RSS {growth / 1e6:+.1f} MB")  # fmt: skip
         assert growth < RSS_GROWTH_LIMIT, growth
+        assert target.sent_frames >= FRAMES, "the long run sent fewer frames than asked"
     finally:
         stop_server(server)
         assert "Traceback" not in "".join(server.log), server.log[-1][-3000:]
@@ -223,7 +224,7 @@ def raw_frame(draw: st.DrawFn) -> bytes:
 @st.composite
 def frame_streams(draw: st.DrawFn) -> tuple[list[bytes], int, bool]:
     """(the pieces sent, how many frames, whether the stream ends on a frame boundary)."""
-    frames = draw(st.lists(raw_frame(), min_size=1, max_size=MAX_FRAMES))
+    frames = draw(st.lists(raw_frame(), min_size=MIN_FRAMES, max_size=MAX_FRAMES))
     stream = b"".join(frames)
     whole = True
     tail = draw(st.sampled_from(["none"] * 6 + ["cut", "lie", "junk"]))

@@ -25,13 +25,23 @@ class _Transport:
         self.closing = True
 
 
+class _Peer:
+    def __init__(self, principal: str, closed: list[tuple[str, int]]) -> None:
+        self.principal, self.closed = principal, closed
+
+    def __call__(self, code: int, reason: str) -> None:
+        self.closed.append((self.principal, code))
+
+    async def drained(self) -> None:
+        pass
+
+
 def test_connections_by_principal() -> None:
     hub = Hub(bus=None)  # type: ignore[arg-type]  # connections need no bus
     closed: list[tuple[str, int]] = []
 
     def connect(principal: str, session: str) -> Any:
-        return hub.connect(principal, session, JSON, _Transport(),
-                           lambda code, reason: closed.append((principal, code)))  # fmt: skip
+        return hub.connect(principal, session, JSON, _Transport(), _Peer(principal, closed))
 
     a1 = connect("a", "s1")
     assert hub.connections_of("a") == {a1}
