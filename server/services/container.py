@@ -14,9 +14,11 @@ from aiohttp import web
 from server.bus import RedisBus
 from server.domain.errors import RateLimited
 from server.hub import Connection, Hub
-from server.protocol import CloseCode, error_message
+from server.protocol import error_message
+from server.services import control
 from server.services.accounts import AccountService
 from server.services.common import Clock, User
+from server.services.control import CloseSession, CloseUser, RebindHome, Revoke
 from server.settings import Settings
 from server.store.accounts import session_key_of
 from server.store.ratelimit import RateLimitStore
@@ -93,42 +95,36 @@ class Services:
 
     async def end_session(self, token: str, user: User) -> None:
         await self.accounts.logout(token, user)
-        await self.bus.publish_control(
-            {"close_session": session_key_of(token), "code": int(CloseCode.SESSION_ENDED)}
-        )
+        await self.bus.publish_control(control.encode(CloseSession(session_key_of(token))))
 
     async def close_user(self, user_id: str, code: int, reason: str = "account closed") -> None:
         """Close the user's sockets on every process."""
-        await self.bus.publish_control({"close_user": user_id, "code": code, "reason": reason})
+        await self.bus.publish_control(control.encode(CloseUser(user_id, code, reason)))
 
     async def revoke_topic(self, user_id: str, topic: str, why: str) -> None:
         """End the member's subscriptions to `topic` on every process (they lost the
         right to it); each socket gets a `forbidden` error frame naming the topic."""
-        await self.bus.publish_control({"revoke": user_id, "topic": topic, "why": why})
+        await self.bus.publish_control(control.encode(Revoke(user_id, topic, why)))
 
     def on_control(self, message: dict[str, Any]) -> None:
         for hook in self.control_hooks:
             if hook(message):
                 return
-        if "revoke" in message:
-            user, topic = str(message["revoke"]), str(message.get("topic", ""))
-            why = str(message.get("why", ""))[:200]
-            self._revoked.note(f"{user}\0{topic}", why)
-            for conn in self.hub.connections_of(user):
-                self.revoke(conn, topic, why)
-            return
-        if "home" in message:
-            self._rebind_home(str(message["home"]), message.get("add", []),
-                              message.get("remove", []))  # fmt: skip
-            return
-        code = int(message.get("code", CloseCode.SESSION_ENDED))
-        if "close_user" in message:
-            reason = str(message.get("reason", "account closed"))[:100]
-            self._closed.note(str(message["close_user"]), (code, reason))
-            self.hub.close_principal(str(message["close_user"]), code, reason)
-        elif "close_session" in message:
-            self._closed.note(str(message["close_session"]), (code, "session ended"))
-            self.hub.close_session(str(message["close_session"]), code, "session ended")
+        match control.decode(message):
+            case Revoke(user, topic, why):
+                self._revoked.note(f"{user}\0{topic}", why)
+                for conn in self.hub.connections_of(user):
+                    self.revoke(conn, topic, why)
+            case RebindHome(user, add, remove):
+                self._rebind_home(user, list(add), list(remove))
+            case CloseUser(user, code, reason):
+                self._closed.note(user, (code, reason))
+                self.hub.close_principal(user, code, reason)
+            case CloseSession(session, code):
+                self._closed.note(session, (code, "session ended"))
+                self.hub.close_session(session, code, "session ended")
+            case None:
+                pass
 
     def ended_since(self, principal: str, session: str, since: float) -> tuple[int, str] | None:
         """The close (code, reason) of a member's or session's sockets broadcast after

@@ -13,8 +13,10 @@ from typing import Any
 from server.bus import RedisBus
 from server.domain.errors import DomainError, Forbidden, NotFound
 from server.domain.visibility import Relation, can_view_profile, check_can_follow
+from server.services import control
 from server.services.accounts import AccountService
 from server.services.common import Clock, User, iso
+from server.services.control import RebindHome
 from server.services.publish import Publisher
 from server.services.topics import Resolution
 from server.store.graph import Circle, GraphStore, Reach
@@ -139,7 +141,8 @@ class GraphService:
     async def _rebind_home(
         self, user_id: str, add: list[str] | None = None, remove: list[str] | None = None
     ) -> None:
-        await self.bus.publish_control({"home": user_id, "add": add or [], "remove": remove or []})
+        message = RebindHome(user_id, tuple(add or ()), tuple(remove or ()))
+        await self.bus.publish_control(control.encode(message))
 
     # --- topics ------------------------------------------------------------------------
 

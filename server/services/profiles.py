@@ -20,9 +20,10 @@ from server.domain.accounts import hash_password, invite_befriends, verify_passw
 from server.domain.errors import Conflict, DomainError
 from server.domain.search import member_keys
 from server.hub import Audience
-from server.protocol import CloseCode
+from server.services import control
 from server.services.accounts import AccountService
 from server.services.common import Clock, User, iso
+from server.services.control import CloseSession
 from server.services.graph import GraphService, user_channel
 from server.services.publish import Publisher
 from server.store.accounts import session_key_of
@@ -171,8 +172,7 @@ class ProfileService:
             raise Conflict("password_changed", "your password was changed meanwhile; sign in "
                            "again", field="old")  # fmt: skip
         for session in ended:
-            await self.publish_control({"close_session": session,
-                                        "code": int(CloseCode.SESSION_ENDED)})  # fmt: skip
+            await self.publish_control(control.encode(CloseSession(session)))
         return {"ok": True, "sessions_ended": len(ended)}
 
     # --- sign-up -----------------------------------------------------------------------
