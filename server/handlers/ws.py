@@ -23,8 +23,7 @@ from server.handlers.socket_session import SocketSession
 from server.hub import TRANSPORT_BUDGET
 from server.protocol import CloseCode, HandshakeError, codec_for, handshake_answer
 from server.services.container import SERVICES, Services
-from server.store.accounts import session_key_of
-from server.store.resp import plain_fd
+from server.sockets import plain_fd
 
 SOCKETS = web.AppKey("sockets", set)
 
@@ -56,7 +55,7 @@ async def admit(
         return engine_error_response(exc), None, None
     if user is None or token is None:
         return plain_error(401, "unauthenticated", "sign in first"), None, None
-    return None, user, session_key_of(token)
+    return None, user, svc.accounts.session_key(token)
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:

@@ -10,7 +10,7 @@ from server.domain import accounts as rules
 from server.domain.errors import Conflict, DomainError, Forbidden, NotFound, Unauthenticated
 from server.services.common import Clock, User, iso, new_id, new_secret
 from server.services.logins import HashPool, LoginGuard
-from server.store.accounts import AccountStore
+from server.store.accounts import AccountStore, session_key_of
 
 SignupHook = Callable[[User, dict[str, str]], Awaitable[None]]
 INVITES_SHOWN = 100
@@ -162,6 +162,16 @@ class AccountService:
 
     async def logout(self, token: str, user: User) -> None:
         await self.store.end_session(token, user.id)
+
+    @staticmethod
+    def session_key(token: str) -> str:
+        """The key a session is known by to the hub and in control messages (not the
+        token itself)."""
+        return session_key_of(token)
+
+    async def ids_by_handle(self, handles: list[str]) -> dict[str, str]:
+        """The member id of each of these lower-cased handles that exists."""
+        return await self.store.ids_by_handle(handles) if handles else {}
 
     async def user_by_handle(self, handle: str) -> User:
         key = handle.lower() if isinstance(handle, str) else ""

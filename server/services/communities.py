@@ -20,7 +20,7 @@ from server.services.common import Clock, User, iso, new_id
 from server.services.notifications import read_channel
 from server.services.publish import Publisher
 from server.services.topics import Resolution
-from server.store.communities import CommunityStore, Standing
+from server.store.communities import ALL_COMMUNITIES_KEY, CommunityStore, Standing
 
 COMMUNITY_ID = re.compile(r"[0-9a-f]{20}")
 PAGE = 25
@@ -139,7 +139,7 @@ class CommunityService:
             if before is not None and not COMMUNITY_ID.fullmatch(before):
                 raise DomainError("invalid_cursor", "the cursor is not one this server gave",
                                   "before")  # fmt: skip
-            ids = await self.store.page_ids("eh:communities", before, limit)
+            ids = await self.store.page_ids(ALL_COMMUNITIES_KEY, before, limit)
             more, ids = len(ids) > limit, ids[:limit]
             nxt = ids[-1] if more and ids else None
         recs = await self.store.get_many(ids)

@@ -35,7 +35,7 @@ from server.services.accounts import AccountService
 from server.services.common import Clock, User, iso, new_id
 from server.services.graph import GraphService, user_channel
 from server.services.publish import Note, Publisher, Target
-from server.store.echoes import EchoStore, id_ms
+from server.store.echoes import EchoStore, author_posts_key, community_posts_key, id_ms
 from server.store.graph import Circle, Reach
 from server.store.resp import Arg
 from server.store.search import SearchStore
@@ -326,7 +326,7 @@ class EchoService:
             await limit("posts", author.id)
         # Only a text with an `@` costs a lookup: which of its handles are members.
         handles = mentioned_handles(echo.text)
-        members = await self.accounts.store.ids_by_handle(handles) if handles else {}
+        members = await self.accounts.ids_by_handle(handles)
         found = annotate(echo.segments, members)
         segments = found.segments
         now = self.clock()
@@ -567,13 +567,13 @@ class EchoService:
     async def home(self, viewer: User, before: str | None, limit: int = PAGE) -> dict[str, Any]:
         circle = await self.graph.circle(viewer.id)
         authors = {viewer.id} | (circle.following - circle.muting - circle.blocked_either_way)
-        keys = [f"eh:posts:{a}" for a in sorted(authors)]
+        keys = [author_posts_key(a) for a in sorted(authors)]
         return await self._page(viewer, keys, check_cursor(before), limit, feed=True)
 
     async def friends_latest(self, viewer: User) -> dict[str, Any]:
         circle = await self.graph.circle(viewer.id)
         friends = circle.friends - circle.muting - circle.blocked_either_way
-        keys = [f"eh:posts:{a}" for a in sorted(friends)]
+        keys = [author_posts_key(a) for a in sorted(friends)]
         page = await self._page(viewer, keys, None, FRIENDS_LATEST, feed=True)
         return {"items": page["items"], "next": None}
 
@@ -582,13 +582,14 @@ class EchoService:
     ) -> dict[str, Any]:
         await self.graph.profile(viewer, handle, visit=False)  # 404 / 403 when blocked
         target = await self.accounts.user_by_handle(handle)
-        return await self._page(viewer, [f"eh:posts:{target.id}"], check_cursor(before), limit,
+        return await self._page(viewer, [author_posts_key(target.id)], check_cursor(before), limit,
                                 feed=False)  # fmt: skip
 
     async def community_page(
         self, viewer: User, community: str, before: str | None, limit: int = PAGE
     ) -> dict[str, Any]:
-        return await self._page(viewer, [f"eh:cposts:{community}"], check_cursor(before), limit,
+        return await self._page(viewer, [community_posts_key(community)], check_cursor(before),
+                                limit,
                                 feed=False)  # fmt: skip
 
     async def thread(

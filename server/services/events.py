@@ -48,7 +48,7 @@ from server.services.communities import CommunityService
 from server.services.graph import GraphService, user_channel
 from server.services.publish import Publisher, Target
 from server.services.topics import Resolution
-from server.store.events import START_DONE, EventStore, start_key
+from server.store.events import START_DONE, EventStore, community_events_key, start_key
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class EventService:
         await self.communities.check_readable(viewer, community)
         if before is not None and not EVENT_ID.fullmatch(before):
             raise DomainError("invalid_cursor", "the cursor is not one this server gave", "before")
-        ids = await self.store.page_ids(f"eh:cevents:{community}", before, limit)
+        ids = await self.store.page_ids(community_events_key(community), before, limit)
         more, ids = len(ids) > limit, ids[:limit]
         recs = await self.store.get_many(ids)
         items = [await self._for_viewer(viewer, r) for r in recs if await self._may_see(viewer, r)]

@@ -105,8 +105,7 @@ class ProfileService:
     async def _existing_handles(self, handles: frozenset[str]) -> frozenset[str]:
         if not handles:
             return frozenset()
-        found = await self.accounts.store.r.mget([f"eh:handle:{h}" for h in sorted(handles)])
-        return frozenset(h for h, uid in zip(sorted(handles), found, strict=True) if uid)
+        return frozenset(await self.accounts.ids_by_handle(sorted(handles)))
 
     async def _avatar_fields(self, user: User, media_id: str) -> dict[str, str]:
         if media_id == "":

@@ -72,6 +72,10 @@ class Standing:
     has_pending_request: bool
 
 
+# Every community by creation (the directory's pages).
+ALL_COMMUNITIES_KEY = "eh:communities"
+
+
 def _keys(community: str, user: str) -> list[str]:
     return [f"eh:community:{community}", f"eh:cmembers:{community}",
             f"eh:crequests:{community}", f"eh:mycommunities:{user}"]  # fmt: skip

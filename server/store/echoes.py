@@ -72,6 +72,15 @@ return 1
 """
 
 
+def author_posts_key(author: str) -> str:
+    """The zset of an author's posts (their archive; feeds merge these)."""
+    return f"eh:posts:{author}"
+
+
+def community_posts_key(community: str) -> str:
+    return f"eh:cposts:{community}"
+
+
 def id_ms(post_id: str) -> int:
     return int(post_id[:12], 16)
 
@@ -125,10 +134,10 @@ class EchoStore:
         fields = [part for item in post.items() for part in item]
         commands: list[tuple[Arg, ...]] = [
             ("HSET", f"eh:post:{post['id']}", *fields),
-            ("ZADD", f"eh:posts:{post['author']}", ms, post["id"]),
+            ("ZADD", author_posts_key(post["author"]), ms, post["id"]),
         ]
         if post.get("community"):
-            commands.append(("ZADD", f"eh:cposts:{post['community']}", ms, post["id"]))
+            commands.append(("ZADD", community_posts_key(post["community"]), ms, post["id"]))
         if post.get("reply_to"):
             commands.append(("ZADD", f"eh:replies:{post['reply_to']}", 0, reply_member(post)))
         for tag in post.get("tags", "").split():

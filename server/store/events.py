@@ -122,6 +122,10 @@ return 1
 """
 
 
+def community_events_key(community: str) -> str:
+    return f"eh:cevents:{community}"
+
+
 def start_key(event_id: str) -> str:
     return f"eh:event:{event_id}:start"
 
@@ -158,7 +162,7 @@ class EventStore:
             pipe.zadd(PENDING, {eid: starts_ms})
             pipe.zadd(f"eh:hevents:{rec['host']}", {eid: ms})
             if rec.get("community"):
-                pipe.zadd(f"eh:cevents:{rec['community']}", {eid: ms})
+                pipe.zadd(community_events_key(rec["community"]), {eid: ms})
             await pipe.execute()
 
     async def get(self, event_id: str) -> dict[str, str] | None:

@@ -33,6 +33,8 @@ from redis.exceptions import ConnectionError as EngineConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as EngineTimeoutError
 
+from server.sockets import plain_fd as plain_fd  # re-exported: the bus reads its fd
+
 Arg = str | bytes | int | float
 
 # hiredis's stub types its argument as a 1-tuple; it takes any tuple of these.
@@ -111,17 +113,6 @@ async def answers(url: str, timeout: float) -> bool:
     except (TimeoutError, OSError, EngineConnectionError):
         return False
     return True
-
-
-def plain_fd(transport: asyncio.BaseTransport) -> int:
-    """The socket's fd if it may be read or written directly (no TLS), else -1."""
-    if transport.get_extra_info("sslcontext") is not None:
-        return -1
-    sock = transport.get_extra_info("socket")
-    try:
-        return int(sock.fileno()) if sock is not None else -1
-    except (AttributeError, OSError, ValueError):
-        return -1
 
 
 def _db_of(path: str, query: str) -> int:
