@@ -45,3 +45,35 @@ def test_an_unknown_browser_language_falls_back_to_english(member: MemberFactory
     chika.goto()
     expect(chika.page.locator("html")).to_have_attribute("lang", "en")
     expect(chika.page.get_by_role("link", name="Footprints")).to_be_visible()
+
+
+def test_japanese_typography(member: MemberFactory) -> None:
+    aki = member("Kana", locale="ja-JP")
+    aki.api("POST", "/api/echoes", {"text": "おにぎり 🍙"})
+    aki.api("POST", "/api/echoes", {"text": "日本語の文章は、句読点で改行しないようにします。"})
+    aki.goto()
+    page = aki.page
+    style = page.evaluate("""() => {
+        const body = getComputedStyle(document.body);
+        const h1 = getComputedStyle(document.querySelector("h1"));
+        return { family: body.fontFamily, lineBreak: body.lineBreak,
+                 synthesis: h1.fontSynthesisWeight };
+    }""")
+    # The system's Japanese fonts come first (Japanese glyph shapes for kanji).
+    assert style["family"].startswith('"Hiragino Sans"'), style
+    assert style["lineBreak"] == "strict" and style["synthesis"] == "none", style
+    expect(page.locator(".echo-text").first).to_have_attribute("lang", "ja")
+    # What Chromium really drew the posts with: a Japanese font and the emoji font
+    # (installed by scripts/test), so nothing shows as empty boxes.
+    cdp = aki.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+    used: set[str] = set()
+    for node in cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": ".echo-text"})[
+        "nodeIds"
+    ]:
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+        used |= {f["familyName"] for f in fonts}
+    assert any("CJK JP" in f or f in ("Hiragino Sans", "Noto Sans JP") for f in used), used
+    assert "Noto Color Emoji" in used, used

@@ -90,3 +90,27 @@ def test_catalogues_are_sorted_and_formatted() -> None:
     run = subprocess.run([sys.executable, str(ROOT / "scripts" / "catalogues"), "--check"],
                          capture_output=True, text=True, check=False)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+# A quoted literal that reads as words for people: capitalised prose, or Japanese.
+STRING_LITERAL = re.compile(r"""(?<![\w$])(["'`])((?:(?!\1)[^\\\n]|\\.)*)\1""")
+PROSE = re.compile(r"[A-Z][a-z]+(?:[ ,][A-Za-z'’]+)*[.!?…]?|.*[\u3040-\u30ff\u3400-\u9fff].*")
+# Not words for people: key names (KeyboardEvent.key, DataTransfer.types) and the
+# last-resort message of an error that has no code at all (shown by code otherwise).
+NOT_PROSE = {"Enter", "Escape", "Tab", "Files", "Something went wrong"}
+
+
+def test_no_words_for_people_are_written_in_the_code() -> None:
+    found = []
+    for path in sorted((WEB / "js").rglob("*.js")):
+        if path.name == "i18n.js":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split(" // ")[0]
+            if code.lstrip().startswith(("//", "*", "/*")):
+                continue
+            for match in STRING_LITERAL.finditer(code):
+                text = match.group(2)
+                if PROSE.fullmatch(text) and text not in NOT_PROSE:
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {text!r}")
+    assert found == [], "use t() and a catalogue key:\n" + "\n".join(found)
