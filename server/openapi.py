@@ -83,6 +83,7 @@ COMPONENTS: dict[str, Schema] = {
         ("handle", "display_name", "bio", "following"),
         handle=STRING,
         display_name=STRING,
+        avatar=STRING,
         bio=STRING,
         following={"type": "boolean"},
         friends={"type": "integer", "minimum": 1},

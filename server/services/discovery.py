@@ -38,8 +38,9 @@ def _offset(before: str | None) -> int:
 
 
 def member_card(user: User, *, following: bool) -> dict[str, Any]:
-    return {"handle": user.handle, "display_name": user.display_name, "bio": user.bio,
-            "following": following}  # fmt: skip
+    """A member in a list: as `User.brief` (with the avatar when set), their bio, and
+    whether the viewer follows them."""
+    return {**user.brief(), "bio": user.bio, "following": following}
 
 
 class DiscoveryService:
