@@ -511,6 +511,11 @@ class EchoService:
             assert self.moderation is not None
             await self.moderation.announce(action)
             result["action"] = action
+            if rec["author"] != actor.id:
+                # The author's notice: what was removed and why, not by whom.
+                await self.publisher.notify(rec["author"], "mod.action", {
+                    "action": "remove_echo", "echo": rec["id"], "reason": reason,
+                    "at": iso(self.clock())})  # fmt: skip
         return result
 
     # --- likes -------------------------------------------------------------------------

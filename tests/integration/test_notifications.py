@@ -206,3 +206,22 @@ async def test_an_answered_request_is_announced_to_the_owners_devices_not_kept(
     kept = [i["type"] for i in (await history(http, bea))["items"]]
     assert kept == ["community.join_requested"]
     await owner.close()
+
+
+async def test_a_removed_posts_author_is_told_why_not_by_whom(app_client: Any, rdb: Any) -> None:
+    http = app_client
+    admin = await signup(http, rdb, "root", admin=True)  # admins moderate
+    ann = await signup(http, rdb, "ann")
+    rude = await call(http, "post", "/api/echoes", ann, 201, {"text": "something rude"})
+    await call(http, "post", f"/api/mod/echoes/{rude['id']}/remove", admin, 200,
+               {"reason": "rudeness"})  # fmt: skip
+    items = (await history(http, ann))["items"]
+    notice = items[0]
+    assert notice["type"] == "mod.action"
+    assert notice["data"]["action"] == "remove_echo" and notice["data"]["reason"] == "rudeness"
+    assert notice["data"]["echo"] == rude["id"] and notice["data"]["deleted"] == ["echo"]
+    assert "root" not in str(notice["data"])  # not by whom
+    # Deleting one's own post tells no one.
+    own = await call(http, "post", "/api/echoes", ann, 201, {"text": "mine"})
+    await call(http, "delete", f"/api/echoes/{own['id']}", ann, 200)
+    assert len((await history(http, ann))["items"]) == len(items)

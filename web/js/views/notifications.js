@@ -43,6 +43,8 @@ export function describe(n) {
       return say("notif.mention");
     case "footprint":
       return say("notif.footprint");
+    case "mod.action":
+      return d.action === "remove_echo" ? say("notif.modRemoved") : [t("notif.other")];
     case "follow":
       return say("notif.follow");
     case "event.announced":
@@ -69,6 +71,7 @@ export function describe(n) {
 /** What a notification is about: the post's words, linking to its page. */
 function about(n) {
   const d = n.data || {};
+  if (n.type === "mod.action") return d.reason ? h("p.notification-about", null, t("notif.modReason", { reason: d.reason })) : null;
   if (typeof d.echo !== "string") return null;
   const deleted = Array.isArray(d.deleted) && d.deleted.includes("echo");
   if (deleted || typeof d.text !== "string") return h("p.notification-about.muted", null, t("notif.deletedPost"));
