@@ -4,6 +4,8 @@ an admin appointing a moderator)."""
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Browser, expect
 
 from tests.e2e.conftest import EchoHubServer, MemberFactory, same_origin
@@ -150,3 +152,30 @@ def test_an_admin_appoints_and_revokes_a_moderator_from_the_profile(
     dan.goto("#/u/root")
     expect(dan.page.get_by_role("heading", name="Root")).to_be_visible()
     expect(dan.page.get_by_role("button", name="Make moderator")).to_have_count(0)
+
+
+def test_a_profile_open_elsewhere_shows_a_new_name_and_bio_live(member: MemberFactory) -> None:
+    eri, fumi = member("Eri"), member("Fumi")
+    fumi.goto(f"#/u/{eri.handle}")
+    page = fumi.page
+    expect(page.get_by_role("heading", name="Eri")).to_be_visible()
+    eri.api("PATCH", "/api/me", {"display_name": "えり", "bio": "https://eri.example and more"})
+    expect(page.get_by_role("heading", name="えり")).to_be_visible()
+    expect(page.locator(".bio a.link")).to_have_attribute("href", "https://eri.example")
+    expect(page.locator(".bio")).to_have_text("https://eri.example and more")
+
+
+def test_enter_in_the_search_box_finds_posts_by_japanese_words(member: MemberFactory) -> None:
+    gen, hal = member("Gen"), member("Hal")
+    gen.api("POST", "/api/echoes", {"text": "今日は新宿でラーメンを食べた"})
+    gen.api("POST", "/api/echoes", {"text": "ramen in Shinjuku"})
+    hal.goto()
+    page = hal.page
+    search = page.get_by_role("search").get_by_role("searchbox")
+    search.fill("ラーメン")
+    search.press("Enter")
+    expect(page).to_have_url(re.compile(r"#/search/"))
+    feed = page.get_by_role("feed", name="Echoes")
+    expect(feed.locator(".echo")).to_have_count(1)
+    expect(feed.locator(".echo")).to_contain_text("今日は新宿でラーメンを食べた")
+    expect(page).to_have_title(re.compile("ラーメン"))
