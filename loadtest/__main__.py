@@ -82,6 +82,9 @@ def add_run_options(p: argparse.ArgumentParser, *, bench: bool = False) -> None:
     s.add_argument("--avg-follows", type=float, default=40.0, help="social: follows each")
     s.add_argument("--friends-share", type=float, default=0.1, help="social: friends-only posts")
     s.add_argument("--like-ratio", type=float, default=None, help="social: likes per post")
+    s.add_argument(
+        "--mention-share", type=float, default=0.1, help="social: posts mentioning a member"
+    )
     s.add_argument("--visit-rate", type=float, default=None, help="social: profile visits/s")
     s.add_argument(
         "--curve",
@@ -160,6 +163,7 @@ def config_from(args: argparse.Namespace, scenario: str) -> RunConfig:
         avg_follows=args.avg_follows,
         friends_share=args.friends_share,
         like_ratio=args.like_ratio if args.like_ratio is not None else 0.2,
+        mention_share=args.mention_share,
         visit_rate=args.visit_rate if args.visit_rate is not None else 2.0,
         curve=args.curve,
         start_hour=args.start_hour,

@@ -271,6 +271,7 @@ class PlannedPost:
     at: float  # seconds from the start
     author: int
     friends_only: bool
+    mention: int = -1  # the member its text mentions (`@handle`), -1 for none
 
 
 def plan_posts(
@@ -279,15 +280,41 @@ def plan_posts(
     seed: int,
     *,
     friends_share: float = 0.1,
+    mention_share: float = 0.0,
     authors: Sequence[int] | None = None,
 ) -> list[PlannedPost]:
-    """Who posts at each of ``times`` (uniformly among ``authors``), and which posts
-    are friends-only (``friends_share`` of them)."""
+    """Who posts at each of ``times`` (uniformly among ``authors``), which posts are
+    friends-only (``friends_share`` of them), and which mention a member
+    (``mention_share``: half of them someone the author follows, half anyone, so
+    that some mentions reach members who may not see the post)."""
     rng = random.Random(f"social-posts:{seed}")
     pool = list(authors) if authors is not None else list(range(graph.members))
     if not pool:
         return []
-    return [PlannedPost(t, rng.choice(pool), rng.random() < friends_share) for t in times]
+    out = []
+    for t in times:
+        author = rng.choice(pool)
+        friends_only = rng.random() < friends_share
+        mention = -1
+        if graph.members > 1 and rng.random() < mention_share:
+            followed = sorted(graph.following[author])
+            if followed and rng.random() < 0.5:
+                mention = rng.choice(followed)
+            else:
+                mention = rng.randrange(graph.members - 1)
+                mention += mention >= author  # anyone but the author
+        out.append(PlannedPost(t, author, friends_only, mention))
+    return out
+
+
+def mention_expected(graph: SocialGraph, author: int, friends_only: bool, member: int) -> bool:
+    """Whether a post mentioning ``member`` notifies them: not the author, only if they
+    may see the post, and not if they muted the author (SPEC "Conversations")."""
+    return (
+        member != author
+        and graph.may_see(member, author, friends_only)
+        and author not in graph.muting[member]
+    )
 
 
 def pick_liker(

@@ -203,9 +203,10 @@ def social_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     n = result.get("notifications") or {}
     if n.get("expected") or n.get("wrong"):
         rows.append((
-            "notifications (likes, footprints)",
+            "notifications (likes, mentions, footprints)",
             f"{fmt_count(n.get('delivered'))} of {fmt_count(n.get('expected'))} "
-            f"({fmt_count(n.get('likes'))} likes, {fmt_count(n.get('footprints'))} footprints); "
+            f"({fmt_count(n.get('likes'))} likes, {fmt_count(n.get('mentions'))} mentions, "
+            f"{fmt_count(n.get('footprints'))} footprints); "
             f"lost {fmt_count(n.get('lost'))}, duplicated {fmt_count(n.get('duplicated'))}, "
             f"WRONG {fmt_count(n.get('wrong'))}",
         ))  # fmt: skip

@@ -90,6 +90,7 @@ class RunConfig:
     avg_follows: float = 40.0
     friends_share: float = 0.1  # friends-only posts
     like_ratio: float = 0.0  # likes per post
+    mention_share: float = 0.0  # posts that mention a member
     visit_rate: float = 0.0  # profile visits per second
     curve: bool = False  # rates follow a daily-activity curve (else fixed)
     start_hour: float = 18.0  # curve: the hour of day the run starts at

@@ -220,7 +220,8 @@ def make_social_plans(
 ) -> list[SocialPlan]:  # fmt: skip
     host, port = cfg.host_port
     times = event_times(cfg.rate, cfg.duration, curve=cfg.curve, start_hour=cfg.start_hour)
-    posts = plan_posts(graph, times, cfg.seed, friends_share=cfg.friends_share)
+    posts = plan_posts(graph, times, cfg.seed, friends_share=cfg.friends_share,
+                       mention_share=cfg.mention_share)  # fmt: skip
     likes = event_times(cfg.rate * cfg.like_ratio, cfg.duration, curve=cfg.curve,
                         start_hour=cfg.start_hour)  # fmt: skip
     visits = event_times(cfg.visit_rate, cfg.duration, curve=cfg.curve, start_hour=cfg.start_hour)
@@ -261,7 +262,7 @@ def make_social_plans(
             graph_seed=cfg.seed,
             member_auth=auth,
             handles=handles,
-            posts=[(p.at, p.author, p.friends_only) for p in posts],
+            posts=[(p.at, p.author, p.friends_only, p.mention) for p in posts],
             likes=likes,
             visits=visits,
             # the peer has no blocks: only visits that must notify are sent to it
@@ -312,12 +313,13 @@ def run_social(cfg: RunConfig, progress: Progress) -> dict[str, Any]:
             "clients": len(online),
             "members": cfg.members,
             "online": len(online),
-            "posters": len({a for _, a, _ in plans[-1].posts}),
+            "posters": len({a for _, a, _, _ in plans[-1].posts}),
             "rate": cfg.rate,
             "duration": cfg.duration,
             "curve": cfg.curve,
             "friends_share": cfg.friends_share,
             "like_ratio": cfg.like_ratio,
+            "mention_share": cfg.mention_share,
             "visit_rate": cfg.visit_rate,
             "procs": procs,
             "poster_proc": True,
@@ -380,7 +382,7 @@ def summarise(
     result["notifications"] = {
         "expected": notes.expected, "delivered": notes.delivered, "lost": notes.lost,
         "duplicated": notes.duplicated, "wrong": notes.wrong, "likes": by_kind["like"],
-        "footprints": by_kind["footprint"], **{k: v for k, v in actions.items()},
+        "footprints": by_kind["footprint"], "mentions": by_kind["mention"], **actions,
     }  # fmt: skip
     # every post sent and not refused: those acked late (an overloaded server) count
     # too, as their deliveries and the server's CPU (measured after the drain) do

@@ -35,6 +35,7 @@ from loadtest.graph import (
     account_member,
     footprint_expected,
     generate_graph,
+    mention_expected,
     pick_liker,
     pick_visit,
     stream_key,
@@ -58,7 +59,8 @@ class SocialPlan(WorkerPlan):
     graph_seed: int = 0
     member_auth: list[str] = field(default_factory=list)  # per member
     handles: list[str] = field(default_factory=list)  # per member
-    posts: list[tuple[float, int, bool]] = field(default_factory=list)  # (at, author, fo)
+    # (at, author, friends-only, mentioned member or -1)
+    posts: list[tuple[float, int, bool, int]] = field(default_factory=list)
     likes: list[float] = field(default_factory=list)  # when
     visits: list[float] = field(default_factory=list)  # when
     visit_blocked_share: float = 0.0
@@ -102,7 +104,7 @@ class SocialWorker(Worker):
         data = msg.get("data")
         what = ""
         if isinstance(data, dict):
-            if kind == "like":
+            if kind in ("like", "mention"):
                 what = str(data.get("echo"))
             elif kind == "footprint":
                 visitor = data.get("visitor")
@@ -125,7 +127,7 @@ class SocialWorker(Worker):
         stats = await super().connect_all()
         p = self.plan
         if p.member_auth:  # the actor: a socket per member that posts (or acts, peer)
-            actors = {author for _, author, _ in p.posts}
+            actors = {author for _, author, _, _ in p.posts}
             if p.target == "socketio":
                 actors = set(range(p.members))  # likes and visits are socket events too
             sem = asyncio.Semaphore(max(1, p.concurrency))
@@ -150,9 +152,9 @@ class SocialWorker(Worker):
         loop = asyncio.get_running_loop()
         await asyncio.sleep(max(0.0, (t0_ns - time.time_ns()) / 1e9))
         base = loop.time()
-        schedule: list[tuple[float, int, int, bool]] = [(at, 0, a, fo) for at, a, fo in p.posts]
-        schedule += [(at, 1, 0, False) for at in p.likes]
-        schedule += [(at, 2, 0, False) for at in p.visits]
+        schedule = [(at, 0, a, fo, m) for at, a, fo, m in p.posts]
+        schedule += [(at, 1, 0, False, -1) for at in p.likes]
+        schedule += [(at, 2, 0, False, -1) for at in p.visits]
         schedule.sort(key=lambda e: e[0])
         seqs: collections.Counter[int] = collections.Counter()
         sent: dict[int, list[int]] = {}
@@ -168,7 +170,9 @@ class SocialWorker(Worker):
                 timeout=aiohttp.ClientTimeout(total=p.connect_within),
             )
 
-        def posted(key: int, seq: int, author: int, fo: bool, fut: asyncio.Future[Any]) -> None:
+        def posted(
+            key: int, seq: int, author: int, fo: bool, mention: int, fut: asyncio.Future[Any]
+        ) -> None:
             pending.discard(fut)
             if fut.cancelled():
                 return
@@ -179,6 +183,10 @@ class SocialWorker(Worker):
                 post = res.get("post") if isinstance(res, dict) else None
                 if isinstance(post, dict) and isinstance(post.get("id"), str):
                     recent.append((author, fo, post["id"]))
+                    # the peer has no mentions; Echo Hub tells whom the rules allow
+                    if mention >= 0 and p.target == "echohub":
+                        if mention_expected(graph, author, fo, mention):
+                            self.expected_notes.append((mention, "mention", post["id"]))
             elif isinstance(exc, RequestFailed):
                 refused.add((key, seq))
                 self.post_stats["refused"] += 1
@@ -192,7 +200,7 @@ class SocialWorker(Worker):
             task.add_done_callback(actions.discard)
 
         try:
-            for at, kind, author, fo in schedule:
+            for at, kind, author, fo, mention in schedule:
                 delay = base + at - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -215,7 +223,10 @@ class SocialWorker(Worker):
                     self.post_lag.record(int((loop.time() - base - at) * 1e6))
                     self.last_post_ns = now_ns
                     try:
-                        fut = post_nowait(sock, marker_text(key, seq, now_ns), fo)
+                        text = marker_text(key, seq, now_ns)
+                        if mention >= 0:
+                            text += f" @{p.handles[mention]}"
+                        fut = post_nowait(sock, text, fo)
                     except Exception as exc:
                         self.errors[f"post_{error_kind(exc)}"] += 1
                         continue
@@ -223,7 +234,7 @@ class SocialWorker(Worker):
                     self.posted += 1
                     sent.setdefault(key, []).append(seq)
                     pending.add(fut)
-                    fut.add_done_callback(partial(posted, key, seq, author, fo))
+                    fut.add_done_callback(partial(posted, key, seq, author, fo, mention))
                 elif len(actions) >= MAX_INFLIGHT_ACTIONS:
                     self.actions["skipped_busy"] += 1  # the server is slower than the plan
                 elif kind == 1:

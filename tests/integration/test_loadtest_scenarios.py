@@ -193,12 +193,14 @@ def test_social_accounts_for_every_post_like_and_visit(
 ) -> None:
     kw: dict[str, Any] = {
         "scenario": "social", "members": 60, "avg_follows": 10, "rate": 20, "duration": 2,
-        "like_ratio": 0.5, "visit_rate": 5, "social_cache": str(tmp_path), "procs": 1,
+        "like_ratio": 0.5, "visit_rate": 5, "mention_share": 0.3,
+        "social_cache": str(tmp_path), "procs": 1,
     }  # fmt: skip
     first = run(config(echohub, **kw), quiet())
     check_social(first)
     assert first["setup"]["cached"] is False and first["setup"]["graph_s"] > 0
     assert first["graph"]["members"] == 60
+    assert first["notifications"]["mentions"] > 0  # those the rules allow, each once
     assert first["server"]["cpu_us_per_post"] > 0 and first["rss"]["per_socket_kb"] > 0
     again = run(config(echohub, **kw), quiet())  # the same graph: from the cache
     assert again["setup"] == {"cached": True}

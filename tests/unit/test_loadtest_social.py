@@ -19,6 +19,7 @@ from loadtest.graph import (
     expected_deliveries,
     footprint_expected,
     generate_graph,
+    mention_expected,
     plan_posts,
     stream_key,
 )
@@ -211,3 +212,31 @@ async def test_a_notification_quoting_a_post_is_no_delivery_of_it() -> None:
     assert counters.delivered == 1  # the post, not the two likes that quote its text
     assert [e["type"] for e in seen] == ["like", "like"]
     assert sock.trackers is not None and sock.trackers[0].state() == (1, [], 0)
+
+
+@pytest.mark.parametrize(
+    ("author", "friends_only", "member", "told"),
+    [
+        (0, False, 2, True),  # a follower may see a public post
+        (0, True, 2, False),  # not a friend: may not see a friends-only one
+        (0, True, 1, True),  # a friend
+        (2, False, 0, True),  # may see a public post without following its author
+        (0, False, 3, False),  # muted the author
+        (1, False, 4, False),  # blocked the author
+        (0, False, 5, False),  # blocked the author
+        (0, False, 0, False),  # never oneself
+    ],
+)
+def test_who_a_mention_notifies(author: int, friends_only: bool, member: int, told: bool) -> None:
+    assert mention_expected(tiny(), author, friends_only, member) is told
+
+
+def test_a_share_of_posts_mention_someone_else() -> None:
+    g = generate_graph(200, 2)
+    posts = plan_posts(g, [i / 10 for i in range(4000)], seed=3, mention_share=0.25)
+    mentions = [p for p in posts if p.mention >= 0]
+    assert 0.2 <= len(mentions) / len(posts) <= 0.3
+    assert all(p.mention != p.author for p in mentions)
+    followed = sum(1 for p in mentions if p.mention in g.following[p.author])
+    assert 0.4 <= followed / len(mentions) <= 0.7  # half whom they follow, half anyone
+    assert all(p.mention == -1 for p in plan_posts(g, [0.0] * 100, seed=3))
