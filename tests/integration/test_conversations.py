@@ -71,3 +71,8 @@ async def test_bad_tag_pages(
 ) -> None:
     aki = await signup(app_client, rdb, "aki")
     assert await error_of(app_client, "get", path, aki, status) == (code, field)
+
+
+async def test_an_empty_tag_is_no_page(app_client: Any, rdb: Any) -> None:
+    aki = await signup(app_client, rdb, "aki")
+    assert await error_of(app_client, "get", "/api/tags/", aki, 404) == ("not_found", None)
