@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from server.domain import media as rules
 from server.domain.errors import Conflict, DomainError
 from server.services.common import Clock, User, new_id
@@ -26,6 +29,8 @@ from server.services.imaging import Processed, Refusal, Rendition, make_avatar, 
 from server.services.media_pool import MediaPool
 from server.store.blobs import BlobReader, BlobStore
 from server.store.media import MediaStore
+
+log = logging.getLogger(__name__)
 
 UNATTACHED_TTL = 24 * 3600.0
 # How long a dropped post's files stay: pages already open may still show it a while.
@@ -292,9 +297,11 @@ class MediaService:
                 for _ in range(20):  # a full batch: more may be due, within reason
                     if await self.sweep() < SWEEP_BATCH:
                         break
-            except Exception:  # the engine away for a while: try again next round
-                import logging
-
-                logging.getLogger(__name__).warning("media sweep failed", exc_info=True)
+            except (RedisError, OSError) as exc:
+                # The engine away for a while (restarting, failing over): one line, and
+                # try again next round. A traceback here read as a crash in the logs.
+                log.warning("media sweep: %s", exc)
+            except Exception:
+                log.exception("media sweep failed")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stopping.wait(), interval)
