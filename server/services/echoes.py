@@ -314,6 +314,10 @@ class EchoService:
         answered: dict[str, str] | None = None
         gates: tuple[Gate, ...] = ()
         if body.get("reply_to") is not None:
+            if not isinstance(body["reply_to"], str):
+                # A wrong type is a malformed request, not a post that may not exist.
+                raise DomainError("invalid_reply_to", "reply_to is a post's id (a string)",
+                                  "reply_to")  # fmt: skip
             answered = await self.visible_post(author, body["reply_to"], "reply_to")
             gates = gates_for_reply(
                 Gate(answered["author"], answered["visibility"], answered.get("community", "")),

@@ -64,7 +64,8 @@ async def test_post_shape_and_effects(app_client: Any, rdb: Any) -> None:
         ({"text": 5}, "invalid_text", "text"),
         ({"text": "ok", "visibility": "secret"}, "invalid_visibility", "visibility"),
         ({"text": "ok", "reply_to": "ffffffffffffffffffff"}, "echo_not_found", "reply_to"),
-        ({"text": "ok", "reply_to": 12}, "echo_not_found", "reply_to"),
+        ({"text": "ok", "reply_to": 12}, "invalid_reply_to", "reply_to"),
+        ({"text": "ok", "reply_to": ["x"]}, "invalid_reply_to", "reply_to"),
         ({"text": "ok", "community": "nope"}, "community_not_found", "community"),
     ],
 )

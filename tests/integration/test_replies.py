@@ -219,8 +219,9 @@ async def test_thread_chain_and_paging(app_client: Any, rdb: Any) -> None:
     [
         ("ffffffffffffffffffff", 404, "echo_not_found"),
         ("not an id", 404, "echo_not_found"),
-        (12, 404, "echo_not_found"),
-        (["x"], 404, "echo_not_found"),
+        (12, 400, "invalid_reply_to"),
+        (["x"], 400, "invalid_reply_to"),
+        ({"id": "x"}, 400, "invalid_reply_to"),
         ("hidden", 404, "echo_not_found"),
         ("deleted", 404, "echo_not_found"),
     ],
