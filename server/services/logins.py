@@ -59,7 +59,9 @@ class LoginGuard:
 
 
 def _too_many(wait: float) -> RateLimited:
-    return RateLimited(wait, f"too many sign-in attempts; try again in {max(1, round(wait))} s")
+    # The same rounding up as Retry-After: a client that waits what it is told gets in.
+    seconds = max(1, int(wait + 0.999))
+    return RateLimited(wait, f"too many sign-in attempts; try again in {seconds} s")
 
 
 class HashPool:
