@@ -63,8 +63,8 @@ def _collect_garbage_for_a_server() -> None:
     server's CPU in the collector (perf). A young generation of 10,000 lets in-flight
     objects die first, and freezing what exists once the app has started (gc.freeze:
     never scanned again) takes the static heap out of every collection: 2 full
-    collections of ~20 ms in the same run, and 11-21% less server CPU per post
-    (interleaved runs: 270 -> 239 and 351 -> 279 us).
+    collections of ~20 ms in the same run, and 11-37% less server CPU per post
+    (interleaved pairs: 270 -> 239, 351 -> 279, 230 -> 192, 412 -> 258 us).
     Nothing is leaked by it: reference counting still frees everything acyclic, cycles
     are still collected, and the frozen objects live as long as the process anyway.
     """
