@@ -179,6 +179,11 @@ def test_a_phone_reaches_friends_latest_and_everything_in_the_bar(
     menu = page.locator("#more-menu")
     for name in ("Footprints", "Profile", "Moderation", "Invite"):
         expect(menu.get_by_role("link", name=name)).to_be_visible()
+    # The top bar has no room for Sign out on a phone: it is in More.
+    expect(menu.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.locator("#signout")).to_be_hidden()
+    box = page.locator("#conn").bounding_box()
+    assert box is not None and box["height"] < 32, box  # "Live" on one line
     page.keyboard.press("Escape")
     expect(menu).to_be_hidden()
     expect(more).to_be_focused()

@@ -261,14 +261,16 @@ function onSignedIn(user) {
   route();
 }
 
-document.getElementById("signout").addEventListener("click", async () => {
+// Sign out: in the top bar, and in "More" on phones (where the top bar has no room).
+const signOut = async () => {
   try {
     await post("/api/logout");
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 401) toast(errorText(err));
   }
   endSession();
-});
+};
+for (const id of ["signout", "signout-more"]) document.getElementById(id).addEventListener("click", signOut);
 
 window.addEventListener("echohub:unauthorized", () => {
   if (ctx.me) {
@@ -293,7 +295,7 @@ moreButton.addEventListener("click", () => {
   moreButton.setAttribute("aria-expanded", String(open));
 });
 moreMenu.addEventListener("click", (e) => {
-  if (e.target.closest("a")) {
+  if (e.target.closest("a, button")) {
     moreMenu.hidden = true;
     moreButton.setAttribute("aria-expanded", "false");
   }

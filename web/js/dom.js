@@ -1,7 +1,7 @@
 // Building DOM safely. User data only ever becomes text nodes or attribute values set
 // through the DOM API; nothing here (or anywhere in web/) assigns innerHTML.
 
-import { formatDate, relativeTime } from "./i18n.js";
+import { formatDate, formatWhen, relativeTime } from "./i18n.js";
 
 /**
  * `h("a.link", {href: "#/"}, "text", child)`: an element with classes from the tag,
@@ -63,7 +63,7 @@ export function refreshTimes(root = document) {
   for (const el of root.querySelectorAll("time[datetime]")) {
     const date = new Date(el.dateTime);
     if (el.dataset.absolute) {
-      el.textContent = formatDate(date);
+      el.textContent = formatWhen(date);
     } else {
       el.textContent = relativeTime(date);
       el.title = formatDate(date);

@@ -156,6 +156,11 @@ export function formatDate(date, options = null) {
   return options ? new Intl.DateTimeFormat(lang, options).format(d) : absolute.format(d);
 }
 
+/** A day and time to plan by: "Tue, Dec 8, 2026, 3:00 AM" / "2026年12月8日(火) 3:00". */
+export function formatWhen(date) {
+  return formatDate(date, { year: "numeric", month: "short", day: "numeric", weekday: "short", hour: "numeric", minute: "2-digit" });
+}
+
 /** "3 minutes ago" / "3 分前"; past a week, the date itself. */
 export function relativeTime(date, now = Date.now()) {
   const d = date instanceof Date ? date : new Date(date);

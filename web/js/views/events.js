@@ -3,9 +3,9 @@
 
 import { api, enc, post, put } from "../api.js";
 import { communityTag, delay, field, handleForm, memberLink, toast } from "../components.js";
-import { formatDate, h, replace } from "../dom.js";
+import { h, replace } from "../dom.js";
 import { guessLang } from "../effects.js";
-import { errorText, formatNumber, t, tParts } from "../i18n.js";
+import { errorText, formatNumber, formatWhen, t, tParts } from "../i18n.js";
 import { remember, remembered } from "../known.js";
 
 /** Going / interested counts, wherever the payload keeps them. */
@@ -45,7 +45,7 @@ export function eventSummary(ev) {
   const p = phase(ev);
   return h("li.event-item.card", { dataset: { eventId: ev.id } },
     h("h3", { lang: guessLang(ev.title) }, h("a", { href: `#/events/${enc(ev.id)}` }, ev.title)),
-    h("p.when", null, formatDate(ev.starts_at), ev.place ? [" · ", h("span", { lang: guessLang(ev.place) }, ev.place)] : ""),
+    h("p.when", null, formatWhen(ev.starts_at), ev.place ? [" · ", h("span", { lang: guessLang(ev.place) }, ev.place)] : ""),
     h("p.muted", null,
       t("events.summaryCounts", { going: counts.going, interested: counts.interested }), " ",
       isCancelled(ev) ? h("span.tag.danger", null, t("events.cancelledTag"))
@@ -210,8 +210,8 @@ export async function eventView(root, { id }, ctx) {
     replace(card,
       banner,
       h("h1", { lang: guessLang(ev.title) }, ev.title),
-      h("p.when", null, h("time", { dateTime: ev.starts_at, dataset: { absolute: "1" } }, formatDate(ev.starts_at)),
-        ev.ends_at ? [" – ", h("time", { dateTime: ev.ends_at, dataset: { absolute: "1" } }, formatDate(ev.ends_at))] : null),
+      h("p.when", null, h("time", { dateTime: ev.starts_at, dataset: { absolute: "1" } }, formatWhen(ev.starts_at)),
+        ev.ends_at ? [" – ", h("time", { dateTime: ev.ends_at, dataset: { absolute: "1" } }, formatWhen(ev.ends_at))] : null),
       ev.place ? h("p.place", null, h("span", { "aria-hidden": "true" }, "📍 "), h("span", { lang: guessLang(ev.place) }, ev.place)) : null,
       host ? h("p.muted", null, tParts("events.hostedBy", { who: memberLink(host) })) : null,
       ev.community ? h("p.muted", null, tParts("events.inCommunity", { community: communityTag(ev.community) })) : null,
