@@ -221,3 +221,17 @@ async def subscribe(http: Any, who: Member, topic: str, **extra: Any) -> Any:
     ws, reply = await ws_sub(http, who, topic, **extra)
     assert reply["op"] == "ack", reply
     return ws
+
+
+async def until(check: Any, timeout: float, what: str) -> Any:
+    """Poll `check()` (sync or async) until it is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -38,7 +37,7 @@ from redis.crc import key_slot
 from redis.exceptions import ConnectionError as EngineConnectionError
 from redis.exceptions import ResponseError
 
-from server.store.resp import Arg, EngineClient
+from server.store.resp import Arg, EngineClient, Script
 
 SLOTS = 16384
 
@@ -204,8 +203,9 @@ class ClusterEngineClient:
 
         return self._dispatch(slot, send, None)
 
-    def script(self, source: str) -> ClusterScript:
-        return ClusterScript(self, source)
+    def script(self, source: str) -> Script:
+        """The script runs on the primary of its keys' one slot (`call` routes it)."""
+        return Script(self, source)
 
     @property
     def unresponsive(self) -> bool:
@@ -394,33 +394,6 @@ async def _second(pending: asyncio.Future[list[Any]]) -> Any:
     if isinstance(replies[1], ResponseError):
         raise replies[1]
     return replies[1]
-
-
-class ClusterScript:
-    """A Lua script by SHA1 on the primary of its keys' one slot; loaded on first use."""
-
-    __slots__ = ("client", "sha", "source")
-
-    def __init__(self, client: ClusterEngineClient, source: str) -> None:
-        self.client = client
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
-
-    def command(self, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> tuple[Arg, ...]:
-        return ("EVALSHA", self.sha, len(keys), *keys, *args)
-
-    @staticmethod
-    def is_unknown(reply: Any) -> bool:
-        return isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT")
-
-    async def __call__(self, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> Any:
-        # Each primary has its own script cache: NOSCRIPT is per node, so is the reload.
-        try:
-            return await self.client.call("EVALSHA", self.sha, len(keys), *keys, *args)
-        except ResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-        return await self.client.call("EVAL", self.source, len(keys), *keys, *args)
 
 
 async def is_cluster(url: str, *, timeout: float = 1.0) -> bool:

@@ -25,7 +25,7 @@ import hashlib
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast, final
+from typing import Any, Protocol, cast, final
 from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
@@ -406,12 +406,19 @@ def _fail(target: _Target, exc: Exception) -> None:
         fut.exception()  # the caller may be gone
 
 
+class Caller(Protocol):
+    """What a script runs on: one engine, or a cluster routing by the keys' slot."""
+
+    def call(self, *args: Arg) -> asyncio.Future[Any]: ...
+
+
 class Script:
-    """A Lua script run by its SHA1, loaded on first use (or after the engine restarts)."""
+    """A Lua script run by its SHA1, loaded on first use (or after the engine restarts;
+    on a cluster each primary has its own script cache, and NOSCRIPT is per node)."""
 
     __slots__ = ("client", "sha", "source")
 
-    def __init__(self, client: EngineClient, source: str) -> None:
+    def __init__(self, client: Caller, source: str) -> None:
         self.client = client
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()

@@ -17,15 +17,7 @@ from server.cluster import LocalCluster
 from server.cluster_bus import BusEvent, ClusterBus, pubsub_channel, stream_key
 from server.store.cluster_resp import ClusterEngineClient
 from server.watermark import Stamp
-
-
-async def until(check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what} within {timeout} s")
+from tests.support import until
 
 
 def spread_channels(engine: ClusterEngineClient, count: int) -> list[str]:

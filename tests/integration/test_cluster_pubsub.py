@@ -4,7 +4,6 @@ channel, unsubscribe, and a primary's failover reported as a reset, then healed.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from redis.exceptions import ConnectionError as EngineConnectionError
 from server.cluster import LocalCluster, command
 from server.cluster_pubsub import ShardedSubscriber
 from server.store.cluster_resp import ClusterEngineClient
+from tests.support import until
 
 
 class Inbox:
@@ -34,15 +34,6 @@ class Inbox:
 
     def of(self, channel: str) -> list[bytes]:
         return [p for c, p in self.messages if c == channel.encode()]
-
-
-async def until(check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what} within {timeout} s")
 
 
 @pytest.fixture(scope="module")

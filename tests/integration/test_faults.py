@@ -32,6 +32,7 @@ from tests.support import (
     signup,
     start_server,
     stop_server,
+    until,
     wait_ready,
 )
 
@@ -97,19 +98,6 @@ def owner_of(ws: aiohttp.ClientWebSocketResponse, pids: list[int]) -> int | None
             return pid
     return None
 
-
-async def until(check: Any, timeout: float, what: str) -> Any:
-    """Poll `check()` (sync or async) until it is truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass
