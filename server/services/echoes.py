@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import orjson
@@ -109,6 +110,14 @@ def _created_post(event: Event) -> str | None:
         return None
     pid = event.data.get("id")
     return pid if isinstance(pid, str) else None
+
+
+def _answered_post(event: Event) -> str | None:
+    """The id of the post a replayed `post.created` answers (None if it answers none)."""
+    if event.type != "post.created" or not isinstance(event.data, dict):
+        return None
+    answered = event.data.get("reply_to")
+    return answered if isinstance(answered, str) else None
 
 
 def _narrow(only: frozenset[str] | None, to: frozenset[str]) -> frozenset[str]:
@@ -249,8 +258,10 @@ class EchoService:
         History keeps a post's `post.created` with the audience it had when published.
         A resume drops those of posts since deleted or removed (their `post.deleted`
         stays), and of posts the viewer may no longer see (a block, an unfriending, a
-        mute on the feeds, a community left). Per resume: one engine call for the posts
-        and one for the viewer's graph, whatever the number of events.
+        mute on the feeds, a community left), a reply's gates included: the posts above
+        it are judged by today's graph too. A reply whose answered post was deleted
+        since loses `reply_to` and `in_reply_to`, as on HTTP. Per resume: one engine
+        call for the posts and one for the viewer's graph, whatever the number of events.
         """
         feed = topic in FEED_TOPICS
 
@@ -258,14 +269,23 @@ class EchoService:
             ids = {pid for e in events if (pid := _created_post(e)) is not None}
             if not ids:
                 return events
-            standing = await self.store.standing(ids)
+            answered = {a for e in events if (a := _answered_post(e)) is not None}
+            standing, existing = await self.store.standing(ids, answered)
             if topic == "mod":  # moderators see every post that still exists
                 shown = set(standing)
             else:
                 circle = await self.graph.circle(viewer.id)
                 recs = list(standing.values())
                 shown = {r["id"] for r in await self._visible(viewer, recs, circle, feed=feed)}
-            return [e for e in events if e.type != "post.created" or _created_post(e) in shown]
+            kept = []
+            for e in events:
+                if e.type == "post.created":
+                    if _created_post(e) not in shown:
+                        continue
+                    if (a := _answered_post(e)) is not None and a not in existing:
+                        e = replace(e, data={**e.data, "reply_to": None, "in_reply_to": None})
+                kept.append(e)
+            return kept
 
         return keep
 

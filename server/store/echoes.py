@@ -160,22 +160,30 @@ class EchoStore:
                 pipe.hgetall(f"eh:post:{pid}")
             return [p for p in await pipe.execute() if p]
 
-    async def standing(self, post_ids: Iterable[str]) -> dict[str, dict[str, str]]:
-        """The fields deciding who may see each post (id, author, visibility, community),
-        by id, in one round trip (a pipeline: each post's key is in its own cluster
-        slot, so not a script); a deleted or removed post is absent."""
+    async def standing(
+        self, post_ids: Iterable[str], answered_ids: Iterable[str] = ()
+    ) -> tuple[dict[str, dict[str, str]], frozenset[str]]:
+        """The fields deciding who may see each post (id, author, visibility, community,
+        and a reply's gates), by id, with which of `answered_ids` still exist, in one
+        round trip (a pipeline: each post's key is in its own cluster slot, so not a
+        script); a deleted or removed post is absent."""
         ids = list(dict.fromkeys(post_ids))
-        if not ids:
-            return {}
-        rows = await self.engine.calls(
-            [("HMGET", f"eh:post:{pid}", "author", "visibility", "community") for pid in ids]
-        )
-        return {
+        answered = list(dict.fromkeys(answered_ids))
+        if not ids and not answered:
+            return {}, frozenset()
+        fields = ("author", "visibility", "community", "gates")
+        commands: list[tuple[Arg, ...]] = [("HMGET", f"eh:post:{pid}", *fields) for pid in ids]
+        commands += [("EXISTS", f"eh:post:{pid}") for pid in answered]
+        rows = await self.engine.calls(commands)
+        posts, exists = rows[: len(ids)], rows[len(ids) :]
+        standing = {
             pid: {"id": pid, "author": author, "visibility": visibility or "",
-                  "community": community or ""}
-            for pid, (author, visibility, community) in zip(ids, rows, strict=True)
+                  "community": community or "", "gates": gates or ""}
+            for pid, (author, visibility, community, gates) in zip(ids, posts, strict=True)
             if author is not None
         }  # fmt: skip
+        existing = frozenset(pid for pid, n in zip(answered, exists, strict=True) if n)
+        return standing, existing
 
     async def delete(self, post_id: str, action: dict[str, Any] | None = None) -> bool:
         """Delete the post (False if it was already gone); with `action`, log it in the

@@ -148,3 +148,83 @@ async def test_a_long_replay_costs_a_fixed_number_of_engine_calls(
     # The rest: auth, subscribe, head, history, the viewer's graph (a handful of
     # commands each), whatever the number of events; per event it would be 41 more.
     assert sum(spent.values()) < 30, spent
+
+
+async def reply_replays(
+    client: Any, who: Member, cursors: dict[str, str], marker: str
+) -> dict[str, list[Any]]:
+    """What resuming each topic of `cursors` replays (by text), up to `marker`."""
+    return {topic: await replay(client, who, topic, since, marker)
+            for topic, since in cursors.items()}  # fmt: skip
+
+
+async def test_after_a_block_by_the_answered_author_the_reply_is_not_replayed(
+    app_client: Any, rdb: Any
+) -> None:
+    # The reply's own author did not block anyone: only its gate (the post it answers)
+    # hides it now, as HTTP does.
+    yui, fay, xan, cai = [await signup(app_client, rdb, h) for h in ("yui", "fay", "xan", "cai")]
+    await call(app_client, "post", "/api/users/yui/follow", xan, 200)
+    question = await post(app_client, yui, "the question")
+    cursors = {t: await cursor_of(app_client, xan, t) for t in ("user:fay", "public")}
+    others = {t: await cursor_of(app_client, cai, t) for t in ("user:fay", "public")}
+    answer = await post(app_client, fay, "the answer", reply_to=question["id"])
+    await call(app_client, "post", "/api/users/xan/block", yui, 200)
+    await post(app_client, fay, "marker")
+    assert (await app_client.get(f"/api/echoes/{answer['id']}", headers=xan.auth)).status == 404
+    assert await reply_replays(app_client, xan, cursors, "marker") == {
+        "user:fay": [("post.created", "marker")], "public": [("post.created", "marker")]
+    }  # fmt: skip
+    # One who still sees the question still gets the answer.
+    assert await reply_replays(app_client, cai, others, "marker") == {
+        "user:fay": [("post.created", "the answer"), ("post.created", "marker")],
+        "public": [("post.created", "the answer"), ("post.created", "marker")],
+    }  # fmt: skip
+
+
+async def test_after_an_unfriend_a_reply_to_a_friends_only_post_is_not_replayed(
+    app_client: Any, rdb: Any
+) -> None:
+    aki, fay, sam = [await signup(app_client, rdb, h) for h in ("aki", "fay", "sam")]
+    await befriend(app_client, aki, fay)
+    await befriend(app_client, aki, sam)
+    question = await post(app_client, aki, "for friends", visibility="friends")
+    cursors = {t: await cursor_of(app_client, sam, t) for t in ("user:fay", "public")}
+    answer = await post(app_client, fay, "a public answer", reply_to=question["id"])
+    seen = await call(app_client, "get", f"/api/echoes/{answer['id']}", sam, 200)
+    assert seen["reply_to"] == question["id"]  # while friends, sam sees it
+    await call(app_client, "delete", "/api/users/sam/follow", aki, 200)  # no longer friends
+    await post(app_client, fay, "marker")
+    assert (await app_client.get(f"/api/echoes/{answer['id']}", headers=sam.auth)).status == 404
+    replayed = await reply_replays(app_client, sam, cursors, "marker")
+    assert replayed == {
+        "user:fay": [("post.created", "marker")], "public": [("post.created", "marker")]
+    }  # fmt: skip
+
+
+async def test_a_replayed_reply_to_a_post_deleted_since_has_no_reply_to(
+    app_client: Any, rdb: Any
+) -> None:
+    # HTTP shows such a reply without `reply_to` and `in_reply_to`; so does a resume.
+    aki, fay, ben = [await signup(app_client, rdb, h) for h in ("aki", "fay", "ben")]
+    question = await post(app_client, aki, "soon gone")
+    kept = await post(app_client, aki, "kept")
+    since = await cursor_of(app_client, ben, "user:fay")
+    orphan = await post(app_client, fay, "answer to a gone post", reply_to=question["id"])
+    answer = await post(app_client, fay, "answer to a kept post", reply_to=kept["id"])
+    await call(app_client, "delete", f"/api/echoes/{question['id']}", aki, 200)
+    await post(app_client, fay, "marker")
+    shown = await call(app_client, "get", f"/api/echoes/{orphan['id']}", ben, 200)
+    assert shown["reply_to"] is None and shown["in_reply_to"] is None
+    ws = await app_client.ws_connect("/ws", headers=ben.auth)
+    await ws.send_json({"op": "sub", "id": 1, "topic": "user:fay", "since": since})
+    frames = await receive_until(
+        ws, lambda f: f["op"] != "ack" and (f["op"] == "error" or f["data"].get("text") == "marker")
+    )
+    await ws.close()
+    by_id = {f["data"]["id"]: f["data"] for f in frames if f["op"] == "event"}
+    assert by_id[orphan["id"]]["reply_to"] is None
+    assert by_id[orphan["id"]]["in_reply_to"] is None
+    assert question["id"] not in str(by_id[orphan["id"]])
+    assert by_id[answer["id"]]["reply_to"] == kept["id"]
+    assert by_id[answer["id"]]["in_reply_to"]["id"] == kept["id"]
