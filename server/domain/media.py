@@ -124,10 +124,14 @@ def media_not_found(field: str = "id") -> DomainError:
 
 
 def parse_post_media(raw: object) -> tuple[str, ...]:
-    """The `media` of a new post: a list of distinct media ids, at most four."""
+    """The `media` of a new post: a list of distinct media ids, at most four.
+
+    Anything but a list of strings is a malformed request (400 `invalid_media`); a
+    string that names no media of the author's is 404, whatever its form.
+    """
     if raw is None:
         return ()
-    if not isinstance(raw, list):
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
         raise DomainError("invalid_media", "media must be a list of media ids", field="media")
     if len(raw) > MAX_PER_POST:
         raise DomainError("too_many_media", f"a post carries at most {MAX_PER_POST} images "

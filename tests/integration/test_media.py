@@ -273,12 +273,24 @@ async def test_post_carries_media_live_and_claims_all_or_none(app_client: Any, r
 async def test_bad_media_lists(app_client: Any, rdb: Any) -> None:
     aki = await signup(app_client, rdb, "aki")
     one = await uploaded(app_client, aki, mf.photo())
-    for media, status, code in [("x", 400, "invalid_media"), ([1], 404, "media_not_found"),
-                                (["nothex" * 3], 404, "media_not_found"),
-                                ([one["id"], one["id"]], 400, "duplicate_media")]:  # fmt: skip
+    cases: list[tuple[object, int, str]] = [
+        ("x", 400, "invalid_media"), ([1], 400, "invalid_media"), ([None], 400, "invalid_media"),
+        ([{"id": one["id"]}], 400, "invalid_media"), ([one["id"], 1], 400, "invalid_media"),
+        (["nothex" * 3], 404, "media_not_found"),
+        ([one["id"], one["id"]], 400, "duplicate_media")]  # fmt: skip
+    for media, status, code in cases:
         error = (await post(app_client, aki, status, media=media))["error"]
         assert (error["code"], error["field"]) == (code, "media")
+    # The socket's post op answers the same.
+    ws = await app_client.ws_connect("/ws", headers=aki.auth)
+    for n, (media, _, code) in enumerate(cases, start=1):
+        await ws.send_json({"op": "post", "id": n, "text": "x", "media": media})
+        answer = (await receive_until(ws, lambda f, n=n: f.get("id") == n))[-1]
+        assert answer["op"] == "error", answer
+        assert answer["code"] == code
+    await ws.close()
     assert await rdb.zcard(f"eh:posts:{aki.user['id']}") == 0
+    assert await rdb.hget(f"eh:media:{one['id']}", "post") == ""
 
 
 async def test_two_concurrent_posts_claiming_the_same_media(app_client: Any, rdb: Any) -> None:

@@ -73,7 +73,10 @@ ID = "0123456789abcdef0123"
         ([ID, ID], None, "duplicate_media"),
         (ID, None, "invalid_media"),
         ([ID.upper()], None, "media_not_found"),
-        ([5], None, "media_not_found"),
+        ([5], None, "invalid_media"),
+        ([None], None, "invalid_media"),
+        ([{"id": ID}], None, "invalid_media"),
+        ([ID, 5], None, "invalid_media"),
     ],
 )
 def test_parse_post_media(raw: object, result: tuple[str, ...] | None, code: str | None) -> None:
