@@ -3,9 +3,9 @@ remembered, dates and counts through Intl in the chosen locale."""
 
 from __future__ import annotations
 
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
-from tests.e2e.conftest import MemberFactory
+from tests.e2e.conftest import EchoHubServer, MemberFactory
 
 
 def test_a_japanese_browser_gets_japanese(member: MemberFactory) -> None:
@@ -77,3 +77,28 @@ def test_japanese_typography(member: MemberFactory) -> None:
         used |= {f["familyName"] for f in fonts}
     assert any("CJK JP" in f or f in ("Hiragino Sans", "Noto Sans JP") for f in used), used
     assert "Noto Color Emoji" in used, used
+
+
+def test_server_errors_show_by_code_in_the_members_language(
+    browser: Browser, echohub: EchoHubServer
+) -> None:
+    context = browser.new_context(locale="ja-JP")
+    try:
+        page = context.new_page()
+        page.goto(f"{echohub.base}/")
+        page.get_by_label("ユーザー名").fill("nobody_here")
+        page.get_by_label("パスワード").fill("wrong password")
+        page.get_by_role("button", name="ログイン").click()
+        # invalid_credentials, from the catalogue (the server says it in English).
+        expect(
+            page.get_by_role("alert").filter(has_text="ユーザー名かパスワードが違います。")
+        ).to_be_visible()
+        # A code the catalogue does not know: the server's own message is shown.
+        shown = page.evaluate("""async () => {
+            const { errorText } = await import("/js/i18n.js");
+            return [errorText({ code: "brand_new_code", message: "as the server said" }),
+                    errorText({ code: "event_full", message: "ignored" })];
+        }""")
+        assert shown == ["as the server said", "このイベントは満員です。"]
+    finally:
+        context.close()
