@@ -261,3 +261,38 @@ async def test_bad_thread_requests(
     status = 404 if code == "echo_not_found" else 400
     found = await error_of(app_client, "get", path.format(id=root["id"]), aki, status)
     assert found[0] == code and (field is None or found[1] == field)
+
+
+async def test_no_reply_or_mention_notification_to_one_who_may_not_see_the_thread_now(
+    app_client: Any, rdb: Any
+) -> None:
+    # The notifications of a reply go to its audience as it is when it is written, the
+    # posts above included: a block by an author above, or an unfriending that hides a
+    # friends-only post above, keeps both the `reply` and the `mention` away.
+    http = app_client
+    yui, fay, xan, zoe = [await signup(http, rdb, h) for h in ("yui", "fay", "xan", "zoe")]
+    question = await call(http, "post", "/api/echoes", yui, 201, {"text": "question"})
+    answer = await call(http, "post", "/api/echoes", fay, 201,
+                        {"text": "answer", "reply_to": question["id"]})  # fmt: skip
+    for a, b in ((yui, zoe), (zoe, yui)):
+        await call(http, "post", f"/api/users/{b.handle}/follow", a, 200)
+    secret = await call(http, "post", "/api/echoes", yui, 201,
+                        {"text": "for friends", "visibility": "friends"})  # fmt: skip
+    for hidden_from in (fay, xan):  # neither may see the question now
+        await call(http, "post", f"/api/users/{hidden_from.handle}/block", yui, 200)
+    fay_me = await subscribe(http, fay, "me")
+    xan_me = await subscribe(http, xan, "me")
+    # Written after the block: fay, the answered author, and xan, mentioned, may not see it.
+    await call(http, "post", "/api/echoes", zoe, 201,
+               {"text": "on fay's answer @xan", "reply_to": answer["id"]})  # fmt: skip
+    # Neither is yui's friend: a mention on a reply under the friends-only post skips them.
+    await call(http, "post", "/api/echoes", zoe, 201,
+               {"text": "@fay @xan about the secret", "reply_to": secret["id"]})  # fmt: skip
+    await call(http, "post", "/api/echoes", zoe, 201, {"text": "marker @fay @xan"})
+    for ws in (fay_me, xan_me):
+        frames = await receive_until(
+            ws, lambda f: f["op"] == "event" and f["data"].get("text") == "marker @fay @xan"
+        )
+        got = [(f["type"], f["data"].get("text")) for f in frames if f["op"] == "event"]
+        assert got == [("mention", "marker @fay @xan")]
+        await ws.close()
