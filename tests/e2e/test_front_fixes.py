@@ -315,3 +315,39 @@ def test_the_title_follows_the_route_and_focus_moves_to_the_page(member: MemberF
     page.get_by_label("言語").select_option("en")
     expect(page.get_by_role("link", name="Events")).to_be_visible()
     expect(page.get_by_label("Language")).to_be_focused()
+
+
+# Controls a keyboard must reach (one taken out of the order on purpose, like a file
+# input behind its button, says so with tabindex="-1").
+REACHABLE = """() => [...document.querySelectorAll(
+    'a[href], button, input:not([type=hidden]), select, textarea, [tabindex="0"]'
+)].filter((el) => el.checkVisibility() && !el.disabled && el.tabIndex >= 0)
+ .map((el) => el.dataset.kbd)"""
+
+
+def test_every_control_is_reached_by_tab(member: MemberFactory) -> None:
+    aki, ben = member("Keyboard"), member("Friend")
+    for a, b in ((aki, ben), (ben, aki)):
+        a.api("POST", f"/api/users/{b.handle}/follow")
+    ben.api("POST", "/api/echoes", {"text": "something to like"})
+    soon = "2099-01-01T10:00:00Z"
+    ev = ben.api("POST", "/api/events", {"title": "tabbing", "starts_at": soon, "capacity": 3})
+    for route in ("#/", f"#/events/{ev['id']}", f"#/u/{ben.handle}"):
+        aki.goto(route)
+        page = aki.page
+        page.evaluate(
+            "() => document.querySelectorAll('*').forEach((el, i) => { el.dataset.kbd = i; })"
+        )
+        want = set(page.evaluate(REACHABLE))
+        reached: set[str] = set()
+        page.locator("body").focus()
+        for _ in range(len(want) + 10):  # bounded: every control once, and a few to spare
+            page.keyboard.press("Tab")
+            kbd = page.evaluate("() => document.activeElement?.dataset.kbd")
+            if kbd is not None:
+                reached.add(kbd)
+        missed = page.evaluate(
+            "(ids) => ids.map((i) => document.querySelector(`[data-kbd='${i}']`).outerHTML)",
+            sorted(want - reached),
+        )
+        assert missed == [], route
