@@ -247,14 +247,18 @@ class MediaService:
         return await self.store.avatar_file(handle.lower())
 
     async def may_see_file(self, viewer: User, name: str) -> bool:
-        """Whether the viewer may see the file `name`: theirs, an avatar (any member), or
-        part of a post the viewer may see. Anything else looks as if it did not exist."""
+        """Whether the viewer may see the file `name`: an avatar (any member), part of a
+        post the viewer may see, or their own upload not yet posted. Anything else looks
+        as if it did not exist: a deleted post's media is gone at once for everyone, its
+        author included, though the files wait out the sweep's grace period."""
         for use in await self.store.users_of_file(name):
-            if use["owner"] == viewer.id or use["avatar"] == "1":
+            if use["avatar"] == "1":
                 return True
-            if use["post"] and self.can_see_post is not None:
-                if await self.can_see_post(viewer, use["post"]):
+            if use["post"]:
+                if self.can_see_post is not None and await self.can_see_post(viewer, use["post"]):
                     return True
+            elif use["owner"] == viewer.id:
+                return True
         return False
 
     # --- sweeping ------------------------------------------------------------------------

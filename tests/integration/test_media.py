@@ -382,6 +382,24 @@ async def test_who_may_see_a_posts_media(app_client: Any, rdb: Any) -> None:
 # --- cleanup ----------------------------------------------------------------------------
 
 
+async def test_a_deleted_posts_media_is_gone_at_once_for_everyone(app_client: Any,
+                                                                   rdb: Any) -> None:  # fmt: skip
+    aki = await signup(app_client, rdb, "aki")
+    ben = await signup(app_client, rdb, "ben")
+    item = await uploaded(app_client, aki, mf.photo((900, 600)))
+    created = await post(app_client, aki, media=[item["id"]])
+    urls = (item["url"], item["preview_url"])
+    for who in (aki, ben):
+        for url in urls:
+            assert (await fetch(app_client, who, url)).status == 200
+    await call(app_client, "delete", f"/api/echoes/{created['id']}", aki, 200)
+    for who in (aki, ben):  # the author too: the README's promise
+        for url in urls:
+            resp = await fetch(app_client, who, url)
+            assert resp.status == 404, (who.handle, url)
+            assert (await resp.json())["error"]["code"] == "not_found"
+
+
 async def test_sweep_deletes_unattached_and_dropped_media(app_client: Any, rdb: Any,
                                                           tmp_path: Path) -> None:  # fmt: skip
     from server.services.container import SERVICES
