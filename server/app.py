@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from server import store
 from server.bus import RedisBus
 from server.handlers import accounts as account_handlers
-from server.handlers import ops
+from server.handlers import ops, parser_refusals
 from server.handlers.common import (
     MAX_BODY,
     TOKEN_KEY,
@@ -68,6 +68,7 @@ async def _authenticated(request: web.Request, handler: Handler) -> web.StreamRe
 def create_app(
     settings: Settings, redis_url: str, *, clock: Clock = system_clock
 ) -> web.Application:
+    parser_refusals.install()  # before any route: aiohttp's own answers, as JSON
     app = web.Application(
         # Outermost first: the trusted proxy's scheme and address are known to all the
         # rest; the guard refuses cross-site changes and bad bodies before anyone reads.

@@ -5,6 +5,8 @@ writes down, and who may read /metrics."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -189,3 +191,87 @@ async def test_a_slow_but_steady_upload_is_not_cut(server: Server, rdb: Any) -> 
     status, data = await read_answer(reader, timeout=20)
     writer.close()
     assert status == 201, data[-300:]
+
+
+# --- answers made before any route: aiohttp's parser refusals -------------------------
+
+
+def head_and_body(data: bytes) -> tuple[str, bytes]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), body
+
+
+def check_error_answer(data: bytes, status: int) -> dict[str, Any]:
+    """The spec's error shape, short, no banner, the security headers."""
+    import orjson
+
+    head, body = head_and_body(data)
+    assert int(head.split(" ", 2)[1]) == status, head
+    lines = head.lower().splitlines()
+    assert "content-type: application/json; charset=utf-8" in lines, head
+    assert not any(ln.startswith("server:") for ln in lines), head
+    assert "x-content-type-options: nosniff" in lines, head
+    assert any(ln.startswith("content-security-policy:") for ln in lines), head
+    assert len(body) < 300, body[:300]
+    answer: dict[str, Any] = orjson.loads(body)
+    assert set(answer) == {"error"} and answer["error"]["code"], answer
+    return answer
+
+
+async def test_a_token_in_an_overlong_url_never_reaches_the_log(server: Server) -> None:
+    head = "GET /api/search?token=SECRETTOKEN123&q=" + "x" * 9000 + " HTTP/1.1\nHost: x\n"
+    reader, writer = await raw_request(server, head)
+    _, data = await read_answer(reader, timeout=10)
+    writer.close()
+    answer = check_error_answer(data, 400)
+    assert answer["error"]["code"] == "request_too_long"
+    assert b"SECRETTOKEN123" not in data and b"xxxxxxxx" not in data
+    out = await wait_for_log(server, "unreadable request from")
+    assert "SECRETTOKEN123" not in out
+    assert "Traceback" not in out and "Error handling request" not in out
+
+
+async def test_a_bad_request_line_is_a_short_json_error_in_one_log_line(server: Server) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"BAD\x01 /api/me?token=SECRETTOKEN456 HTTP/1.1\r\nHost: x\r\n\r\n")
+    _, data = await read_answer(reader, timeout=10)
+    writer.close()
+    answer = check_error_answer(data, 400)
+    assert answer["error"]["code"] == "bad_request"
+    assert b"BAD" not in data and b"SECRETTOKEN456" not in data  # no echo of its bytes
+    out = await wait_for_log(server, "unreadable request from")
+    lines = [ln for ln in out.splitlines() if "unreadable request from" in ln]
+    assert "SECRETTOKEN456" not in out
+    assert "Traceback" not in out and "Error handling request" not in out
+    assert all(len(ln) < 300 for ln in lines), lines
+
+
+async def test_bytes_past_a_declared_body_are_refused_without_an_echo(server: Server) -> None:
+    """Content-Length: 1000 then 20 MB: the rest parses as a new request, which is
+    refused in a short JSON answer, not a text page echoing ~400 KB back."""
+    head = ("POST /api/login HTTP/1.1\nHost: x\nContent-Type: application/json\n"
+            "Content-Length: 1000\n")  # fmt: skip
+    reader, writer = await raw_request(server, head, b"{" + b"z" * 999)
+    junk = b"q" * (1 << 20)
+    received = bytearray()
+
+    async def collect() -> None:
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(65536):
+                received.extend(chunk)
+
+    collecting = asyncio.create_task(collect())
+    with contextlib.suppress(ConnectionError):
+        for _ in range(20):  # 20 MB, or until the server closes
+            writer.write(junk)
+            await asyncio.wait_for(writer.drain(), timeout=10)
+    await asyncio.wait_for(collecting, timeout=10)
+    writer.close()
+    data = bytes(received)
+    answers = [a for a in re.split(rb"(?=HTTP/1\.[01] \d{3} )", data) if a]
+    assert answers, data[:300]
+    assert len(data) < 4000, len(data)
+    check_error_answer(answers[-1], 400)
+    assert b"qqqqqqqq" not in data
+    out = server.read_output()
+    assert "Traceback" not in out and "Error handling request" not in out
