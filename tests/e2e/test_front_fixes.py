@@ -121,6 +121,8 @@ def test_offline_says_so_and_toasts_do_not_pile_up(member: MemberFactory) -> Non
     aki.goto()
     page = aki.page
     aki.context.set_offline(True)
+    # The socket is dropped at once, and the pill says why it is not live.
+    expect(page.locator("#conn")).to_have_text("Offline")
     like = page.locator(".feed .echo", has_text="mine to like").locator("button.like")
     for _ in range(3):
         like.click()
@@ -148,6 +150,7 @@ def test_offline_says_so_and_toasts_do_not_pile_up(member: MemberFactory) -> Non
     expect(page.locator(".toast").last).to_have_text("five")
     # Back online: the feed loads by itself once the socket is back.
     aki.context.set_offline(False)
+    expect(page.locator("#conn")).to_have_text("Live")
     expect(page.locator(".feed .echo", has_text="mine to like")).to_be_visible()
 
 

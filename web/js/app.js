@@ -171,8 +171,11 @@ function paintStatus(status) {
     ended: "conn.ended",
   };
   conn.dataset.status = status;
-  conn.textContent = t(labels[status] || "conn.idle");
+  // Trying to reach the server while the browser has no network at all: say offline.
+  const noNetwork = navigator.onLine === false && ["connecting", "reconnecting", "waiting"].includes(status);
+  conn.textContent = t(noNetwork ? "conn.offline" : labels[status] || "conn.idle");
 }
+for (const name of ["online", "offline"]) window.addEventListener(name, () => paintStatus(conn.dataset.status));
 
 // The link's name is its visible text, then the unread count for screen readers (the
 // badge's digits are only shown): "Notifications (3 unread)" (WCAG 2.5.3).

@@ -74,11 +74,20 @@ export class EchoHub extends EventTarget {
     this.awaitingPong = null;
     this.stopped = false;
     this.onOnline = () => this.retryNow();
+    // The browser lost the network: the socket is as good as dead (it could take a
+    // ping interval to notice), so drop it now; `online` brings it back.
+    this.onOffline = () => {
+      const ws = this.ws;
+      if (!ws || this.stopped) return;
+      this.dropped(ws, true, 1006, "offline");
+      ws.close();
+    };
   }
 
   connect() {
     this.stopped = false;
     globalThis.addEventListener?.("online", this.onOnline);
+    globalThis.addEventListener?.("offline", this.onOffline);
     if (!this.ws) this.open();
     return this;
   }
@@ -90,6 +99,7 @@ export class EchoHub extends EventTarget {
     this.stopProbing();
     this.stopPinging();
     globalThis.removeEventListener?.("online", this.onOnline);
+    globalThis.removeEventListener?.("offline", this.onOffline);
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
