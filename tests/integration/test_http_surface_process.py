@@ -275,3 +275,51 @@ async def test_bytes_past_a_declared_body_are_refused_without_an_echo(server: Se
     assert b"qqqqqqqq" not in data
     out = server.read_output()
     assert "Traceback" not in out and "Error handling request" not in out
+
+
+def media_access_lines(server: Server) -> list[str]:
+    return [ln for ln in server.read_output().splitlines() if '"POST /api/media' in ln]
+
+
+async def test_an_upload_stalled_after_three_bytes_times_out(server: Server, rdb: Any) -> None:
+    """The audit's case: a multipart head and 3 bytes of a declared 100,000, then nothing."""
+    aki = await signup(server, rdb, "aki")
+    start, _ = multipart("xyzzy", b"\xff\xd8\xff")
+    head = (f"POST /api/media HTTP/1.1\nHost: x\nAuthorization: Bearer {aki.token}\n"
+            f"Content-Type: multipart/form-data; boundary=xyzzy\n"
+            f"Content-Length: 100000\n")  # fmt: skip
+    started = time.monotonic()
+    reader, writer = await raw_request(server, head, start)
+    status, data = await read_answer(reader, timeout=10)
+    writer.close()
+    assert status == 408 and b'"request_timeout"' in data
+    assert time.monotonic() - started < 8
+    await wait_for_log(server, "slow body: POST /api/media")
+    assert "Traceback" not in server.read_output()
+    assert not [ln for ln in media_access_lines(server) if '" 500 ' in ln]
+
+
+async def test_a_client_that_hangs_up_mid_upload_is_one_log_line(server: Server,
+                                                                  rdb: Any) -> None:  # fmt: skip
+    aki = await signup(server, rdb, "aki")
+    start, _ = multipart("xyzzy", png_bytes()[:40])
+    head = (f"POST /api/media HTTP/1.1\nHost: x\nAuthorization: Bearer {aki.token}\n"
+            f"Content-Type: multipart/form-data; boundary=xyzzy\n"
+            f"Content-Length: 100000\n")  # fmt: skip
+    before = len(server.read_output())
+    for _ in range(3):
+        _, writer = await raw_request(server, head, start)
+        writer.close()  # hang up mid-upload
+        await writer.wait_closed()
+    await wait_for_log(server, "client went away: POST /api/media")
+    # Every hang-up is over (three lines, or an access line each) before judging the log.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        out = server.read_output()[before:]
+        if out.count("client went away: POST /api/media") >= 3:
+            break
+        await asyncio.sleep(0.05)
+    out = server.read_output()[before:]
+    assert out.count("client went away: POST /api/media") == 3, out[-3000:]
+    assert "Traceback" not in out and "Error handling request" not in out, out[-3000:]
+    assert not [ln for ln in media_access_lines(server) if '" 500 ' in ln]
