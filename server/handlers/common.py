@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -19,6 +19,7 @@ from server.domain.errors import (
     RateLimited,
     Unauthenticated,
 )
+from server.protocol import HandshakeError, handshake_answer
 from server.services.common import User
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,23 @@ def error_middleware(request: web.Request, handler: Handler) -> Awaitable[web.St
     """The one place a refusal becomes the spec's error shape over HTTP.
 
     A plain function, not a coroutine: the websocket endpoint answers its own refusals
-    before the upgrade (engine_error_response) and is handed on without a coroutine
-    frame of this middleware kept alive for as long as each socket stays open.
+    before the upgrade (engine_error_response), so an upgrade request is handed on
+    without a coroutine frame of this middleware kept alive for as long as each socket
+    stays open.
     """
-    if request.path == WS_PATH:
+    if request.path == WS_PATH and upgradable(request.headers):
         return handler(request)
     return _errors_as_responses(request, handler)
+
+
+def upgradable(headers: Mapping[str, str]) -> bool:
+    """Does this request ask for a websocket correctly? Only such a request becomes a
+    socket; any other request to /ws is refused here, in the error shape."""
+    try:
+        handshake_answer(headers)
+    except HandshakeError:
+        return False
+    return True
 
 
 async def _errors_as_responses(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -80,10 +92,11 @@ async def _errors_as_responses(request: web.Request, handler: Handler) -> web.St
     except web.HTTPRequestEntityTooLarge:
         return error_response(payload_too_large())
     except web.HTTPException as exc:
-        if exc.status < 400 or not request.path.startswith("/api"):
+        # aiohttp's own refusals (no such route or file, a method a route lacks, the
+        # websocket handshake), on every path: its answers are text/plain.
+        if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        return plain_error(exc.status, code, exc.reason)
+        return _http_refusal(request, exc)
     except HttpProcessingError as exc:
         # A body aiohttp cannot parse as it is read (a multipart part with a broken
         # header, a bad chunk): the client's bytes, so 400, never a 500. Found by
@@ -99,6 +112,18 @@ async def _errors_as_responses(request: web.Request, handler: Handler) -> web.St
         # (aiohttp's own 500 is a text/plain page no client can read).
         log.exception("unhandled error: %s %s", request.method, request.path)
         return plain_error(500, "internal_error", "something went wrong on our side")
+
+
+def _http_refusal(request: web.Request, exc: web.HTTPException) -> web.Response:
+    if request.path == WS_PATH and exc.status == 400:
+        # The handshake's own message quotes the client's header values.
+        code, message = "websocket_upgrade_required", "this address takes a websocket upgrade"
+    else:
+        code, message = _HTTP_CODES.get(exc.status, "http_error"), exc.reason
+    response = plain_error(exc.status, code, message)
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
 
 
 def engine_error_response(exc: BaseException) -> web.Response:

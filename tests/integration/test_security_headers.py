@@ -134,3 +134,34 @@ async def test_an_unexpected_error_is_a_500_in_the_error_shape(
     assert resp.status == 500
     assert (await resp.json())["error"]["code"] == "internal_error"
     check_headers(resp.headers, "a 500")
+
+
+async def test_every_error_is_in_the_error_shape(app_client: Any, rdb: Any) -> None:
+    """aiohttp's own refusals too (a method a route lacks, a file not there, a socket
+    asked for without an upgrade), not its text/plain pages."""
+    aki = await signup(app_client, rdb, "aki")
+    app_client.session.cookie_jar.clear()
+    bad_key = {**aki.auth, "Upgrade": "websocket", "Connection": "Upgrade",
+               "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "not-sixteen-bytes"}  # fmt: skip
+    answers = [
+        ("PATCH", "/healthz", {}, 405, "method_not_allowed"),
+        ("PUT", "/", {}, 405, "method_not_allowed"),
+        ("GET", "/no/such/page", {}, 404, "not_found"),
+        ("GET", "/ws", aki.auth, 400, "websocket_upgrade_required"),
+        ("GET", "/ws", bad_key, 400, "websocket_upgrade_required"),
+        ("GET", "/ws", {}, 401, "unauthenticated"),
+    ]  # fmt: skip
+    for method, path, headers, status, code in answers:
+        resp = await app_client.request(method, path, headers=headers)
+        what = f"{method} {path}"
+        assert resp.status == status, (what, await resp.text())
+        assert resp.content_type == "application/json", (what, await resp.text())
+        error = (await resp.json())["error"]
+        assert error["code"] == code and error["message"], (what, error)
+        assert "not-sixteen-bytes" not in error["message"]  # the client's bytes stay theirs
+        check_headers(resp.headers, what)
+        if status == 405:
+            assert "GET" in resp.headers["Allow"], what
+    # A real upgrade still goes through.
+    async with app_client.session.ws_connect(app_client.make_url("/ws"), headers=aki.auth) as ws:
+        assert not ws.closed
