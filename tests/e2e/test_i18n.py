@@ -102,3 +102,16 @@ def test_server_errors_show_by_code_in_the_members_language(
         assert shown == ["as the server said", "このイベントは満員です。"]
     finally:
         context.close()
+
+
+def test_the_language_is_also_in_settings_out_of_an_endless_feed(member: MemberFactory) -> None:
+    aki = member("Settler", locale="en-US")
+    aki.goto("#/settings")
+    page = aki.page
+    card = page.get_by_role("region", name="Language")
+    card.get_by_label("Language").focus()
+    card.get_by_label("Language").select_option("ja")
+    expect(page.get_by_role("heading", name="設定", level=1)).to_be_visible()
+    # Drawn again in Japanese, with focus back on the same control.
+    expect(page.get_by_role("region", name="言語").get_by_label("言語")).to_be_focused()
+    expect(page.locator("#lang-select")).to_have_value("ja")

@@ -322,7 +322,11 @@ onLanguageChange((lang) => {
   translateStatic();
   paintStatus(conn.dataset.status);
   paintUnread();
-  route({ moveFocus: false });
+  // The page is drawn again in the new language; focus goes back to the same control.
+  const focused = document.activeElement?.id;
+  route({ moveFocus: false }).then(() => {
+    if (focused) document.getElementById(focused)?.focus();
+  });
 });
 setInterval(() => refreshTimes(), 60_000);
 

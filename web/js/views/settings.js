@@ -4,7 +4,7 @@
 import { api, patch, put } from "../api.js";
 import { field, handleForm, toast } from "../components.js";
 import { h } from "../dom.js";
-import { t } from "../i18n.js";
+import { currentLanguage, LANGUAGES, setLanguage, t } from "../i18n.js";
 import { visibleLength } from "../markup.js";
 
 const MAX_NAME = 50;
@@ -67,7 +67,17 @@ export async function settingsView(root, _params, ctx) {
     toast(t("settings.passwordChanged", { count: result.sessions_ended }));
   });
 
+  // The page's language, also at the foot of every page (out of reach below an endless
+  // feed): the same choice, remembered on this device.
+  const language = h("select", { id: "settings-language", name: "language" },
+    LANGUAGES.map(({ code, name }) => h("option", { value: code, lang: code, selected: code === currentLanguage() }, name)));
+  language.addEventListener("change", () => setLanguage(language.value));
+  const languageSection = h("section.card", { "aria-labelledby": "settings-language-title" },
+    h("h2", { id: "settings-language-title" }, t("language.label")),
+    h("div.field", null, h("label", { htmlFor: "settings-language" }, t("language.label")), language));
+
   root.append(h("h1", null, t("settings.title")),
     h("section.card", null, profileForm),
+    languageSection,
     h("section.card", null, passwordForm));
 }
