@@ -100,6 +100,12 @@ def polyglot() -> bytes:
     return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + html_as_jpeg() * 20
 
 
+def with_html_after(fmt: str = "JPEG", size: tuple[int, int] = (10, 10)) -> bytes:
+    """A valid picture with an HTML page appended after its end: a real polyglot."""
+    picture = encoded(Image.new("RGB", size, (30, 90, 160)), fmt)
+    return picture + b"<html><script>alert(document.cookie)</script></html>"
+
+
 def video(seconds: float = 1.0, *, container: str = "mp4", codec: str = "libx264",
           size: tuple[int, int] = (64, 48), fps: int = 10, audio: str | None = "aac",
           title: str = "secret title") -> bytes:  # fmt: skip

@@ -23,6 +23,7 @@ from typing import Any
 
 from server.domain import media as rules
 from server.domain.errors import DomainError, Unprocessable
+from server.domain.image_end import has_data_after_image
 
 _ACCEPTED_FORMATS = list(rules.IMAGE_FORMATS)
 _WEBP_QUALITY = 80
@@ -133,6 +134,14 @@ def make_avatar(src: str, work_dir: str, key: bytes) -> Rendition | Refusal:
 
 def _process_image(src: str, work_dir: str) -> Processed | Refusal:
     from PIL import Image, ImageFile, UnidentifiedImageError
+
+    with open(src, "rb") as f:
+        data = f.read()  # at most MAX_IMAGE_BYTES (checked by the caller)
+    if has_data_after_image(data):
+        return _refusal(rules.unsupported("the file has data after the end of the image "
+                                          "(a file that is also something else is not "
+                                          "accepted)"))  # fmt: skip
+    del data
 
     # Bombs: refused from the header below; Pillow's own warning (over MAX_PIXELS) is an
     # error too, and a damaged file is never "completed" with grey.

@@ -124,6 +124,8 @@ BAD_UPLOADS = [
     ("svg disguised as a JPEG", mf.svg_as_jpeg(), 415, "unsupported_media"),
     ("html disguised as a JPEG", mf.html_as_jpeg(), 415, "unsupported_media"),
     ("a JPEG signature before HTML", mf.polyglot(), 415, "unsupported_media"),
+    ("a JPEG with HTML after its end", mf.with_html_after("JPEG"), 415, "unsupported_media"),
+    ("a PNG with HTML after its end", mf.with_html_after("PNG"), 415, "unsupported_media"),
     ("a zip bomb in a PNG text chunk", mf.png_text_bomb(), 422, "image_too_large"),
     ("a 50,000 x 50,000 header", mf.png_header_only(50_000, 50_000), 422, "image_too_large"),
     ("a truncated JPEG", mf.truncated(mf.photo()), 422, "media_unreadable"),

@@ -102,6 +102,7 @@ def test_too_many_animation_frames_are_refused(tmp_path: Path) -> None:
         (mf.png_text_bomb(), "image_too_large"),
         (mf.svg_as_jpeg(), "unsupported_media"),
         (mf.polyglot(), "unsupported_media"),
+        *[(mf.with_html_after(fmt), "unsupported_media") for fmt in ("JPEG", "PNG", "GIF", "WEBP")],
         (mf.encoded(Image.new("RGB", (8, 8)), "BMP"), "unsupported_media"),
         (mf.encoded(Image.new("RGB", (8, 8)), "TIFF"), "unsupported_media"),
     ],
