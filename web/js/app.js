@@ -87,6 +87,9 @@ function setTitle(page) {
  */
 async function route({ moveFocus = true } = {}) {
   routeSeq += 1;
+  // What had focus when the page changed (the link followed): focus moves on only if
+  // nothing else took it while the view loaded (a member quicker than the network).
+  const focusedBefore = document.activeElement;
   if (typeof cleanup === "function") cleanup();
   cleanup = null;
   main.replaceChildren();
@@ -151,7 +154,8 @@ async function route({ moveFocus = true } = {}) {
   if (mine !== routeSeq) return;
   const heading = root.querySelector("h1");
   if (!titled) setTitle(heading?.textContent.trim() || null);
-  if (!moveFocus) return;
+  const untouched = [focusedBefore, document.body, main, null].includes(document.activeElement);
+  if (!moveFocus || !untouched) return;
   if (heading) {
     heading.tabIndex = -1;
     heading.focus({ preventScroll: true });
