@@ -4,6 +4,7 @@ promptly, a replay respects backpressure, masking and the codec rule (issue 13).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import struct
@@ -72,6 +73,42 @@ async def test_a_ping_flooding_client_that_never_reads_is_closed_4008(
             break
     assert conn.closed and hub.stats.slow_closes == 1
     assert most <= limit + len(PING)
+
+
+async def test_a_ping_flooding_client_that_reads_late_gets_whole_pongs_then_4008(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any, raw: socket.socket
+) -> None:
+    """Issue 13.1 and 13.10 for control frames: a client with a 4 KiB receive buffer
+    that floods pings (no socket message limit, so nothing closes it first) and reads
+    only once it is done sending got its pongs cut inside a frame and EOF, no close
+    frame: written one by one, the megabytes of pongs the kernel held drained at a few
+    KB/s, past the close timeout. Now whole pongs, then the 4008 close, then the end."""
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(settings, engine_url))  # the default cap
+    member = await signup(client, rdb, "latepinger")
+    buf = bytearray(await open_tight_socket(raw, client, member.token))
+    hub = client.server.app[SERVICES].hub
+    loop = asyncio.get_running_loop()
+    burst = PING * 256
+    for _ in range(640):  # at most ~21 MB of pings, well past the 4 MiB cap
+        try:
+            await asyncio.wait_for(loop.sock_sendall(raw, burst), 5)
+        except (ConnectionError, TimeoutError):
+            break
+    assert hub.stats.slow_closes == 1
+    # Only now does the client read: everything the server sent, up to the end, within
+    # the close timeout (3 s) and then some for a loaded host.
+    deadline = loop.time() + 10
+    with contextlib.suppress(TimeoutError):
+        while chunk := await asyncio.wait_for(loop.sock_recv(raw, 1 << 16),
+                                              deadline - loop.time()):  # fmt: skip
+            buf += chunk
+    frames = split_frames(buf)
+    assert not buf, f"{len(buf)} bytes of a cut frame after {len(frames)} whole ones"
+    assert frames[-1][0] == wsproto.OP_CLOSE, f"EOF without a close frame: {frames[-1][0]}"
+    assert struct.unpack("!H", frames[-1][1][:2])[0] == 4008
+    assert all(frame == (wsproto.OP_PONG, b"p" * 125) for frame in frames[:-1])
 
 
 async def test_pings_count_against_the_socket_message_limit(
