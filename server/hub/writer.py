@@ -38,7 +38,13 @@ class Writer:
         if transport.is_closing():
             return False
         if conn.held is not None:
-            return self._hold(conn, data)
+            # Not only when the drain task wakes: every write moves what the transport
+            # has room for, so a busy loop (a long flush ahead of that task) does not
+            # leave the socket idle while frames wait here.
+            if transport.get_write_buffer_size() <= TRANSPORT_BUDGET:
+                self._release(conn)
+            if conn.held is not None:
+                return self._hold(conn, data)
         queued = 0
         if conn.backlog:
             queued = transport.get_write_buffer_size()
@@ -81,22 +87,32 @@ class Writer:
                 held = conn.held
                 if not held or conn.closed or transport.is_closing():
                     break
-                # At least one item each time round, so this ends whatever the
-                # transport says; the cap is checked on held + transport, unchanged.
-                moved = 0
-                while moved < len(held) and (
-                    not moved or transport.get_write_buffer_size() <= TRANSPORT_BUDGET
-                ):
-                    transport.write(held[moved])
-                    conn.held_bytes -= len(held[moved])
-                    moved += 1
-                del held[:moved]
+                self._release(conn)
         except Exception:  # the connection was lost: the adapter ends it
             return
         finally:
             if not conn.held:
                 conn.held, conn.held_bytes = None, 0
+
+    @staticmethod
+    def _release(conn: Connection) -> None:
+        """Move held frames, in order, into the transport while it is within budget (at
+        least one: this always makes progress; the cap is on held + transport, which
+        moving does not change)."""
+        held, transport = conn.held, conn.transport
+        if not held:
+            return
+        moved = 0
+        while moved < len(held) and (
+            not moved or transport.get_write_buffer_size() <= TRANSPORT_BUDGET
+        ):
+            transport.write(held[moved])
+            conn.held_bytes -= len(held[moved])
+            moved += 1
+        del held[:moved]
         conn.backlog = True
+        if not held:
+            conn.held, conn.held_bytes = None, 0
 
     async def room(self, conn: Connection) -> None:
         """Return once `conn` holds nothing back and its transport is within budget, or

@@ -41,7 +41,7 @@ async def test_a_ping_flooding_non_reader_costs_at_most_the_cap() -> None:
 async def test_what_the_transport_cannot_take_is_held_and_drained_in_order() -> None:
     hub = Hub(bus=None, send_queue_limit=4 << 20)  # type: ignore[arg-type]
     conn, transport, peer = connect(hub)
-    for i in range(400):
+    for i in range(1200):
         hub.send(conn, {"op": "pong", "id": i, "pad": "y" * 500})
         if i % 10 == 9:
             hub.flush()
@@ -54,21 +54,21 @@ async def test_what_the_transport_cannot_take_is_held_and_drained_in_order() -> 
             transport.client_reads(8192)
             await asyncio.sleep(0)
     ids = [int(p.split(b'"id":')[1].split(b",")[0]) for _, p in server_frames(transport.read)]
-    assert ids == list(range(400)) and not peer.closes
+    assert ids == list(range(1200)) and not peer.closes
 
 
 async def test_a_close_other_than_4008_sends_what_was_held_first() -> None:
     hub = Hub(bus=None, send_queue_limit=4 << 20)  # type: ignore[arg-type]
     conn, transport, peer = connect(hub)
-    for i in range(300):
+    for i in range(900):
         hub.send(conn, {"op": "pong", "id": i, "pad": "z" * 500})
         hub.flush()
     assert conn.held
-    hub.send(conn, {"op": "pong", "id": 300})
+    hub.send(conn, {"op": "pong", "id": 900})
     hub.close(conn, 1001, "going away")
     transport.client_reads_all()
     frames = server_frames(transport.read)
-    assert len(frames) == 302 and frames[-1][0] == OP_CLOSE
+    assert len(frames) == 902 and frames[-1][0] == OP_CLOSE
     assert struct.unpack("!H", frames[-1][1][:2])[0] == 1001 and peer.closes == [1001]
 
 
@@ -82,3 +82,31 @@ async def test_a_flush_too_big_for_the_cap_is_closed_4008_with_whole_frames() ->
     transport.client_reads_all()
     frames = server_frames(transport.read)
     assert frames[-1][0] == OP_CLOSE
+
+
+async def test_a_write_moves_held_frames_without_waiting_for_the_drain_task() -> None:
+    """A long flush can keep the drain task from running: the next write moves what the
+    transport has room for, ahead of its own frames."""
+    hub = Hub(bus=None, send_queue_limit=4 << 20)  # type: ignore[arg-type]
+    conn, transport, _ = connect(hub)
+    for i in range(1200):
+        hub.send(conn, {"op": "pong", "id": i, "pad": "v" * 500})
+        if i % 10 == 9:
+            hub.flush()
+    hub.flush()
+    assert conn.held
+    before = conn.held_bytes
+    for _ in range(200):  # the client reads; no loop iteration, so no drain task runs
+        transport.client_reads(8192)
+    hub.send(conn, {"op": "pong", "id": 1200})
+    hub.flush()
+    assert conn.held is None or conn.held_bytes < before
+    async with asyncio.timeout(2):
+        while conn.held is not None or transport.buffer or transport.kernel:
+            transport.client_reads(8192)
+            await asyncio.sleep(0)
+    ids = [
+        int(p.split(b'"id":')[1].split(b",")[0].rstrip(b"}"))
+        for _, p in server_frames(transport.read)
+    ]
+    assert ids == list(range(1201))
