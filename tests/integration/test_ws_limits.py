@@ -8,6 +8,7 @@ import contextlib
 import json
 import socket
 import struct
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from loadtest import wsproto
 from server.services.container import SERVICES
 from server.settings import RateLimit
 from tests.integration.test_ws import hand_socket, open_tight_socket, publish, read_frame
-from tests.support import receive_until, signup
+from tests.support import receive_until, signup, start_server, stop_server
 
 PING = wsproto.encode_frame(wsproto.OP_PING, b"p" * 125)
 
@@ -75,28 +76,18 @@ async def test_a_ping_flooding_client_that_never_reads_is_closed_4008(
     assert most <= limit + len(PING)
 
 
-async def test_a_ping_flooding_client_that_reads_late_gets_whole_pongs_then_4008(
-    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any, raw: socket.socket
-) -> None:
-    """Issue 13.1 and 13.10 for control frames: a client with a 4 KiB receive buffer
-    that floods pings (no socket message limit, so nothing closes it first) and reads
-    only once it is done sending got its pongs cut inside a frame and EOF, no close
-    frame: written one by one, the megabytes of pongs the kernel held drained at a few
-    KB/s, past the close timeout. Now whole pongs, then the 4008 close, then the end."""
-    from server.app import create_app
-
-    client = await aiohttp_client(create_app(settings, engine_url))  # the default cap
-    member = await signup(client, rdb, "latepinger")
-    buf = bytearray(await open_tight_socket(raw, client, member.token))
-    hub = client.server.app[SERVICES].hub
+async def flood_pings_then_read(raw: socket.socket, server: Any, token: str) -> None:
+    """A client with a 4 KiB receive buffer floods pings (~21 MB, well past the 4 MiB
+    cap; no socket message limit, so nothing closes it first), reads only once it is
+    done sending, and must get whole pongs, then the 4008 close, then the end."""
+    buf = bytearray(await open_tight_socket(raw, server, token))
     loop = asyncio.get_running_loop()
     burst = PING * 256
-    for _ in range(640):  # at most ~21 MB of pings, well past the 4 MiB cap
+    for _ in range(640):
         try:
             await asyncio.wait_for(loop.sock_sendall(raw, burst), 5)
         except (ConnectionError, TimeoutError):
             break
-    assert hub.stats.slow_closes == 1
     # Only now does the client read: everything the server sent, up to the end, within
     # the close timeout (3 s) and then some for a loaded host.
     deadline = loop.time() + 10
@@ -109,6 +100,75 @@ async def test_a_ping_flooding_client_that_reads_late_gets_whole_pongs_then_4008
     assert frames[-1][0] == wsproto.OP_CLOSE, f"EOF without a close frame: {frames[-1][0]}"
     assert struct.unpack("!H", frames[-1][1][:2])[0] == 4008
     assert all(frame == (wsproto.OP_PONG, b"p" * 125) for frame in frames[:-1])
+
+
+async def test_a_ping_flooding_client_that_reads_late_gets_whole_pongs_then_4008(
+    aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any, raw: socket.socket
+) -> None:
+    """Issue 13.1 and 13.10 for control frames: such a client got its pongs cut inside
+    a frame and EOF, no close frame: written one by one, the megabytes of pongs the
+    kernel held drained at a few KB/s, past the close timeout."""
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(settings, engine_url))  # the default cap
+    member = await signup(client, rdb, "latepinger")
+    await flood_pings_then_read(raw, client, member.token)
+    assert client.server.app[SERVICES].hub.stats.slow_closes == 1
+
+
+# The flooding client as a process of its own, blocking, as the audit's was: it sends
+# as fast as the server's kernel takes the pings, then reads, then prints the bytes.
+FLOOD_CLIENT = """
+import socket, sys, time
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+sock.connect(("127.0.0.1", int(sys.argv[1])))
+sock.settimeout(5)
+sock.sendall(("GET /ws HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\n"
+              "Connection: Upgrade\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\n"
+              "Sec-WebSocket-Version: 13\\r\\nAuthorization: Bearer " + sys.argv[2]
+              + "\\r\\n\\r\\n").encode())
+head = b""
+while b"\\r\\n\\r\\n" not in head:
+    head += sock.recv(1)
+chunk = bytes.fromhex(sys.argv[3]) * 64
+try:
+    for _ in range(2560):
+        sock.sendall(chunk)
+except OSError:
+    pass
+data, deadline = b"", time.monotonic() + 10
+try:
+    while time.monotonic() < deadline and (got := sock.recv(1 << 16)):
+        data += got
+except OSError:
+    pass
+sys.stdout.buffer.write(data)
+"""
+
+
+async def test_the_same_ping_flooder_on_a_served_process(engine_url: str, rdb: Any) -> None:
+    """The same client, a process of its own, against `python -m server serve` (uvloop):
+    pongs queued for the flush waited unchecked there for all the reads of a loop
+    iteration, went out as one write of megabytes, and the close frame behind them was
+    cut off by the close timeout."""
+    server = start_server("--redis-url", engine_url)
+    try:
+        member = await signup(server, rdb, "servedpinger")
+        client = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", FLOOD_CLIENT, str(server.port), member.token, PING.hex(),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(client.communicate(), 40)
+    finally:
+        await server.close()
+        stop_server(server)
+    buf = bytearray(out)
+    frames = split_frames(buf)
+    assert not buf, f"{len(buf)} bytes of a cut frame after {len(frames)} whole ones"
+    assert frames[-1][0] == wsproto.OP_CLOSE, f"EOF without a close frame: {frames[-1][0]}"
+    assert struct.unpack("!H", frames[-1][1][:2])[0] == 4008
+    assert all(frame[0] == wsproto.OP_PONG for frame in frames[:-1])
 
 
 async def test_pings_count_against_the_socket_message_limit(
