@@ -532,5 +532,6 @@ async def test_two_processes_share_the_files_and_a_socket_post_carries_media(
     assert event["data"]["media"] == [item]
     resp = await b.get(item["url"], headers=ben.auth)
     assert resp.status == 200 and resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert await resp.read()  # read to the end: the connection goes back to the pool
     await poster.close()
     await watcher.close()
