@@ -27,7 +27,7 @@ from server.handlers.ws import SOCKETS, close_all_sockets, websocket
 from server.hub import Hub
 from server.services.accounts import AccountService
 from server.services.common import Clock, system_clock
-from server.services.container import SERVICES, Services
+from server.services.container import FEATURES, SERVICES, Services
 from server.services.logins import HashPool, LoginGuard
 from server.services.topics import TopicResolver, resolve_me, resolve_public
 from server.settings import Settings
@@ -98,16 +98,15 @@ def create_app(
         accounts.hashes = HashPool(settings.hash_workers, settings.hash_queue)
         if settings.login_limit is not None:
             accounts.logins = LoginGuard(LoginStore(engine), settings.login_limit, clock)
-        svc = Services(settings, client, engine, bus, hub, clock, accounts,
-                       RateLimitStore(engine))  # fmt: skip
-        bus.on_control = svc.on_control
         topics = TopicResolver()
         topics.register("me", resolve_me)
         topics.register("public", resolve_public)
-        svc.extra["topics"] = topics
+        svc = Services(settings, client, engine, bus, hub, clock, accounts,
+                       RateLimitStore(engine), topics)  # fmt: skip
+        bus.on_control = svc.on_control
         from server import features
 
-        features.wire(svc)
+        app[FEATURES] = features.wire(svc)
         app[SERVICES] = svc
         registry.register(ops.HubCollector(svc))
         await bus.start()

@@ -1,7 +1,7 @@
 """Feature modules wired into the app: their services, topic resolvers, routes and
 background tasks.
 
-Each feature adds its service to `svc.extra`, its topics to the resolver and its HTTP
+Each feature adds its service to `Features`, its topics to the resolver and its HTTP
 routes here, so `create_app` stays the same as features arrive.
 """
 
@@ -26,7 +26,7 @@ from server.handlers import profiles as profile_handlers
 from server.handlers import social
 from server.services.common import User
 from server.services.communities import CommunityService
-from server.services.container import SERVICES, Services
+from server.services.container import FEATURES, SERVICES, Features, Services
 from server.services.discovery import DiscoveryService
 from server.services.echoes import EchoService
 from server.services.events import EventService
@@ -50,10 +50,9 @@ from server.store.notifications import NotificationStore
 from server.store.search import SearchStore
 
 
-def wire(svc: Services) -> None:
+def wire(svc: Services) -> Features:
     """Create each feature's service and register its topics and socket ops."""
     publisher = Publisher(svc.bus)
-    svc.extra["publisher"] = publisher
     graph_store = GraphStore(svc.client, svc.engine)
     graph = GraphService(svc.accounts, graph_store, publisher, svc.bus, svc.clock)
     echo_store = EchoStore(svc.client, svc.engine)
@@ -78,11 +77,8 @@ def wire(svc: Services) -> None:
     svc.accounts.on_signup.append(profiles.on_signup)
     svc.control_hooks.append(profiles.on_control)
     discovery = DiscoveryService(svc.accounts, graph, echoes, search_store)
-    svc.extra["notifications"] = NotificationService(NotificationStore(svc.engine), publisher)
-    svc.extra.update(graph=graph, echoes=echoes, communities=communities,
-                     footprints=footprints, events=events, moderation=moderation,
-                     profiles=profiles, discovery=discovery, media=media)  # fmt: skip
-    topics = svc.extra["topics"]
+    notifications = NotificationService(NotificationStore(svc.engine), publisher)
+    topics = svc.topics
     topics.register("home", graph.resolve_home)
     topics.register("user", graph.resolve_user, prefix=True)
     topics.register("community", communities.resolve_community, prefix=True)
@@ -94,7 +90,8 @@ def wire(svc: Services) -> None:
         # A socket keeps the member it opened with: post under their name as it is now.
         return await echoes.create(profiles.current(user), body, svc.limit)
 
-    svc.extra["post_op"] = post_op
+    return Features(publisher, notifications, graph, echoes, communities, footprints, events,
+                    moderation, media, profiles, discovery, post_op)  # fmt: skip
 
 
 def _media_service(svc: Services) -> MediaService:
@@ -107,30 +104,23 @@ def _media_service(svc: Services) -> MediaService:
     return MediaService(MediaStore(svc.client), blobs, pool, svc.clock, blobs.tmp)
 
 
-async def start_background(svc: Services) -> None:
-    """Start this process's background tasks (the event-start scheduler, the media
-    sweeper)."""
-    events: EventService = svc.extra["events"]
-    media: MediaService = svc.extra["media"]
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """This process's background tasks (the event-start scheduler, the media sweeper).
+
+    Runs after the app's own lifecycle context has built the services and started the
+    bus (cleanup contexts start in order), and stops before they are torn down.
+    """
+    svc, features = app[SERVICES], app[FEATURES]
+    media = features.media
     stopping = asyncio.Event()
-    task = asyncio.create_task(events.run_scheduler(svc.settings.scheduler_interval, stopping))
+    task = asyncio.create_task(
+        features.events.run_scheduler(svc.settings.scheduler_interval, stopping))
     sweeper = asyncio.create_task(media.run_sweeper(svc.settings.media_sweep_interval, stopping))
-    svc.extra["background"] = (stopping, task)
-    svc.extra["media_sweeper"] = sweeper
-
-
-async def stop_background(svc: Services) -> None:
-    """Stop them between two steps (never inside a claim and its publication)."""
-    background = svc.extra.pop("background", None)
-    if background is None:
-        return
-    stopping, task = background
+    yield
+    # Stop them between two steps (never inside a claim and its publication).
     stopping.set()
-    sweeper = svc.extra.pop("media_sweeper", None)
-    if sweeper is not None:
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(sweeper, 5.0)
-    media: MediaService = svc.extra["media"]
+    with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(sweeper, 5.0)
     await asyncio.to_thread(media.pool.close)
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(asyncio.shield(task), 5.0)
@@ -138,15 +128,6 @@ async def stop_background(svc: Services) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _background(app: web.Application) -> AsyncIterator[None]:
-    # Runs after the app's own lifecycle context has built the services and started the
-    # bus (cleanup contexts start in order), and stops before they are torn down.
-    svc = app[SERVICES]
-    await start_background(svc)
-    yield
-    await stop_background(svc)
 
 
 def add_routes(app: web.Application) -> None:

@@ -14,7 +14,7 @@ from server.handlers.common import (
 )
 from server.handlers.security import CSRF_HEADER, csrf_token_for
 from server.services.common import User
-from server.services.container import SERVICES, Services
+from server.services.container import FEATURES, SERVICES, Services
 
 routes = web.RouteTableDef()
 
@@ -60,7 +60,7 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     user = current_user(request)
     me = user.to_wire()
-    me["unread_notifications"] = await request.app[SERVICES].extra["notifications"].unread(user)
+    me["unread_notifications"] = await request.app[FEATURES].notifications.unread(user)
     # The page learns its CSRF token here after a reload (see handlers/security.py).
     return json_response(me, headers={CSRF_HEADER: csrf_token_for(request[TOKEN_KEY])})
 

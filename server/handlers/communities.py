@@ -6,14 +6,14 @@ from aiohttp import web
 
 from server.handlers.common import current_user, json_response, query_limit, read_json
 from server.services.communities import CommunityService
-from server.services.container import SERVICES
+from server.services.container import FEATURES
 from server.services.echoes import EchoService
 
 routes = web.RouteTableDef()
 
 
 def _communities(request: web.Request) -> CommunityService:
-    communities: CommunityService = request.app[SERVICES].extra["communities"]
+    communities: CommunityService = request.app[FEATURES].communities
     return communities
 
 
@@ -85,7 +85,7 @@ async def community_echoes(request: web.Request) -> web.Response:
     user = current_user(request)
     community = request.match_info["id"]
     await _communities(request).check_readable(user, community)
-    echoes: EchoService = request.app[SERVICES].extra["echoes"]
+    echoes: EchoService = request.app[FEATURES].echoes
     page = await echoes.community_page(user, community, request.query.get("before"),
                                        query_limit(request))  # fmt: skip
     return json_response(page)

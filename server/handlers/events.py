@@ -5,14 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.handlers.common import current_user, json_response, query_limit, read_json
-from server.services.container import SERVICES
+from server.services.container import FEATURES, SERVICES
 from server.services.events import EventService
 
 routes = web.RouteTableDef()
 
 
 def _events(request: web.Request) -> EventService:
-    events: EventService = request.app[SERVICES].extra["events"]
+    events: EventService = request.app[FEATURES].events
     return events
 
 

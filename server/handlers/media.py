@@ -21,7 +21,7 @@ from server.domain import media as rules
 from server.domain.errors import DomainError
 from server.handlers.common import current_user, json_response, read_json, token_of
 from server.handlers.security import body_types
-from server.services.container import SERVICES
+from server.services.container import FEATURES, SERVICES
 from server.services.media import CONTENT_TYPES, MediaService
 
 routes = web.RouteTableDef()
@@ -39,7 +39,7 @@ CACHE_CONTROL = "private, max-age=31536000, immutable"
 
 
 def _media(request: web.Request) -> MediaService:
-    media: MediaService = request.app[SERVICES].extra["media"]
+    media: MediaService = request.app[FEATURES].media
     return media
 
 

@@ -9,14 +9,14 @@ from aiohttp import web
 
 from server.handlers.common import current_user, json_response, query_limit, read_json
 from server.services.common import User
-from server.services.container import SERVICES
+from server.services.container import FEATURES, SERVICES
 from server.services.moderation import ModerationService, require_moderator
 
 routes = web.RouteTableDef()
 
 
 def _moderation(request: web.Request) -> ModerationService:
-    service: ModerationService = request.app[SERVICES].extra["moderation"]
+    service: ModerationService = request.app[FEATURES].moderation
     return service
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.handlers.common import current_user, json_response, query_limit, read_json
-from server.services.container import SERVICES
+from server.services.container import FEATURES
 from server.services.notifications import NotificationService
 
 routes = web.RouteTableDef()
 
 
 def _svc(request: web.Request) -> NotificationService:
-    service: NotificationService = request.app[SERVICES].extra["notifications"]
+    service: NotificationService = request.app[FEATURES].notifications
     return service
 
 

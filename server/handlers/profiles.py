@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.handlers.common import TOKEN_KEY, current_user, json_response, query_limit, read_json
-from server.services.container import SERVICES
+from server.services.container import FEATURES, SERVICES
 from server.services.discovery import DiscoveryService
 from server.services.profiles import ProfileService
 
@@ -13,12 +13,12 @@ routes = web.RouteTableDef()
 
 
 def _profiles(request: web.Request) -> ProfileService:
-    profiles: ProfileService = request.app[SERVICES].extra["profiles"]
+    profiles: ProfileService = request.app[FEATURES].profiles
     return profiles
 
 
 def _discovery(request: web.Request) -> DiscoveryService:
-    discovery: DiscoveryService = request.app[SERVICES].extra["discovery"]
+    discovery: DiscoveryService = request.app[FEATURES].discovery
     return discovery
 
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from server.handlers.common import current_user, json_response, query_limit, read_json
 from server.handlers.security import from_the_app
-from server.services.container import SERVICES, Services
+from server.services.container import FEATURES, SERVICES, Services
 from server.services.echoes import EchoService
 from server.services.graph import GraphService
 
@@ -14,8 +14,8 @@ routes = web.RouteTableDef()
 
 
 def _svc(request: web.Request) -> tuple[Services, GraphService, EchoService]:
-    svc = request.app[SERVICES]
-    return svc, svc.extra["graph"], svc.extra["echoes"]
+    features = request.app[FEATURES]
+    return request.app[SERVICES], features.graph, features.echoes
 
 
 @routes.get("/api/users/{handle}")

@@ -47,7 +47,7 @@ from server.protocol import (
     pong_message,
     read_request,
 )
-from server.services.container import Services
+from server.services.container import Poster, Services
 from server.settings import RateLimit
 
 log = logging.getLogger(__name__)
@@ -102,12 +102,13 @@ class SocketSession:
     """
 
     __slots__ = ("bucket", "closing", "conn", "done", "inbox", "limited_in_a_row", "malformed",
-                 "posting", "reader", "svc", "transport", "user", "wait_drained",
+                 "post", "posting", "reader", "svc", "transport", "user", "wait_drained",
                  "wire")  # fmt: skip
 
     def __init__(
         self,
         svc: Services,
+        post: Poster,
         transport: Transport,
         wait_drained: Callable[[], Awaitable[None]],
         codec: Codec,
@@ -116,6 +117,7 @@ class SocketSession:
         fd: int = -1,
     ) -> None:
         self.svc = svc
+        self.post = post
         self.transport = transport
         self.wait_drained = wait_drained
         self.user = user
@@ -326,7 +328,7 @@ class SocketSession:
         if isinstance(request, PingRequest):
             svc.hub.send(conn, pong_message(request.id))
         elif isinstance(request, SubRequest):
-            resolver = svc.extra["topics"]
+            resolver = svc.topics
             asked = time.monotonic()
             channels, flt = await resolver.resolve(self.user, request.topic, request.filter)
             since = request.since
@@ -340,10 +342,7 @@ class SocketSession:
             svc.hub.unsubscribe(conn, request.topic)
             svc.hub.send(conn, ack_message(request.id, topic=request.topic))
         else:
-            poster = svc.extra.get("post_op")
-            if poster is None:
-                raise DomainError("unsupported", "posting is not available")
-            post = await poster(self.user, request.body)
+            post = await self.post(self.user, request.body)
             svc.hub.send(conn, ack_message(request.id, post=post))
 
     # --- the hub's peer --------------------------------------------------------------------

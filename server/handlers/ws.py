@@ -22,7 +22,7 @@ from server.handlers.common import ENGINE_ERRORS, engine_error_response, plain_e
 from server.handlers.socket_session import SocketSession
 from server.hub import TRANSPORT_BUDGET
 from server.protocol import CloseCode, HandshakeError, codec_for, handshake_answer
-from server.services.container import SERVICES, Services
+from server.services.container import FEATURES, SERVICES, Services
 from server.sockets import plain_fd
 
 SOCKETS = web.AppKey("sockets", set)
@@ -81,8 +81,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # protocol (paused above the high-water mark, resumed below the low one).
     transport.set_write_buffer_limits(high=TRANSPORT_BUDGET)
     protocol = request.protocol
-    session = SocketSession(svc, transport, protocol._drain_helper, codec_for(subprotocol),
-                            user, session_key, plain_fd(transport))  # fmt: skip
+    session = SocketSession(svc, request.app[FEATURES].post_op, transport,
+                            protocol._drain_helper, codec_for(subprotocol), user, session_key,
+                            plain_fd(transport))  # fmt: skip
     protocol.keep_alive(False)
     protocol.set_parser(session)  # type: ignore[arg-type]
     sockets: set[SocketSession] = request.app[SOCKETS]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -18,7 +18,19 @@ from server.protocol import error_message
 from server.services import control
 from server.services.accounts import AccountService
 from server.services.common import Clock, User
+from server.services.communities import CommunityService
 from server.services.control import CloseSession, CloseUser, RebindHome, Revoke
+from server.services.discovery import DiscoveryService
+from server.services.echoes import EchoService
+from server.services.events import EventService
+from server.services.footprints import FootprintService
+from server.services.graph import GraphService
+from server.services.media import MediaService
+from server.services.moderation import ModerationService
+from server.services.notifications import NotificationService
+from server.services.profiles import ProfileService
+from server.services.publish import Publisher
+from server.services.topics import TopicResolver
 from server.settings import Settings
 from server.store.accounts import session_key_of
 from server.store.ratelimit import RateLimitStore
@@ -67,8 +79,8 @@ class Services:
     clock: Clock
     accounts: AccountService
     ratelimits: RateLimitStore
-    # Filled by the feature modules as they are wired (topics, echoes, graph, ...).
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The socket topics: `me` and `public` here, each feature's own added as it is wired.
+    topics: TopicResolver
     # Features' takers of control messages (a broadcast to every process): each returns
     # True when the message was its kind, which then goes no further.
     control_hooks: list[Callable[[dict[str, Any]], bool]] = field(default_factory=list)
@@ -160,3 +172,28 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
+
+
+# A socket's `post` op: the member who opened the socket, the body; the post as sent.
+Poster = Callable[[User, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Features:
+    """Each feature's service, built in dependency order by `features.wire`."""
+
+    publisher: Publisher
+    notifications: NotificationService
+    graph: GraphService
+    echoes: EchoService
+    communities: CommunityService
+    footprints: FootprintService
+    events: EventService
+    moderation: ModerationService
+    media: MediaService
+    profiles: ProfileService
+    discovery: DiscoveryService
+    post_op: Poster
+
+
+FEATURES = web.AppKey("features", Features)

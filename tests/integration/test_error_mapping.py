@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from server.services.container import SERVICES
+from server.services.container import FEATURES
 from server.services.publish import Note, Publisher, Target
 from server.store.resp import Arg
 from tests.support import receive_until, signup
@@ -35,8 +35,7 @@ async def test_an_audience_that_keeps_changing_is_503_engine_unavailable(
     app_client: Any, rdb: Any
 ) -> None:
     member = await signup(app_client, rdb, "churned")
-    services = app_client.server.app[SERVICES]
-    echoes = services.extra["echoes"]
+    echoes = app_client.server.app[FEATURES].echoes
     echoes.publisher = ChurningPublisher(echoes.publisher.bus)
     resp = await app_client.post("/api/echoes", json={"text": "hello"}, headers=member.auth)
     assert resp.status == 503, await resp.text()

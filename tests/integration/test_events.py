@@ -349,7 +349,7 @@ class Stage:
 async def stage(
     aiohttp_client: Any, engine_url: str, rdb: Any, settings: Any, titles: list[str]
 ) -> Stage:
-    from server.services.container import SERVICES
+    from server.services.container import FEATURES
 
     clock = ManualClock()
     quiet = settings.with_(scheduler_interval=3600.0)
@@ -364,7 +364,7 @@ async def stage(
                    {"status": "going"})  # fmt: skip
         started.append(event)
     me = await subscribe(client, ann, "me")
-    events = client.server.app[SERVICES].extra["events"]
+    events = client.server.app[FEATURES].events
     return Stage(clock, client, events, host, marker, me, started)
 
 

@@ -404,9 +404,9 @@ async def test_a_deleted_posts_media_is_gone_at_once_for_everyone(app_client: An
 
 async def test_sweep_deletes_unattached_and_dropped_media(app_client: Any, rdb: Any,
                                                           tmp_path: Path) -> None:  # fmt: skip
-    from server.services.container import SERVICES
+    from server.services.container import FEATURES
 
-    media = app_client.server.app[SERVICES].extra["media"]
+    media = app_client.server.app[FEATURES].media
     aki = await signup(app_client, rdb, "aki")
     kept = await uploaded(app_client, aki, mf.photo((600, 400)))
     posted = await uploaded(app_client, aki, mf.photo((610, 400)))
@@ -449,9 +449,9 @@ async def test_sweep_deletes_unattached_and_dropped_media(app_client: Any, rdb: 
 async def test_avatar_is_a_square_crop_shown_to_members_and_on_posts(
     app_client: Any, rdb: Any, tmp_path: Path
 ) -> None:
-    from server.services.container import SERVICES
+    from server.services.container import FEATURES
 
-    media = app_client.server.app[SERVICES].extra["media"]
+    media = app_client.server.app[FEATURES].media
     aki = await signup(app_client, rdb, "aki")
     ben = await signup(app_client, rdb, "ben")
     wide = await uploaded(app_client, aki, mf.photo((900, 300)))

@@ -501,10 +501,10 @@ async def test_a_moderator_deleting_someone_elses_post_is_audited_an_author_is_n
 async def test_a_removal_and_its_audit_entry_are_written_in_one_step(
     app_client: Any, rdb: Any
 ) -> None:
-    from server.services.container import SERVICES
+    from server.services.container import FEATURES
     from server.store.moderation import AUDIT, audit_key
 
-    echoes = app_client.server.app[SERVICES].extra["echoes"]
+    echoes = app_client.server.app[FEATURES].echoes
     aki = await signup(app_client, rdb, "aki")
     created = await post(app_client, aki, "going")
     first, second = {"id": "0" * 19 + "1", "n": 1}, {"id": "0" * 19 + "2", "n": 2}
