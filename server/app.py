@@ -91,13 +91,15 @@ def create_app(
         hub.before_flush.append(engine.flush)
         hub.before_flush.append(bus.read_now)
         bus.sink = hub
+        logins = (
+            None if settings.login_limit is None
+            else LoginGuard(LoginStore(engine), settings.login_limit, clock)
+        )  # fmt: skip
         accounts = AccountService(
             AccountStore(client, engine), clock,
             password_cost=settings.password_cost, session_ttl=settings.session_ttl,
+            hashes=HashPool(settings.hash_workers, settings.hash_queue), logins=logins,
         )  # fmt: skip
-        accounts.hashes = HashPool(settings.hash_workers, settings.hash_queue)
-        if settings.login_limit is not None:
-            accounts.logins = LoginGuard(LoginStore(engine), settings.login_limit, clock)
         topics = TopicResolver()
         topics.register("me", resolve_me)
         topics.register("public", resolve_public)

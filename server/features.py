@@ -55,10 +55,9 @@ def wire(svc: Services) -> Features:
     publisher = Publisher(svc.bus)
     graph_store = GraphStore(svc.client, svc.engine)
     graph = GraphService(svc.accounts, graph_store, publisher, svc.bus, svc.clock)
-    echo_store = EchoStore(svc.client, svc.engine)
-    echoes = EchoService(svc.accounts, graph, echo_store, publisher, svc.clock)
     communities = CommunityService(svc.accounts, CommunityStore(svc.client), publisher, svc.clock)
-    echoes.communities = communities
+    echo_store = EchoStore(svc.client, svc.engine)
+    echoes = EchoService(svc.accounts, graph, communities, echo_store, publisher, svc.clock)
     footprints = FootprintService(svc.accounts, graph, FootprintStore(svc.client), publisher,
                                   svc.clock)  # fmt: skip
     graph.on_profile_view.append(footprints.on_profile_view)
@@ -71,9 +70,8 @@ def wire(svc: Services) -> Features:
     media.can_see_post = echoes.can_see
     search_store = SearchStore(svc.client, svc.engine)
     profiles = ProfileService(svc.accounts, graph, search_store, publisher,
-                              svc.bus.publish_control, svc.clock,
+                              svc.bus.publish_control, media, svc.clock,
                               password_cost=svc.settings.password_cost)  # fmt: skip
-    profiles.avatars = media
     svc.accounts.on_signup.append(profiles.on_signup)
     svc.control_hooks.append(profiles.on_control)
     discovery = DiscoveryService(svc.accounts, graph, echoes, search_store)

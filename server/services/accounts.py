@@ -21,8 +21,9 @@ _DUMMY_HASH = rules.hash_password("not a real password", cost=2**10)
 
 class AccountService:
     def __init__(
-        self, store: AccountStore, clock: Clock, *, password_cost: int, session_ttl: int
-    ) -> None:
+        self, store: AccountStore, clock: Clock, *, password_cost: int, session_ttl: int,
+        hashes: HashPool | None = None, logins: LoginGuard | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
         self.clock = clock
         self.password_cost = password_cost
@@ -31,9 +32,9 @@ class AccountService:
         # search index and befriending hook in here).
         self.on_signup: list[SignupHook] = []
         # Every password hash runs here (sign-up, sign-in, password change).
-        self.hashes = HashPool()
-        # Sign-in backoff per handle and address; None: no limit (set by the app).
-        self.logins: LoginGuard | None = None
+        self.hashes = hashes if hashes is not None else HashPool()
+        # Sign-in backoff per handle and address; None: no limit (the setting is off).
+        self.logins = logins
         # Verifying against this keeps a login for an unknown handle as slow as a real
         # one: the same cost as real hashes (a 2**10 dummy made unknown handles 16 times
         # faster to refuse at the default 2**14, which told them apart).

@@ -135,15 +135,15 @@ def check_cursor(raw: str | None) -> str | None:
 
 class EchoService:
     def __init__(
-        self, accounts: AccountService, graph: GraphService, store: EchoStore,
-        publisher: Publisher, clock: Clock,
+        self, accounts: AccountService, graph: GraphService, communities: CommunityGate,
+        store: EchoStore, publisher: Publisher, clock: Clock,
     ) -> None:  # fmt: skip
         self.accounts = accounts
         self.graph = graph
+        self.communities = communities
         self.store = store
         self.publisher = publisher
         self.clock = clock
-        self.communities: CommunityGate | None = None
         # Logs and shows a moderator's deletion (see `delete`).
         self.moderation: ModerationLog | None = None
         # Claims the media a post carries (the media feature).
@@ -226,8 +226,6 @@ class EchoService:
     async def _community_access(self, viewer: str, community: str) -> CommunityAccess | None:
         if not community:
             return None
-        if self.communities is None:
-            return CommunityAccess("approval", False)
         try:
             return await self.communities.access(viewer, community)
         except NotFound:
@@ -326,8 +324,6 @@ class EchoService:
         if community is not None:
             if not isinstance(community, str) or not community or len(community) > 64:
                 raise DomainError("invalid_community", "community must be an id", "community")
-            if self.communities is None:
-                raise NotFound("community_not_found", "no such community", field="community")
             access = await self.communities.access(author.id, community)
             if not access.is_member:
                 raise Forbidden("not_a_member", "only members post in a community", "community")
@@ -461,7 +457,7 @@ class EchoService:
             only = reach.friends | {author}
         community = rec.get("community")
         readers = None
-        if community and self.communities is not None:
+        if community:
             readers = await self.communities.readers(community)
             if readers is not None:
                 only = _narrow(only, readers | {author})
@@ -496,7 +492,7 @@ class EchoService:
                 only = _narrow(only, (reach.friends or frozenset()) | {gate.author})
             elif gate.visibility != "public":
                 only = frozenset()
-            if gate.community and self.communities is not None:
+            if gate.community:
                 readers = await self.communities.readers(gate.community)
                 if readers is not None:
                     only = _narrow(only, readers | {gate.author})
@@ -513,7 +509,7 @@ class EchoService:
         if rec is None:
             raise NotFound("echo_not_found", "no such echo")
         allowed = rec["author"] == actor.id
-        if not allowed and rec.get("community") and self.communities is not None:
+        if not allowed and rec.get("community"):
             allowed = await self.communities.owner(rec["community"]) == actor.id
         moderation = audit or (not allowed and actor.is_moderator)
         if not allowed and not actor.is_moderator:

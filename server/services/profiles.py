@@ -54,8 +54,8 @@ class AvatarSource(Protocol):
 class ProfileService:
     def __init__(
         self, accounts: AccountService, graph: GraphService, search: SearchStore,
-        publisher: Publisher, publish_control: ControlPublisher, clock: Clock,
-        *, password_cost: int,
+        publisher: Publisher, publish_control: ControlPublisher, avatars: AvatarSource,
+        clock: Clock, *, password_cost: int,
     ) -> None:  # fmt: skip
         self.accounts = accounts
         self.graph = graph
@@ -64,7 +64,7 @@ class ProfileService:
         self.publish_control = publish_control
         self.clock = clock
         self.password_cost = password_cost
-        self.avatars: AvatarSource | None = None  # set by the media feature
+        self.avatars = avatars
         # The latest profile of members who changed it while their sockets are open
         # here: a socket keeps the User it opened with, and posts carry the author's name.
         self._renamed: dict[str, tuple[str, str]] = {}
@@ -109,12 +109,8 @@ class ProfileService:
 
     async def _avatar_fields(self, user: User, media_id: str) -> dict[str, str]:
         if media_id == "":
-            if self.avatars is not None:
-                await self.avatars.drop_avatar(user)
+            await self.avatars.drop_avatar(user)
             return {"avatar": ""}
-        if self.avatars is None:
-            raise DomainError("invalid_avatar", "avatars cannot be set on this server yet",
-                              field="avatar")  # fmt: skip
         avatar = await self.avatars.avatar(user, media_id)
         return {"avatar": orjson.dumps(avatar).decode()}
 
