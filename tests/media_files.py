@@ -7,9 +7,20 @@ import io
 import struct
 import zlib
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
+    from av.video.stream import VideoStream
+
+
+def rgb_at(im: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    """The bands of one pixel of a multi-band picture (RGB, RGBA)."""
+    pixel = im.getpixel(xy)
+    assert isinstance(pixel, tuple), (im.mode, pixel)
+    return pixel
 
 
 def encoded(im: Image.Image, fmt: str, **options: Any) -> bytes:
@@ -115,12 +126,12 @@ def video(seconds: float = 1.0, *, container: str = "mp4", codec: str = "libx264
     buf = io.BytesIO()
     with av.open(buf, mode="w", format=container) as out:
         out.metadata["title"] = title
-        stream = out.add_stream(codec, rate=fps)
+        stream = cast("VideoStream", out.add_stream(codec, rate=fps))
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         sound = None
         if audio is not None:
-            sound = out.add_stream(audio, rate=48000)
+            sound = cast("AudioStream", out.add_stream(audio, rate=48000))
             sound.layout = "mono"
         frames = max(1, int(seconds * fps))
         for i in range(frames):

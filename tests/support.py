@@ -93,7 +93,8 @@ class Server:
         if self.output is None:
             return ""
         self.output.seek(0)
-        return self.output.read().decode(errors="replace")
+        text: str = self.output.read().decode(errors="replace")
+        return text
 
     @property
     def base(self) -> str:
@@ -117,7 +118,10 @@ class Server:
         return await self._session().put(path, **kw)
 
     async def ws(self, member: Member, **kw: Any) -> aiohttp.ClientWebSocketResponse:
-        return await self._session().ws_connect("/ws", headers=member.auth, **kw)
+        ws: aiohttp.ClientWebSocketResponse = await self._session().ws_connect(
+            "/ws", headers=member.auth, **kw
+        )
+        return ws
 
     async def close(self) -> None:
         if self.session is not None:
@@ -200,7 +204,8 @@ async def call(http: Any, method: str, path: str, who: Member, status: int,
                body: Any = None) -> dict[str, Any]:  # fmt: skip
     resp = await getattr(http, method)(path, json=body, headers=who.auth)
     assert resp.status == status, (path, await resp.text())
-    return await resp.json()
+    answer: dict[str, Any] = await resp.json()
+    return answer
 
 
 async def error_of(http: Any, method: str, path: str, who: Member, status: int,

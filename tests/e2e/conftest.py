@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
 from tests.support import PASSWORD, Server, start_server, stop_server
 
@@ -178,7 +186,7 @@ def make_members(browser: Browser, hub: EchoHubServer) -> tuple[MemberFactory, l
     made: list[Member] = []
 
     def make(
-        name: str, *, handle: str = "", viewport: dict[str, int] | None = None, **context_args: Any
+        name: str, *, handle: str = "", viewport: ViewportSize | None = None, **context_args: Any
     ) -> Member:
         handle = hub.handle(handle or name.lower())
         context = browser.new_context(

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from playwright.sync_api import Browser, expect, sync_playwright
 
@@ -28,6 +28,9 @@ from tests.e2e.conftest import (
     same_origin,
 )
 from tests.support import PASSWORD
+
+if TYPE_CHECKING:
+    from playwright._impl._api_structures import SetCookieParam
 
 SIZES: dict[str, dict[str, Any]] = {
     "desktop": {"viewport": {"width": 1280, "height": 860}},
@@ -134,7 +137,8 @@ def shoot(browser: Browser, hub: EchoHubServer, who: Member, pages: dict[str, st
           out: Path) -> None:  # fmt: skip
     for (size, options), (locale, suffix) in itertools.product(SIZES.items(), LOCALES.items()):
         context = browser.new_context(**options, color_scheme="light", locale=locale)
-        context.add_cookies(who.context.cookies())
+        # A read cookie is a cookie to set, field for field; Playwright types them apart.
+        context.add_cookies(cast("list[SetCookieParam]", who.context.cookies()))
         page = context.new_page()
         for name, route in pages.items():
             page.goto(f"{hub.base}/{route}")

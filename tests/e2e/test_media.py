@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from PIL import Image
-from playwright.sync_api import expect
+from playwright.sync_api import FilePayload, expect
 
 from tests import media_files as mf
 from tests.e2e.conftest import MemberFactory
@@ -52,7 +52,7 @@ def test_attach_a_picture_and_another_member_sees_it_with_its_alt(member: Member
 def test_five_pictures_are_refused_in_the_composer(member: MemberFactory) -> None:
     aki = member("Many")
     aki.goto()
-    files = [{"name": f"p{i}.png", "mimeType": "image/png",
+    files: list[FilePayload] = [{"name": f"p{i}.png", "mimeType": "image/png",
               "buffer": mf.encoded(Image.new("RGB", (20 + i, 20)), "PNG")}
              for i in range(5)]  # fmt: skip
     aki.page.locator(".composer input[type=file]").set_input_files(files)

@@ -12,7 +12,8 @@ async def create(http: Any, who: Member, name: str, policy: str = "open") -> dic
     body = {"name": name, "description": f"about {name}", "join_policy": policy}
     resp = await http.post("/api/communities", json=body, headers=who.auth)
     assert resp.status == 201, await resp.text()
-    return await resp.json()
+    created: dict[str, Any] = await resp.json()
+    return created
 
 
 async def engine_snapshot(rdb: Any) -> dict[str, Any]:

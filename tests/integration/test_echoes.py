@@ -12,7 +12,8 @@ from tests.support import Member, receive_until, signup
 async def post(client: Any, who: Member, text: str, **extra: Any) -> dict[str, Any]:
     resp = await client.post("/api/echoes", json={"text": text, **extra}, headers=who.auth)
     assert resp.status == 201, await resp.text()
-    return await resp.json()
+    created: dict[str, Any] = await resp.json()
+    return created
 
 
 async def follow(client: Any, who: Member, handle: str) -> None:

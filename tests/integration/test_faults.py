@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -376,8 +377,8 @@ async def test_rolling_sigterm_of_independent_processes_loses_nothing(
             await servers[i].close()
             # Off the loop: the stream and the readers go on while it stops and starts.
             assert await loop.run_in_executor(None, stop_server, servers[i]) == 0
-            servers[i] = await loop.run_in_executor(
-                None, lambda p=port: start_server("--redis-url", engine_url, port=p))  # fmt: skip
+            restart = functools.partial(start_server, "--redis-url", engine_url, port=port)
+            servers[i] = await loop.run_in_executor(None, restart)
         await until(lambda n=len(acked): len(acked) >= n + 5, 20, "posts after the last restart")
         stop.set()
         await stream

@@ -123,7 +123,8 @@ async def test_hashing_has_a_bounded_queue_and_other_requests_keep_going(
 
     async def guess() -> int:
         resp = await client.post("/api/login", json={"handle": "aki", "password": "nope nope"})
-        return resp.status
+        status: int = resp.status
+        return status
 
     flood = [asyncio.create_task(guess()) for _ in range(12)]
     served = 0

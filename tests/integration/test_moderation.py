@@ -327,7 +327,7 @@ async def test_the_mod_stream_filters_by_member_keyword_and_community(
 
     async def seen(ws: Any, count: int) -> list[str]:
         """The first `count` events: what the filter let through, in order."""
-        got = []
+        got: list[str] = []
         while len(got) < count:
             data = (await next_event_of_any_type(ws))["data"]
             got.append(data.get("text") or data.get("reason"))
@@ -507,7 +507,8 @@ async def test_a_removal_and_its_audit_entry_are_written_in_one_step(
     echoes = app_client.server.app[FEATURES].echoes
     aki = await signup(app_client, rdb, "aki")
     created = await post(app_client, aki, "going")
-    first, second = {"id": "0" * 19 + "1", "n": 1}, {"id": "0" * 19 + "2", "n": 2}
+    first: dict[str, Any] = {"id": "0" * 19 + "1", "n": 1}
+    second: dict[str, Any] = {"id": "0" * 19 + "2", "n": 2}
     assert await echoes.store.delete(created["id"], first)
     assert await rdb.zrange(AUDIT, 0, -1) == [first["id"]]
     assert json.loads(await rdb.get(audit_key(first["id"]))) == first

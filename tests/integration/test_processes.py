@@ -40,7 +40,8 @@ def engine_pids(data_dir: Path) -> list[int]:
 async def post(server: Server, who: Member, text: str) -> dict[str, Any]:
     resp = await server.post("/api/echoes", json={"text": text}, headers=who.auth)
     assert resp.status == 201, await resp.text()
-    return await resp.json()
+    created: dict[str, Any] = await resp.json()
+    return created
 
 
 async def sub(ws: Any, topic: str, **extra: Any) -> dict[str, Any]:
@@ -203,7 +204,7 @@ async def test_serve_keeps_data_and_leaves_no_engine(tmp_path: Path) -> None:
 async def test_workers_share_one_port(tmp_path: Path) -> None:
     data = tmp_path / "data"
     server = start_server("--data-dir", str(data), "--workers", "2")
-    pids = set()
+    pids: set[str | None] = set()
     async with asyncio.timeout(15):
         while len(pids) < 2:
             async with aiohttp.ClientSession() as fresh:  # new connection each time

@@ -38,7 +38,7 @@ async def relate(http: Any, viewer: Member, author: Member, relation: str) -> No
 
 async def closed_community(http: Any, owner: Member, members: list[Member]) -> str:
     body = {"name": "Quiet room", "description": "members only", "join_policy": "approval"}
-    community = (await call(http, "post", "/api/communities", owner, 201, body))["id"]
+    community: str = (await call(http, "post", "/api/communities", owner, 201, body))["id"]
     for member in members:
         await call(http, "post", f"/api/communities/{community}/join", member, 200)
         await call(http, "post", f"/api/communities/{community}/requests/{member.handle}/approve",

@@ -24,8 +24,10 @@ def judged(rows: list[list[str]]) -> dict[str, str]:
 
 
 def test_window_p99_keeps_the_worst_second_of_each_window() -> None:
-    timeline = [{"t": 0.0, "p99_us": 5.0}, {"t": 3.0, "p99_us": 9.0}, {"t": 12.0, "p99_us": 4.0},
-                {"t": 15.0, "p99_us": None}, {"t": 25.0, "p99_us": 7.0}]  # fmt: skip
+    timeline: list[dict[str, Any]] = [
+        {"t": 0.0, "p99_us": 5.0}, {"t": 3.0, "p99_us": 9.0}, {"t": 12.0, "p99_us": 4.0},
+        {"t": 15.0, "p99_us": None}, {"t": 25.0, "p99_us": 7.0},
+    ]  # fmt: skip
     assert window_p99(timeline, 10.0) == [(10.0, 9.0), (20.0, 4.0), (30.0, 7.0)]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import pytest
 from hdrh.histogram import HdrHistogram
@@ -153,7 +154,7 @@ def test_account_table(acked: list[int], arrivals: list[int], expected: Delivery
 
 
 def test_account_all_sums_subscribers_and_posters() -> None:
-    acked = {0: [0, 1, 2], 1: [0, 1]}
+    acked: dict[int, Sequence[int]] = {0: [0, 1, 2], 1: [0, 1]}
     full0, full1, partial = SeqTracker(), SeqTracker(), SeqTracker()
     for s in (0, 1, 2):
         full0.add(s)

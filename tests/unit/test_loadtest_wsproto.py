@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 import pytest
@@ -152,16 +152,16 @@ def test_marker_and_socketio_packets() -> None:
 
 
 @contextlib.asynccontextmanager
-async def tiny_server(handler: web.RequestHandler) -> AsyncIterator[int]:
+async def tiny_server(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[int]:
     app = web.Application()
     app.router.add_get("/ws", handler)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]
+    port: int = runner.addresses[0][1]
     try:
         yield port
     finally:

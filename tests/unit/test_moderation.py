@@ -128,8 +128,10 @@ def test_the_filter_matches_what_an_event_is_about(
 ) -> None:
     check = parse_mod_filter(flt)
     assert check is not None
-    events = {"post": ("post.created", POST), "report": ("report.created", REPORT),
-              "action": ("mod.action", ACTION), "deleted": ("post.deleted", DELETED)}  # fmt: skip
+    events: dict[str, tuple[str, dict[str, Any]]] = {
+        "post": ("post.created", POST), "report": ("report.created", REPORT),
+        "action": ("mod.action", ACTION), "deleted": ("post.deleted", DELETED),
+    }  # fmt: skip
     assert {name: check(*event) for name, event in events.items()} == matches
 
 
