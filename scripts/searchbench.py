@@ -32,7 +32,7 @@ from server.app import create_app
 from server.domain.search import post_terms
 from server.engine import EmbeddedEngine
 from server.services.common import User, iso, new_id
-from server.services.container import SERVICES
+from server.services.container import FEATURES, SERVICES
 from server.settings import Settings
 from server.store.echoes import EchoStore
 from server.store.search import SearchStore
@@ -107,7 +107,7 @@ async def run(posts: int) -> None:
             runner = web.AppRunner(app)
             await runner.setup()
             svc = app[SERVICES]
-            echoes, discovery = svc.extra["echoes"], svc.extra["discovery"]
+            echoes, discovery = app[FEATURES].echoes, app[FEATURES].discovery
             author = User(new_id(), "author", "Author", "member", iso(time.time()), False)
             viewer = User(new_id(), "viewer", "Viewer", "member", iso(time.time()), False)
             used_before = int((await svc.client.info("memory"))["used_memory"])
