@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import uvloop
 
+from server.eventbus import Sink
 from server.hub import Event, Hub
 from server.protocol import JSON, event_message, ws_frame
 from server.store.resp import plain_fd
@@ -67,6 +68,7 @@ POST = {"id": "01a2021e6c6e4b5ec6f6", "author": {"handle": "aki", "display_name"
 
 class _NoHistory:
     watermark = 0
+    sink: Sink | None = None  # the hub sets itself here
 
     async def subscribe(self, channels: Sequence[str]) -> None:
         pass
