@@ -11,6 +11,7 @@ from server.domain.errors import Conflict, DomainError, Forbidden, NotFound, Una
 from server.services.common import Clock, User, iso, new_id, new_secret
 from server.services.logins import HashPool, LoginGuard
 from server.store.accounts import AccountStore, session_key_of
+from server.store.resp import Arg
 
 SignupHook = Callable[[User, dict[str, str]], Awaitable[None]]
 INVITES_SHOWN = 100
@@ -173,6 +174,32 @@ class AccountService:
     async def ids_by_handle(self, handles: list[str]) -> dict[str, str]:
         """The member id of each of these lower-cased handles that exists."""
         return await self.store.ids_by_handle(handles) if handles else {}
+
+    # --- members' records, for the other services (the store stays this service's own) --
+
+    async def record(self, user_id: str) -> dict[str, str] | None:
+        return await self.store.user(user_id)
+
+    async def records(self, user_ids: list[str]) -> list[dict[str, str] | None]:
+        """Each member's record, in order (None where there is none)."""
+        return await self.store.users(user_ids)
+
+    async def update_profile(
+        self, user_id: str, fields: dict[str, str], along: list[tuple[Arg, ...]]
+    ) -> None:
+        """Set profile fields, with `along` (the search index's changes) in the same
+        transaction."""
+        await self.store.update_profile(user_id, fields, along)
+
+    async def change_password(
+        self, user_id: str, checked_hash: str, new_hash: str, keep_session: str
+    ) -> list[str] | None:
+        """Replace the password hash if it is still `checked_hash`, and end every session
+        but `keep_session` (a session hash); the ended ones, or None if it changed."""
+        return await self.store.change_password(user_id, checked_hash, new_hash, keep_session)
+
+    async def end_all_sessions(self, user_id: str) -> None:
+        await self.store.end_all_sessions(user_id)
 
     async def user_by_handle(self, handle: str) -> User:
         key = handle.lower() if isinstance(handle, str) else ""

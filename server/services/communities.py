@@ -152,7 +152,7 @@ class CommunityService:
         offset = _offset(before)
         page = await self.store.member_page(community, offset, limit + 1)
         more, page = len(page) > limit, page[:limit]
-        users = await self.accounts.store.users([uid for uid, _ in page])
+        users = await self.accounts.records([uid for uid, _ in page])
         items = [{"user": {"handle": u["handle"], "display_name": u["display_name"]},
                   "joined_at": iso(ms / 1000)}
                  for (_, ms), u in zip(page, users, strict=True) if u]  # fmt: skip
@@ -200,7 +200,7 @@ class CommunityService:
         """The owner's list of pending join requests, oldest first."""
         await self._owned(owner, community)
         requests = await self.store.requests(community)
-        users = await self.accounts.store.users([uid for uid, _ in requests])
+        users = await self.accounts.records([uid for uid, _ in requests])
         items = [{"user": {"handle": u["handle"], "display_name": u["display_name"]},
                   "at": iso(ms / 1000)}
                  for (_, ms), u in zip(requests, users, strict=True) if u]  # fmt: skip

@@ -61,7 +61,7 @@ class DiscoveryService:
             return 0
         ids = await self.store.all_user_ids()
         for start in range(0, len(ids), 500):
-            records = await self.accounts.store.users(ids[start : start + 500])
+            records = await self.accounts.records(ids[start : start + 500])
             commands = []
             for record in records:
                 if record is not None:
@@ -96,7 +96,7 @@ class DiscoveryService:
         hidden = circle.blocked_either_way
         ids = [uid for uid in ids if uid not in hidden]
         ranked: list[tuple[tuple[int, bool, str], User]] = []
-        for record in await self.accounts.store.users(ids):
+        for record in await self.accounts.records(ids):
             if record is None:
                 continue
             user = User.from_record(record)
@@ -139,7 +139,7 @@ class DiscoveryService:
             ids, cursor = await self.store.find_posts(
                 query.terms, cursor, limit + 1 - len(chosen), POST_BUDGET
             )
-            recs = await self.echoes.store.get_many(ids)
+            recs = await self.echoes.records(ids)
             visible = await self.echoes.visible_posts(viewer, recs, circle)
             chosen.extend(r for r in visible if rules.matches_post(query, r["text"]))
             if cursor is None or len(chosen) > limit:
@@ -156,7 +156,7 @@ class DiscoveryService:
         friends = sorted(circle.friends - circle.blocked_either_way)[:FRIENDS_CONSIDERED]
         if not friends:
             return {"items": [], "next": None}
-        follows = await self.graph.store.sampled_following(friends, FOLLOWS_SAMPLED)
+        follows = await self.graph.sampled_following(friends, FOLLOWS_SAMPLED)
         counts: dict[str, int] = {}
         for followed in follows:
             for uid in followed:
@@ -167,7 +167,7 @@ class DiscoveryService:
             ((n, uid) for uid, n in counts.items() if n >= enough and uid not in excluded),
             key=lambda pair: (-pair[0], pair[1]),
         )[: SUGGESTIONS * 2]
-        records = await self.accounts.store.users([uid for _, uid in candidates])
+        records = await self.accounts.records([uid for _, uid in candidates])
         items = []
         for (n, _), record in zip(candidates, records, strict=True):
             if record is None or record.get("suspended") == "1":

@@ -300,6 +300,10 @@ class EchoService:
             raise NotFound("echo_not_found", "no such echo", field=field)
         return rec
 
+    async def records(self, post_ids: list[str]) -> list[dict[str, str]]:
+        """The stored records of these posts (those that exist), for the other services."""
+        return await self.store.get_many(post_ids)
+
     async def can_see(self, viewer: User, post_id: str) -> bool:
         """Whether the post exists and the viewer may see it (its media too)."""
         try:
@@ -561,7 +565,7 @@ class EchoService:
         if rec["author"] != viewer.id:
             raise Forbidden("forbidden", "only the author sees who liked an echo")
         likers = await self.store.likers(rec["id"])
-        users = await self.accounts.store.users([uid for uid, _ in likers])
+        users = await self.accounts.records([uid for uid, _ in likers])
         items = [{"user": {"handle": u["handle"], "display_name": u["display_name"]},
                   "at": iso(ms / 1000)}
                  for (_, ms), u in zip(likers, users, strict=True) if u]  # fmt: skip

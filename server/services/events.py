@@ -135,7 +135,7 @@ class EventService:
 
     async def _may_see(self, viewer: User, rec: dict[str, str]) -> bool:
         if rec["host"] != viewer.id:
-            rel = await self.graph.store.relation(viewer.id, rec["host"])
+            rel = await self.graph.relation(viewer.id, rec["host"])
             if rel.blocked_either_way:
                 return False
         if rec["community"]:

@@ -32,7 +32,7 @@ class FootprintService:
         if visitor.id == owner.id:
             return
         if not leaves_footprint(visitor.id, owner.id,
-                                await self.graph.store.relation(visitor.id, owner.id)):  # fmt: skip
+                                await self.graph.relation(visitor.id, owner.id)):  # fmt: skip
             return
         now = self.clock()
         notify = await self.store.record_visit(
@@ -53,7 +53,7 @@ class FootprintService:
         circle = await self.graph.circle(owner.id)
         hidden = circle.blocked_either_way
         recent = [(uid, ms) for uid, ms in recent if uid not in hidden]
-        users = await self.accounts.store.users([uid for uid, _ in recent])
+        users = await self.accounts.records([uid for uid, _ in recent])
         items = [{"visitor": {"handle": u["handle"], "display_name": u["display_name"]},
                   "at": iso(ms / 1000)}
                  for (_, ms), u in zip(recent, users, strict=True) if u]  # fmt: skip

@@ -48,6 +48,13 @@ class GraphService:
     async def circle(self, user_id: str) -> Circle:
         return await self.store.circle(user_id)
 
+    async def relation(self, viewer: str, other: str) -> Relation:
+        return await self.store.relation(viewer, other)
+
+    async def sampled_following(self, users: list[str], count: int) -> list[list[str]]:
+        """Whom each of `users` follows: all of it, or `count` of it drawn at random."""
+        return await self.store.sampled_following(users, count)
+
     async def reach(self, author_id: str, *, friends: bool, fresh: bool = False) -> Reach:
         """An author's reach, as this process last loaded it unless `fresh`.
 

@@ -145,7 +145,7 @@ class ModerationService:
         changed = await self.store.set_suspended(target.id, True, action)
         # Also when it was suspended already: a suspension that failed half-way (the
         # engine went away) is completed by trying again.
-        await self.accounts.store.end_all_sessions(target.id)
+        await self.accounts.end_all_sessions(target.id)
         await self.close_user(target.id, int(CloseCode.SUSPENDED), "suspended")
         if not changed:
             raise Conflict("already_suspended", f"@{target.handle} is already suspended")
@@ -187,7 +187,7 @@ class ModerationService:
     async def resolve_mod(self, user: User, _topic: str, flt: dict[str, Any] | None) -> Resolution:
         # The role as it is now, not as it was when the socket opened: a moderator
         # demoted since must not subscribe again on a socket opened before.
-        record = await self.accounts.store.user(user.id) if user.is_moderator else None
+        record = await self.accounts.record(user.id) if user.is_moderator else None
         if record is None or not User.from_record(record).is_moderator:
             raise Forbidden("forbidden", "the mod topic is for moderators")
         return ["mod"], rules.event_filter(rules.parse_mod_filter(flt))

@@ -74,7 +74,7 @@ class ProfileService:
     async def update(self, user: User, body: object) -> dict[str, Any]:
         """Apply a `PATCH /api/me`; answers the member as `GET /api/me` does."""
         patch = rules.validate_profile_patch(body)
-        record = await self.accounts.store.user(user.id)
+        record = await self.accounts.record(user.id)
         if record is None:
             raise DomainError("user_not_found", "your account is gone")
         current = User.from_record(record)
@@ -95,7 +95,7 @@ class ProfileService:
             member_keys(current.handle, current.display_name),
             member_keys(current.handle, name),
         )
-        await self.accounts.store.update_profile(user.id, fields, along)
+        await self.accounts.update_profile(user.id, fields, along)
         updated = User.from_record({**record, **fields})
         shown = {"handle": updated.handle, "display_name": updated.display_name,
                  **updated.presentation(), "at": iso(self.clock())}  # fmt: skip
@@ -154,13 +154,13 @@ class ProfileService:
         change = rules.validate_password_change(body)
         if limit is not None:
             await limit("passwords", user.id)
-        record = await self.accounts.store.user(user.id)
+        record = await self.accounts.record(user.id)
         stored = record.get("pw", "") if record else ""
         hashes = self.accounts.hashes  # the bounded pool every password hash shares
         if not await hashes.run(verify_password, change.old, stored):
             raise DomainError("wrong_password", "the current password is not right", field="old")
         new_hash = await hashes.run(hash_password, change.new, cost=self.password_cost)
-        ended = await self.accounts.store.change_password(
+        ended = await self.accounts.change_password(
             user.id, stored, new_hash, session_key_of(token)
         )
         if ended is None:
@@ -181,7 +181,7 @@ class ProfileService:
         inviter_id = invite_befriends(invite)
         if not inviter_id:
             return
-        record = await self.accounts.store.user(inviter_id)
+        record = await self.accounts.record(inviter_id)
         if record is None:
             return
         inviter = User.from_record(record)
