@@ -11,9 +11,12 @@ long as the counter still has that value (publishing checks it, see server.bus).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 
 from server.domain.visibility import Relation
 from server.store.resp import EngineClient
@@ -42,6 +45,12 @@ return added
 
 def version_key(user: str) -> str:
     return f"eh:gv:{user}"
+
+
+def with_versions(keys: list[str], *authors: str) -> list[str]:
+    """A reach-changing script's `keys`, then the version key of each of `authors`
+    (the script bumps those last keys with its change)."""
+    return [*keys, *(version_key(author) for author in authors)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,19 @@ class GraphStore:
         self._block = client.register_script(_BLOCK)
         self._handle_for_viewer = engine.script(_HANDLE_FOR_VIEWER)
 
+    async def _change_reach(
+        self, authors: tuple[str, ...], change: Callable[[Pipeline], object]
+    ) -> list[Any]:
+        """Queue `change` in one transaction that also bumps the reach version of each of
+        `authors`; the replies, the change's first. The way every pipelined change to
+        what `reach` returns goes (the scripts take `with_versions` keys)."""
+        async with self.r.pipeline(transaction=True) as pipe:
+            change(pipe)
+            for author in authors:
+                pipe.incr(version_key(author))
+            replies: list[Any] = await pipe.execute()
+        return replies
+
     async def relation(self, viewer: str, other: str) -> Relation:
         async with self.r.pipeline(transaction=False) as pipe:
             pipe.sismember(f"eh:following:{viewer}", other)
@@ -147,45 +169,43 @@ class GraphStore:
 
     async def follow(self, viewer: str, target: str) -> int:
         """1 added, 0 already following, -1 refused because of a block."""
-        keys = [f"eh:following:{viewer}", f"eh:followers:{target}",
-                f"eh:blocking:{viewer}", f"eh:blocked_by:{viewer}",
-                version_key(viewer), version_key(target)]  # fmt: skip
+        keys = with_versions([f"eh:following:{viewer}", f"eh:followers:{target}",
+                              f"eh:blocking:{viewer}", f"eh:blocked_by:{viewer}"],
+                             viewer, target)  # fmt: skip
         return int(await self._follow(keys=keys, args=[viewer, target]))
 
     async def unfollow(self, viewer: str, target: str) -> bool:
-        async with self.r.pipeline(transaction=True) as pipe:
+        def change(pipe: Pipeline) -> None:
             pipe.srem(f"eh:following:{viewer}", target)
             pipe.srem(f"eh:followers:{target}", viewer)
-            pipe.incr(version_key(viewer))
-            pipe.incr(version_key(target))
-            removed, *_ = await pipe.execute()
+
+        removed, *_ = await self._change_reach((viewer, target), change)
         return bool(removed)
 
     async def block(self, viewer: str, target: str) -> bool:
-        keys = [f"eh:following:{viewer}", f"eh:followers:{target}",
-                f"eh:following:{target}", f"eh:followers:{viewer}",
-                f"eh:blocking:{viewer}", f"eh:blocked_by:{target}",
-                version_key(viewer), version_key(target)]  # fmt: skip
+        keys = with_versions([f"eh:following:{viewer}", f"eh:followers:{target}",
+                              f"eh:following:{target}", f"eh:followers:{viewer}",
+                              f"eh:blocking:{viewer}", f"eh:blocked_by:{target}"],
+                             viewer, target)  # fmt: skip
         return bool(await self._block(keys=keys, args=[viewer, target]))
 
     async def unblock(self, viewer: str, target: str) -> None:
-        async with self.r.pipeline(transaction=True) as pipe:
+        def change(pipe: Pipeline) -> None:
             pipe.srem(f"eh:blocking:{viewer}", target)
             pipe.srem(f"eh:blocked_by:{target}", viewer)
-            pipe.incr(version_key(viewer))
-            pipe.incr(version_key(target))
-            await pipe.execute()
+
+        await self._change_reach((viewer, target), change)
 
     async def set_mute(self, viewer: str, target: str, on: bool) -> None:
-        async with self.r.pipeline(transaction=True) as pipe:
+        def change(pipe: Pipeline) -> None:
             if on:
                 pipe.sadd(f"eh:muting:{viewer}", target)
                 pipe.sadd(f"eh:muted_by:{target}", viewer)
             else:
                 pipe.srem(f"eh:muting:{viewer}", target)
                 pipe.srem(f"eh:muted_by:{target}", viewer)
-            pipe.incr(version_key(target))  # its muted_by changed
-            await pipe.execute()
+
+        await self._change_reach((target,), change)  # its muted_by changed
 
     async def sampled_following(self, users: list[str], count: int) -> list[list[str]]:
         """Whom each of `users` follows: all of it, or `count` of it drawn at random
