@@ -34,7 +34,7 @@ from server.services.footprints import FootprintService
 from server.services.graph import GraphService
 from server.services.media import MediaService
 from server.services.media_pool import MediaPool
-from server.services.moderation import ModerationService
+from server.services.moderation import AuditLog, ModerationService
 from server.services.notifications import NotificationService
 from server.services.profiles import ProfileService
 from server.services.publish import Publisher
@@ -57,14 +57,15 @@ def wire(svc: Services) -> Features:
     graph = GraphService(svc.accounts, graph_store, publisher, svc.bus, svc.clock)
     communities = CommunityService(svc.accounts, CommunityStore(svc.client), publisher, svc.clock)
     echo_store = EchoStore(svc.client, svc.engine)
-    echoes = EchoService(svc.accounts, graph, communities, echo_store, publisher, svc.clock)
+    audit_log = AuditLog(publisher, svc.clock)
+    echoes = EchoService(svc.accounts, graph, communities, audit_log, echo_store, publisher,
+                         svc.clock)  # fmt: skip
     footprints = FootprintService(svc.accounts, graph, FootprintStore(svc.client), publisher,
                                   svc.clock)  # fmt: skip
     graph.on_profile_view.append(footprints.on_profile_view)
     events = EventService(graph, communities, EventStore(svc.client), publisher, svc.clock)
-    moderation = ModerationService(svc.accounts, echoes, ModerationStore(svc.client), publisher,
-                                   svc.clock, svc.close_user)  # fmt: skip
-    echoes.moderation = moderation
+    moderation = ModerationService(svc.accounts, echoes, audit_log, ModerationStore(svc.client),
+                                   publisher, svc.clock, svc.close_user)  # fmt: skip
     media = _media_service(svc)
     echoes.media = media
     media.can_see_post = echoes.can_see

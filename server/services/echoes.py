@@ -136,16 +136,16 @@ def check_cursor(raw: str | None) -> str | None:
 class EchoService:
     def __init__(
         self, accounts: AccountService, graph: GraphService, communities: CommunityGate,
-        store: EchoStore, publisher: Publisher, clock: Clock,
+        moderation: ModerationLog, store: EchoStore, publisher: Publisher, clock: Clock,
     ) -> None:  # fmt: skip
         self.accounts = accounts
         self.graph = graph
         self.communities = communities
+        # Logs and shows a moderator's deletion (see `delete`).
+        self.moderation = moderation
         self.store = store
         self.publisher = publisher
         self.clock = clock
-        # Logs and shows a moderator's deletion (see `delete`).
-        self.moderation: ModerationLog | None = None
         # Claims the media a post carries (the media feature).
         self.media: MediaClaims | None = None
 
@@ -523,7 +523,7 @@ class EchoService:
             raise Forbidden("forbidden", "only the author, the community owner or a moderator "
                                          "may delete this echo")  # fmt: skip
         action = None
-        if moderation and self.moderation is not None:
+        if moderation:
             action = self.moderation.removal(actor, rec, reason)
         if not await self.store.delete(rec["id"], action):
             # Deleted by someone else since it was read: only one delete counts.
@@ -532,7 +532,6 @@ class EchoService:
         await self._publish("post.deleted", deleted, rec)
         result: dict[str, Any] = {"id": rec["id"], "deleted": True}
         if action is not None:
-            assert self.moderation is not None
             await self.moderation.announce(action)
             result["action"] = action
             if rec["author"] != actor.id:

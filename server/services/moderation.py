@@ -39,13 +39,43 @@ def _page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
     return {"items": page, "next": page[-1]["id"] if len(items) > limit else None}
 
 
+class AuditLog:
+    """Moderation actions as audit log entries, and their showing on the `mod` topic:
+    built before the echo service, which logs a moderator's removal of a post."""
+
+    def __init__(self, publisher: Publisher, clock: Clock) -> None:
+        self.publisher = publisher
+        self.clock = clock
+
+    def action(
+        self, moderator: User, action: str, reason: str, *,
+        echo: dict[str, Any] | None = None, user: dict[str, Any] | None = None,
+        report: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """An audit log entry: who, what, when, why."""
+        return {"id": new_id(), "actor": moderator.brief(), "action": action,
+                "reason": reason, "at": iso(self.clock()), "echo": echo, "user": user,
+                "report": report}  # fmt: skip
+
+    def removal(self, moderator: User, rec: dict[str, str], reason: str) -> dict[str, Any]:
+        """The audit entry of a post a moderator removes (through either endpoint); the
+        echo store writes it with the deletion."""
+        author = {"handle": rec["author_handle"], "display_name": rec["author_name"]}
+        return self.action(moderator, "remove_echo", reason, echo=EchoService.wire(rec),
+                           user=author)  # fmt: skip
+
+    async def announce(self, action: dict[str, Any]) -> None:
+        await self.publisher.publish("mod.action", action, [("mod", None)])
+
+
 class ModerationService:
     def __init__(
-        self, accounts: AccountService, echoes: EchoService, store: ModerationStore,
-        publisher: Publisher, clock: Clock, close_user: UserCloser,
+        self, accounts: AccountService, echoes: EchoService, log: AuditLog,
+        store: ModerationStore, publisher: Publisher, clock: Clock, close_user: UserCloser,
     ) -> None:  # fmt: skip
         self.accounts = accounts
         self.echoes = echoes
+        self.log = log
         self.store = store
         self.publisher = publisher
         self.clock = clock
@@ -106,11 +136,11 @@ class ModerationService:
         now = iso(self.clock())
         report.update(status="resolved", resolved_by=moderator.brief(), resolved_at=now,
                       resolution=reason)  # fmt: skip
-        action = self._action(moderator, "resolve_report", reason, echo=report["echo"],
+        action = self.log.action(moderator, "resolve_report", reason, echo=report["echo"],
                               user=report["user"], report=report["id"])  # fmt: skip
         if not await self.store.resolve(report, action):
             raise Conflict("already_resolved", "this report is already resolved")
-        await self.announce(action)
+        await self.log.announce(action)
         return report
 
     # --- actions -----------------------------------------------------------------------
@@ -120,20 +150,8 @@ class ModerationService:
         require_moderator(moderator)
         reason = self._reason(body)
         result = await self.echoes.delete(moderator, post_id, reason=reason, audit=True)
-        if "action" not in result:
-            raise RuntimeError("the echo service has no moderation log (see features.wire)")
-        action: dict[str, Any] = result["action"]
+        action: dict[str, Any] = result["action"]  # an audited deletion always has one
         return action
-
-    def removal(self, moderator: User, rec: dict[str, str], reason: str) -> dict[str, Any]:
-        """The audit entry of a post a moderator removes (through either endpoint); the
-        echo store writes it with the deletion."""
-        author = {"handle": rec["author_handle"], "display_name": rec["author_name"]}
-        return self._action(moderator, "remove_echo", reason, echo=EchoService.wire(rec),
-                            user=author)  # fmt: skip
-
-    async def announce(self, action: dict[str, Any]) -> None:
-        await self.publisher.publish("mod.action", action, [("mod", None)])
 
     async def suspend(self, moderator: User, handle: str, body: object) -> dict[str, Any]:
         """Suspend a member: their sessions end and their sockets close with 4003."""
@@ -141,7 +159,7 @@ class ModerationService:
         reason = self._reason(body)
         target = await self.accounts.user_by_handle(handle)
         rules.check_may_suspend(moderator.id, moderator.role, target.id, target.role)
-        action = self._action(moderator, "suspend", reason, user=target.brief())
+        action = self.log.action(moderator, "suspend", reason, user=target.brief())
         changed = await self.store.set_suspended(target.id, True, action)
         # Also when it was suspended already: a suspension that failed half-way (the
         # engine went away) is completed by trying again.
@@ -149,7 +167,7 @@ class ModerationService:
         await self.close_user(target.id, int(CloseCode.SUSPENDED), "suspended")
         if not changed:
             raise Conflict("already_suspended", f"@{target.handle} is already suspended")
-        await self.announce(action)
+        await self.log.announce(action)
         return {"user": {**target.to_wire(), "suspended": True}, "action": action}
 
     async def unsuspend(self, moderator: User, handle: str, body: object) -> dict[str, Any]:
@@ -158,10 +176,10 @@ class ModerationService:
         target = await self.accounts.user_by_handle(handle)
         rules.check_may_suspend(moderator.id, moderator.role, target.id, target.role,
                                 verb="unsuspend")  # fmt: skip
-        action = self._action(moderator, "unsuspend", reason, user=target.brief())
+        action = self.log.action(moderator, "unsuspend", reason, user=target.brief())
         if not await self.store.set_suspended(target.id, False, action):
             raise Conflict("not_suspended", f"@{target.handle} is not suspended")
-        await self.announce(action)
+        await self.log.announce(action)
         return {"user": {**target.to_wire(), "suspended": False}, "action": action}
 
     async def audit(self, moderator: User, before: str | None, limit: int) -> dict[str, Any]:
@@ -171,16 +189,6 @@ class ModerationService:
     @staticmethod
     def _reason(body: object) -> str:
         return rules.validate_reason(require_object(body).get("reason"), required=False)
-
-    def _action(
-        self, moderator: User, action: str, reason: str, *,
-        echo: dict[str, Any] | None = None, user: dict[str, Any] | None = None,
-        report: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
-        """An audit log entry: who, what, when, why."""
-        return {"id": new_id(), "actor": moderator.brief(), "action": action,
-                "reason": reason, "at": iso(self.clock()), "echo": echo, "user": user,
-                "report": report}  # fmt: skip
 
     # --- the mod topic -----------------------------------------------------------------
 
