@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -91,7 +92,7 @@ class _Accept(asyncio.Protocol):
         self.into.append(transport)  # type: ignore[arg-type]
 
 
-async def main(mode: str, clients: int, rounds: int, rate: float) -> None:
+async def main(mode: str, clients: int, rounds: int, rate: float, send_buffer: int) -> None:
     cores = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cores[0]})
     loop = asyncio.get_running_loop()
@@ -106,6 +107,10 @@ async def main(mode: str, clients: int, rounds: int, rate: float) -> None:
             if time.monotonic() > deadline:
                 raise SystemExit("the reader never connected")
             await asyncio.sleep(0.05)
+        if send_buffer:  # as the websocket endpoint sets it (0: the kernel autotunes)
+            for transport in transports:
+                sock = transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         hub = Hub(_NoHistory())
         for i, transport in enumerate(transports):
             conn = hub.connect(f"p{i}", "s", JSON, transport, _Peer(), plain_fd(transport))
@@ -143,5 +148,6 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--send-buffer", type=int, default=0, help="SO_SNDBUF (0: autotuned)")
     args = parser.parse_args()
-    uvloop.run(main(args.mode, args.clients, args.rounds, args.rate))
+    uvloop.run(main(args.mode, args.clients, args.rounds, args.rate, args.send_buffer))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from typing import Any
 
@@ -26,6 +27,10 @@ from server.services.container import FEATURES, SERVICES, Services
 from server.sockets import plain_fd
 
 SOCKETS = web.AppKey("sockets", set)
+# The kernel's send buffer per websocket (Linux doubles it: 256 KiB in all). Autotuned,
+# it grows to 4 MiB, which a slow reader drains at tens of KB/s: the close frame behind
+# it then waits minutes, and each hostile socket pins that much kernel memory.
+SOCKET_SEND_BUFFER = 128 * 1024
 
 
 def origin_allowed(request: web.Request, origin: str, allowed: tuple[str, ...]) -> bool:
@@ -80,6 +85,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # The hub holds back what goes beyond this, and learns of the drain from aiohttp's
     # protocol (paused above the high-water mark, resumed below the low one).
     transport.set_write_buffer_limits(high=TRANSPORT_BUDGET)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
     protocol = request.protocol
     session = SocketSession(svc, request.app[FEATURES].post_op, transport,
                             protocol._drain_helper, codec_for(subprotocol), user, session_key,
