@@ -288,3 +288,59 @@ async def test_a_binary_frame_on_a_json_socket_is_read_as_msgpack(
     reply = await ws.receive_json(timeout=5)
     assert reply["op"] == "error" and reply["code"] == "bad_frame" and reply["id"] is None
     await ws.close()
+
+
+# A slow mobile client: it shrinks its receive buffer only once connected (the window it
+# advertised first let the server's kernel take megabytes), floods pings, then reads
+# steadily through its small window until the end.
+SLOW_READER = """
+import socket, sys, time
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+sock.settimeout(5)
+sock.sendall(("GET /ws HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\n"
+              "Connection: Upgrade\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\n"
+              "Sec-WebSocket-Version: 13\\r\\nAuthorization: Bearer " + sys.argv[2]
+              + "\\r\\n\\r\\n").encode())
+head = b""
+while b"\\r\\n\\r\\n" not in head:
+    head += sock.recv(1)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+chunk = bytes.fromhex(sys.argv[3]) * 64
+try:
+    for _ in range(2560):
+        sock.sendall(chunk)
+except OSError:
+    pass
+time.sleep(0.5)  # the client's own pace, not synchronisation: it reads late
+data, deadline = b"", time.monotonic() + 25
+try:
+    while time.monotonic() < deadline and (got := sock.recv(16384)):
+        data += got
+except OSError:
+    pass
+sys.stdout.buffer.write(data)
+"""
+
+
+async def test_a_client_that_shrinks_its_buffer_and_reads_slowly_gets_the_4008(
+    engine_url: str, rdb: Any
+) -> None:
+    """Issue 13.10: the kernel's send buffer held megabytes the client drains slowly; a
+    fixed cut-off at 3 s sent RST before the close frame behind them had left (1006)."""
+    server = start_server("--redis-url", engine_url)
+    try:
+        member = await signup(server, rdb, "slowmobile")
+        client = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", SLOW_READER, str(server.port), member.token, PING.hex(),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(client.communicate(), 40)
+    finally:
+        await server.close()
+        stop_server(server)
+    buf = bytearray(out)
+    frames = split_frames(buf)
+    assert not buf, f"{len(buf)} bytes of a cut frame after {len(frames)} whole ones"
+    assert frames[-1][0] == wsproto.OP_CLOSE, f"EOF without a close frame: {frames[-1][0]}"
+    assert struct.unpack("!H", frames[-1][1][:2])[0] == 4008
+    assert all(frame[0] == wsproto.OP_PONG for frame in frames[:-1])
