@@ -58,17 +58,15 @@ def wire(svc: Services) -> Features:
     communities = CommunityService(svc.accounts, CommunityStore(svc.client), publisher, svc.clock)
     echo_store = EchoStore(svc.client, svc.engine)
     audit_log = AuditLog(publisher, svc.clock)
-    echoes = EchoService(svc.accounts, graph, communities, audit_log, echo_store, publisher,
-                         svc.clock)  # fmt: skip
+    media = _media_service(svc)
+    echoes = EchoService(svc.accounts, graph, communities, audit_log, media, echo_store,
+                         publisher, svc.clock)  # fmt: skip
     footprints = FootprintService(svc.accounts, graph, FootprintStore(svc.client), publisher,
                                   svc.clock)  # fmt: skip
     graph.on_profile_view.append(footprints.on_profile_view)
     events = EventService(graph, communities, EventStore(svc.client), publisher, svc.clock)
     moderation = ModerationService(svc.accounts, echoes, audit_log, ModerationStore(svc.client),
                                    publisher, svc.clock, svc.close_user)  # fmt: skip
-    media = _media_service(svc)
-    echoes.media = media
-    media.can_see_post = echoes.can_see
     search_store = SearchStore(svc.client, svc.engine)
     profiles = ProfileService(svc.accounts, graph, search_store, publisher,
                               svc.bus.publish_control, media, svc.clock,

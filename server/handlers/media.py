@@ -203,7 +203,8 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     svc = request.app[SERVICES]
     media = _media(request)
     viewer = await svc.accounts.authenticate(token_of(request))
-    if viewer is None or not await media.may_see_file(viewer, name):
+    can_see_post = request.app[FEATURES].echoes.can_see
+    if viewer is None or not await media.may_see_file(viewer, name, can_see_post):
         return _not_found()
     return await _send_file(request, media, name, CACHE_CONTROL)
 

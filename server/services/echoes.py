@@ -19,7 +19,7 @@ import orjson
 
 from server.domain.echo import validate_echo_text, validate_visibility
 from server.domain.errors import DomainError, EngineUnavailable, Forbidden, NotFound
-from server.domain.media import media_not_found, parse_post_media
+from server.domain.media import parse_post_media
 from server.domain.replies import (
     MAX_CHAIN,
     Gate,
@@ -136,18 +136,19 @@ def check_cursor(raw: str | None) -> str | None:
 class EchoService:
     def __init__(
         self, accounts: AccountService, graph: GraphService, communities: CommunityGate,
-        moderation: ModerationLog, store: EchoStore, publisher: Publisher, clock: Clock,
+        moderation: ModerationLog, media: MediaClaims, store: EchoStore, publisher: Publisher,
+        clock: Clock,
     ) -> None:  # fmt: skip
         self.accounts = accounts
         self.graph = graph
         self.communities = communities
         # Logs and shows a moderator's deletion (see `delete`).
         self.moderation = moderation
+        # Claims the media a post carries (the media feature).
+        self.media = media
         self.store = store
         self.publisher = publisher
         self.clock = clock
-        # Claims the media a post carries (the media feature).
-        self.media: MediaClaims | None = None
 
     # --- shape -------------------------------------------------------------------------
 
@@ -344,8 +345,6 @@ class EchoService:
                 gates_from_field(answered.get("gates")),
             )
         media_ids = parse_post_media(body.get("media"))
-        if media_ids and self.media is None:
-            raise media_not_found("media")
         if limit is not None:
             await limit("posts", author.id)
         # Only a text with an `@` costs a lookup: which of its handles are members.
@@ -370,7 +369,6 @@ class EchoService:
         items: list[dict[str, Any]] = []
         if media_ids:
             # All or none, in one engine script; given back below if the post fails.
-            assert self.media is not None
             items = await self.media.claim(author, rec["id"], media_ids)
             rec["media"] = orjson.dumps(items).decode()
             rec["media_ids"] = " ".join(media_ids)
@@ -391,7 +389,6 @@ class EchoService:
             await self._publish("post.created", post, rec, along=along, notes=told)
         except BaseException:
             if media_ids:
-                assert self.media is not None
                 await asyncio.shield(self.media.release(rec["id"], media_ids))
             raise
         return post

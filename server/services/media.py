@@ -54,8 +54,6 @@ class MediaService:
         self.clock = clock
         self.tmp_dir = tmp_dir
         self._key: bytes | None = None
-        # Who may see a post (the echoes feature): (viewer, post id) -> bool.
-        self.can_see_post: Callable[[User, str], Awaitable[bool]] | None = None
 
     async def _secret(self) -> bytes:
         if self._key is None:
@@ -246,16 +244,19 @@ class MediaService:
         """The file of the current avatar of the member `handle` ('' for none)."""
         return await self.store.avatar_file(handle.lower())
 
-    async def may_see_file(self, viewer: User, name: str) -> bool:
+    async def may_see_file(
+        self, viewer: User, name: str, can_see_post: Callable[[User, str], Awaitable[bool]]
+    ) -> bool:
         """Whether the viewer may see the file `name`: an avatar (any member), part of a
-        post the viewer may see, or their own upload not yet posted. Anything else looks
-        as if it did not exist: a deleted post's media is gone at once for everyone, its
-        author included, though the files wait out the sweep's grace period."""
+        post the viewer may see (`can_see_post`: the echoes' rule), or their own upload
+        not yet posted. Anything else looks as if it did not exist: a deleted post's
+        media is gone at once for everyone, its author included, though the files wait
+        out the sweep's grace period."""
         for use in await self.store.users_of_file(name):
             if use["avatar"] == "1":
                 return True
             if use["post"]:
-                if self.can_see_post is not None and await self.can_see_post(viewer, use["post"]):
+                if await can_see_post(viewer, use["post"]):
                     return True
             elif use["owner"] == viewer.id:
                 return True
