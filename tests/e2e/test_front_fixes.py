@@ -152,6 +152,19 @@ def test_offline_says_so_and_toasts_do_not_pile_up(member: MemberFactory) -> Non
     aki.context.set_offline(False)
     expect(page.locator("#conn")).to_have_text("Live")
     expect(page.locator(".feed .echo", has_text="mine to like")).to_be_visible()
+    # The lists opened offline load by themselves too, without leaving the page.
+    aki.api("POST", "/api/communities",
+            {"name": "Back online club", "description": "", "join_policy": "open"})  # fmt: skip
+    for name, gone, shown in (("Events", "Cannot reach the server", None),
+                              ("Communities", "Cannot reach the server", "Back online club")):
+        aki.context.set_offline(True)
+        expect(page.locator("#conn")).to_have_text("Offline")
+        page.get_by_role("link", name=name).click()
+        expect(page.locator(".offline-state")).to_contain_text(gone)
+        aki.context.set_offline(False)
+        expect(page.locator(".offline-state")).to_be_hidden()
+        if shown:
+            expect(page.get_by_text(shown)).to_be_visible()
 
 
 def test_a_phone_reaches_friends_latest_and_everything_in_the_bar(

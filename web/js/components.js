@@ -474,6 +474,27 @@ export class FeedList {
 
 export const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Call `reload` when the browser is back online or the socket is open again, while
+ * `failed()` says the page could not load; returns the function that stops listening.
+ * A list that said "cannot reach the server" must not go on saying it once it can.
+ */
+export function reloadWhenBack(ctx, failed, reload) {
+  const retry = () => {
+    if (failed()) reload();
+  };
+  const onStatus = (e) => {
+    if (e.detail.status === "open") retry();
+  };
+  const hub = ctx.hub;
+  hub?.addEventListener("status", onStatus);
+  window.addEventListener("online", retry);
+  return () => {
+    hub?.removeEventListener("status", onStatus);
+    window.removeEventListener("online", retry);
+  };
+}
+
 const MAX_TOASTS = 3;
 
 /**

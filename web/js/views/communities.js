@@ -2,7 +2,7 @@
 // requests for the owner, and its feed (live on `community:{id}`).
 
 import { api, enc, post } from "../api.js";
-import { FeedList, composer, createEcho, field, handleForm, memberLink, toast } from "../components.js";
+import { FeedList, composer, createEcho, field, handleForm, memberLink, reloadWhenBack, toast } from "../components.js";
 import { h, replace } from "../dom.js";
 import { guessLang } from "../effects.js";
 import { errorText, t, tParts } from "../i18n.js";
@@ -72,7 +72,17 @@ export async function communitiesView(root, _params, ctx) {
   }
   list.replaceChildren(...items.map(summary));
   empty.hidden = items.length > 0 || !failure.hidden;
-  return null;
+  // Offline at first: the list loads by itself once the server can be reached.
+  return reloadWhenBack(ctx, () => !failure.hidden, async () => {
+    try {
+      const again = (await api("GET", "/api/communities")).items;
+      failure.hidden = true;
+      list.replaceChildren(...again.map(summary));
+      empty.hidden = again.length > 0;
+    } catch {
+      // Still unreachable: the next "online" or reconnect tries again.
+    }
+  });
 }
 
 export async function communityView(root, { id }, ctx) {

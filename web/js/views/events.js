@@ -2,7 +2,7 @@
 // (`event:{id}`: event.rsvp, event.updated, event.cancelled, event.starting).
 
 import { api, enc, post, put } from "../api.js";
-import { communityTag, delay, field, handleForm, memberLink, toast } from "../components.js";
+import { communityTag, delay, field, handleForm, memberLink, reloadWhenBack, toast } from "../components.js";
 import { h, replace } from "../dom.js";
 import { guessLang } from "../effects.js";
 import { errorText, formatNumber, formatWhen, t, tParts } from "../i18n.js";
@@ -135,7 +135,21 @@ export async function eventsView(root, _params, ctx) {
   }
   for (const ev of items) known.set(ev.id, ev);
   paint();
-  return () => ctx.notifications.removeEventListener("event.announced", onNote);
+  // Offline at first: the list loads by itself once the server can be reached.
+  const stop = reloadWhenBack(ctx, () => !failure.hidden, async () => {
+    try {
+      const again = (await api("GET", "/api/events")).items;
+      failure.hidden = true;
+      for (const ev of again) known.set(ev.id, ev);
+      paint();
+    } catch {
+      // Still unreachable: the next "online" or reconnect tries again.
+    }
+  });
+  return () => {
+    stop();
+    ctx.notifications.removeEventListener("event.announced", onNote);
+  };
 }
 
 export async function eventView(root, { id }, ctx) {
