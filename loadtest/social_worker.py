@@ -336,18 +336,7 @@ class SocialWorker(Worker):
             return
         acked: dict[int, list[int]] = cmd[1]
         drain_s: float = cmd[2]
-        counts = {k: len(v) for k, v in acked.items()}
-        deadline = time.monotonic() + drain_s
-        last_got, last_change = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            exp, got = self.alive_expected_and_got(counts)
-            if got >= exp:
-                break
-            if got != last_got:
-                last_got, last_change = got, time.monotonic()
-            elif time.monotonic() - last_change > min(3.0, drain_s):
-                break
-            await asyncio.sleep(0.05)
+        await self.drain(acked, drain_s)
         # notifications are few and come over HTTP round trips: give the last a moment
         await asyncio.sleep(min(0.5, drain_s))
         self.running = False

@@ -385,6 +385,22 @@ class Worker:
             last_delivered, last_posted, last_errors = c.delivered, self.posted, errs
             cpu0, wall0 = cpu1, wall1
 
+    async def drain(self, acked_lists: dict[int, list[int]], drain_s: float) -> None:
+        """Wait (at most `drain_s`) until every acknowledged post reached every live
+        subscriber, or nothing has arrived for 3 s: the rest is then lost."""
+        counts = {pid: len(a) for pid, a in acked_lists.items()}
+        deadline = time.monotonic() + drain_s
+        last_got, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            exp, got = self.alive_expected_and_got(counts)
+            if got >= exp:
+                return
+            if got != last_got:
+                last_got, last_change = got, time.monotonic()
+            elif time.monotonic() - last_change > min(3.0, drain_s):
+                return  # nothing moves any more: the rest is lost
+            await asyncio.sleep(0.05)
+
     def alive_expected_and_got(self, acked_counts: dict[int, int]) -> tuple[int, int]:
         exp = got = 0
         for sub in self.subs:
@@ -433,19 +449,7 @@ class Worker:
         if cmd[0] == "stop":
             return
         acked_lists: dict[int, list[int]] = cmd[1]
-        drain_s: float = cmd[2]
-        counts = {pid: len(a) for pid, a in acked_lists.items()}
-        deadline = time.monotonic() + drain_s
-        last_got, last_change = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            exp, got = self.alive_expected_and_got(counts)
-            if got >= exp:
-                break
-            if got != last_got:
-                last_got, last_change = got, time.monotonic()
-            elif time.monotonic() - last_change > min(3.0, drain_s):
-                break  # nothing moves any more: the rest is lost
-            await asyncio.sleep(0.05)
+        await self.drain(acked_lists, cmd[2])
         self.running = False
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - wall0
