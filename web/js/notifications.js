@@ -41,7 +41,9 @@ export class Notifications extends EventTarget {
       this.items = [...live, ...page.items].sort(newestFirst);
       this.next = page.next;
       this.readUntil = page.read_until;
-      this.unread = page.unread;
+      // A notification that arrived live while the page was on its way is not in the
+      // server's count (nor in the page): keep counting it, not the stale number.
+      this.unread = page.unread + live.filter((n) => !n.read).length;
       this.loaded = true;
       this.dispatchEvent(new Event("reload"));
       this.changed();
